@@ -1,0 +1,250 @@
+"""Command line: the only module that prints. `main(argv) -> exit status`, testable in-process.
+
+Exit statuses: 0 success; 1 some rows failed (run) or something got slower (compare);
+2 a user error (bad config, file or argument), one line each, no traceback; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bench import config, plan as planning
+from bench.errors import BenchError
+from bench.measure import Policy
+from bench.run import CUDA_POLICY, Progress, Record, available_devices, run_suite
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def fmt_s(seconds) -> str:
+    if seconds is None or pd.isna(seconds):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
+def fmt_count(n, unit="") -> str:
+    if n is None or pd.isna(n):
+        return "-"
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {prefix}{unit}"
+    return f"{n:.3g} {unit}".strip()
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+# ---------------------------------------------------------------- list
+def cmd_list(args) -> int:
+    declared = config.load_all(args.configs)
+    plans, problems = planning.plan_suite(declared)
+    if args.json:
+        print(json.dumps([{
+            "name": p.name, "source": p.source, "input_shape": list(p.workload.input_shape),
+            "output_shape": list(p.output_shape), "dtype": p.workload.dtype, "flops": p.flops, "params": p.params,
+            "bytes": p.bytes_moved, "is_view": p.is_view, "shape_notes": list(p.shape_notes), "tags": list(p.workload.tags),
+        } for p in plans], indent=2))
+    else:
+        table = pd.DataFrame([{
+            "workload": p.name, "input": str(list(p.workload.input_shape)), "output": str(list(p.output_shape)),
+            "dtype": p.workload.dtype, "params": fmt_count(p.params), "FLOPs": fmt_count(p.flops),
+            "bytes": fmt_count(p.bytes_moved, "B"), "note": p.workload.note,
+        } for p in plans])
+        if len(table):
+            print(table.to_string(index=False))
+        notes = [f"  {p.name}: {n}" for p in plans for n in p.shape_notes]
+        if notes:
+            print("\nConv output sizes, floor((in + 2*padding - dilation*(kernel - 1) - 1) / stride) + 1:")
+            print("\n".join(notes))
+        print(f"\n{len(plans)} workloads checked. FLOPs: a multiply-add counts 2 (FlopCounterMode); "
+              "bytes: input, weights and output once each.")
+    for p in problems:
+        _err(str(p))
+    if problems:
+        _err(f"{len(problems)} problem(s): fix them before `bench run`.")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- run
+def _devices(choice: str) -> list[str]:
+    have = available_devices()
+    if choice == "all":
+        if "cuda" not in have:
+            _err("note: no CUDA device here; timing on the CPU only.")
+        return have
+    if choice == "cuda" and "cuda" not in have:
+        raise BenchError("--device cuda: expected a CUDA device, found none (torch.cuda.is_available() is False)")
+    return [choice]
+
+
+def _summary(frame: pd.DataFrame) -> str:
+    rows = []
+    for _, r in frame.iterrows():
+        flags = [] if r["status"] == "ok" else [f"{r['status']}: {r['reason']}"]
+        if r["status"] == "ok" and r["noisy"]:
+            flags.append("noisy")
+        if r["status"] == "ok" and r["launch_bound"]:
+            flags.append("launch-bound")
+        rows.append({
+            "workload": r["workload"], "device": r["device"], "dtype": r["dtype"], "median": fmt_s(r["median_s"]),
+            "IQR": "-" if pd.isna(r["rel_iqr"]) else f"{100 * r['rel_iqr']:.1f}%",
+            "host/call": fmt_s(r["host_median_s"]), "FLOP/s": fmt_count(r["flops_per_s"]),
+            "n": "-" if pd.isna(r["n_samples"]) else int(r["n_samples"]), "flags": "; ".join(flags)[:90],
+        })
+    return pd.DataFrame(rows).to_string(index=False) if rows else "(no rows)"
+
+
+def cmd_run(args) -> int:
+    from bench import env as envmod
+    from bench.plots import save_plots
+    from bench.results import RunWriter, new_run_dir
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    import torch
+
+    declared = config.load_all(args.configs)
+    plans = planning.check(declared)
+    if args.filter:
+        plans = [p for p in plans if args.filter in p.name or args.filter in p.workload.tags]
+        if not plans:
+            raise BenchError(f"--filter {args.filter!r}: expected a name part or tag of some workload, found none")
+    devices = _devices(args.device)
+    policy = Policy(budget_s=args.budget_s, timeout_s=args.timeout_s, min_samples=args.min_samples,
+                    target_rel_iqr=args.target_rel_iqr, warmup_s=args.warmup_s)
+    cuda_policy = Policy(budget_s=args.budget_s, timeout_s=args.timeout_s, min_samples=args.min_samples,
+                         target_rel_iqr=args.target_rel_iqr, warmup_s=max(args.warmup_s, CUDA_POLICY.warmup_s))
+    run_dir = new_run_dir(Path(args.out))
+    argv = ["bench", *(args.argv or [])]
+    writer = RunWriter(run_dir, envmod.capture(devices=devices, argv=argv, threads=torch.get_num_threads()))
+    rows = len(plans) * len(devices)
+    _err(f"{len(plans)} workloads x {len(devices)} device(s) = {rows} rows; sampling budget {args.budget_s:g} s "
+         f"per row (about {rows * (args.budget_s + args.warmup_s):.0f} s in all, longer only for workloads whose "
+         f"single call exceeds the budget); writing {run_dir}")
+
+    def progress(p: Progress) -> None:
+        _err(f"[{p.index}/{p.total}] {p.workload} on {p.device} (about {p.left_s:.0f} s left)")
+
+    def record(r: Record) -> None:
+        writer.add(r)
+        if r.status == "ok":
+            m = r.measurement
+            from bench.stats import summarize
+
+            s = summarize(m.device_s)
+            _err(f"    {fmt_s(s.median_s)} per call, IQR {100 * s.rel_iqr:.1f}%, {s.n_samples} samples x "
+                 f"{m.calls_per_sample} calls ({m.stop_reason})")
+        else:
+            _err(f"    {r.status}: {r.reason}")
+
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        run_suite(plans, devices, policy=policy, cuda_policy=cuda_policy, on_progress=progress, on_record=record)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))  # a second Ctrl-C exits at once
+        writer.finish(complete=False, note="interrupted")
+        _err(f"interrupted: {len(writer.records)} of {rows} rows saved in {run_dir} (marked incomplete)")
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+    writer.finish(complete=True)
+    frame = _frame(writer.records)
+    plots = save_plots(run_dir, frame, _samples(writer.records))
+    print(_summary(frame))
+    print(f"\nTimes are per call; median is device time (CUDA events on a GPU, the host clock on the CPU), "
+          f"host/call is what the caller waits.\nWrote {run_dir}/results.csv, samples.csv, env.json"
+          + "".join(f", {p.name}" for p in plots))
+    failed = frame[frame["status"] != "ok"]
+    if len(failed):
+        _err(f"{len(failed)} of {len(frame)} rows did not run: see the status and reason columns.")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _frame(records):
+    from bench.results import to_frame
+
+    return to_frame(records)
+
+
+def _samples(records):
+    from bench.results import to_samples
+
+    return to_samples(records)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# ---------------------------------------------------------------- plot
+def cmd_plot(args) -> int:
+    from bench.plots import save_plots
+    from bench.results import load_run
+
+    results, samples, _ = load_run(Path(args.run_dir))
+    written = save_plots(Path(args.run_dir), results, samples)
+    print("\n".join(str(p) for p in written) if written else "no successful rows to plot")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="check workloads on the meta device: shapes, FLOPs, bytes, problems")
+    p.add_argument("configs", nargs="+", help="config names in configs/ (seed) or paths to .py files")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="time the workloads and write a run folder under results/")
+    p.add_argument("configs", nargs="+")
+    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    p.add_argument("--out", default="results", help="folder to create the run folder in (default results)")
+    p.add_argument("--filter", default="", help="only workloads whose name contains this, or with this tag")
+    p.add_argument("--budget-s", type=float, default=Policy.budget_s, help="sampling seconds per row")
+    p.add_argument("--warmup-s", type=float, default=Policy.warmup_s)
+    p.add_argument("--timeout-s", type=float, default=Policy.timeout_s,
+                   help="skip a row whose first call predicts more than this")
+    p.add_argument("--min-samples", type=int, default=Policy.min_samples)
+    p.add_argument("--target-rel-iqr", type=float, default=Policy.target_rel_iqr)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("plot", help="redraw a run folder's plots")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one-line usage error
+        return EXIT_USAGE if exc.code else EXIT_OK
+    args.argv = argv
+    try:
+        return args.func(args)
+    except BenchError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        return EXIT_USAGE
+    except ValueError as exc:  # bad option values, e.g. an impossible Policy
+        _err(f"error: {exc}")
+        return EXIT_USAGE

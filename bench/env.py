@@ -1,0 +1,77 @@
+"""What the machine and the libraries were when a run was taken: stored as env.json with the run."""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    if out.returncode != 0:
+        return ""
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def cuda_name() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+
+
+def machine_key(device: str) -> str:
+    """A stable key for 'this kind of machine and device': CPU model, core count, GPU name. No hostname."""
+    parts = [cpu_name(), str(os.cpu_count())] + ([cuda_name()] if device == "cuda" else [])
+    slug = "".join(c if c.isalnum() else "-" for c in (cuda_name() if device == "cuda" else cpu_name()).lower())
+    slug = "-".join(p for p in slug.split("-") if p)[:40]
+    return f"{device}-{slug}-{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:8]}"
+
+
+def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
+    """Versions, device names and numeric settings that change results (TF32, cudnn.benchmark, threads)."""
+    has_cuda = torch.cuda.is_available()
+    return {
+        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "argv": argv,
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "",
+        "cudnn": str(torch.backends.cudnn.version() or "") if has_cuda else "",
+        "cpu_name": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "cuda_device": cuda_name(),
+        "devices": devices,
+        "machine_keys": {d: machine_key(d) for d in devices},
+        "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "allow_tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+    }

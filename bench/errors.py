@@ -1,0 +1,38 @@
+"""The project's own error type: a user error, shown as one line by the CLI (exit status 2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """One thing wrong with a workload or a file, phrased for the person who wrote it.
+
+    `where` is the config file (or results file), `workload` the workload's name ("" when the
+    problem is with the file itself), `field` the field at fault, then what was expected and found.
+    """
+
+    where: str
+    workload: str = ""
+    field: str = ""
+    expected: str = ""
+    found: str = ""
+
+    def __str__(self) -> str:
+        head = self.where
+        if self.workload:
+            head += f": workload '{self.workload}'"
+        if self.field:
+            head += f": {self.field}"
+        text = f"{head}: expected {self.expected}" if self.expected else head
+        if self.found:
+            text += f", found {self.found}" if self.expected else f": {self.found}"
+        return text
+
+
+class BenchError(Exception):
+    """A mistake the user can fix: bad config, bad file, bad argument. Carries one or more problems."""
+
+    def __init__(self, *problems: Problem | str) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in problems))

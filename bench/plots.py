@@ -1,0 +1,93 @@
+"""Matplotlib figures of a run: latency per workload and device, and the CPU-to-CUDA speed-up."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+COLORS = {"cpu": "#1f77b4", "cuda": "#76b900"}
+
+
+def _fmt_seconds(seconds: float) -> str:
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds:.2g} s"
+
+
+def latency_figure(results: pd.DataFrame, samples: pd.DataFrame):
+    """Median device time per call for each workload and device, log scale, with the IQR as error bars."""
+    ok = results[results["status"] == "ok"]
+    workloads = list(dict.fromkeys(ok["workload"]))
+    devices = list(dict.fromkeys(ok["device"]))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * max(len(workloads), 1) * max(len(devices), 1)))
+    height = 0.8 / max(len(devices), 1)
+    q = samples.groupby(["workload", "device", "dtype"])["device_s"].quantile([0.25, 0.75]).unstack()
+    for j, device in enumerate(devices):
+        rows = ok[ok["device"] == device].set_index("workload")
+        ys, med, lo, hi = [], [], [], []
+        for i, name in enumerate(workloads):
+            if name not in rows.index:
+                continue
+            row = rows.loc[name]
+            key = (name, device, row["dtype"])
+            q25, q75 = (q.loc[key, 0.25], q.loc[key, 0.75]) if key in q.index else (row["median_s"],) * 2
+            ys.append(i + (j - (len(devices) - 1) / 2) * height)
+            med.append(row["median_s"])
+            lo.append(max(row["median_s"] - q25, 0))
+            hi.append(max(q75 - row["median_s"], 0))
+        ax.barh(ys, med, height=height * 0.9, xerr=[lo, hi], color=COLORS.get(device, "gray"), label=device,
+                capsize=2, log=True)
+        for y, m in zip(ys, med):
+            ax.text(m, y, " " + _fmt_seconds(m), va="center", fontsize=8)
+    ax.set_yticks(range(len(workloads)), labels=workloads)
+    ax.invert_yaxis()
+    ax.set_xlabel("time per call, seconds (log scale; median, bars show the IQR)")
+    ax.set_title("Latency per workload and device")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.legend(title="device", loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def speedup_figure(results: pd.DataFrame):
+    """CPU time / CUDA time per workload (x times faster on CUDA), or None when not both devices ran."""
+    ok = results[results["status"] == "ok"]
+    table = ok.pivot_table(index="workload", columns="device", values="median_s", sort=False)
+    if not {"cpu", "cuda"} <= set(table.columns):
+        return None
+    speedup = (table["cpu"] / table["cuda"]).dropna()
+    if speedup.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.4 * len(speedup)))
+    ax.barh(list(speedup.index), speedup.values, color=COLORS["cuda"], log=True)
+    ax.axvline(1.0, color="black", linewidth=1)
+    for y, v in enumerate(speedup.values):
+        ax.text(v, y, f" {v:.3g}x", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("speed-up of CUDA over CPU (CPU median / CUDA median, log scale; >1 = CUDA faster)")
+    ax.set_title("CPU-to-CUDA speed-up")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def save_plots(run_dir: Path, results: pd.DataFrame, samples: pd.DataFrame) -> list[Path]:
+    """Write latency.png (and speedup.png when CPU and CUDA both ran) into run_dir; return the paths."""
+    written = []
+    if (results["status"] == "ok").any():
+        figures = {"latency.png": latency_figure(results, samples), "speedup.png": speedup_figure(results)}
+        for name, fig in figures.items():
+            if fig is None:
+                continue
+            tmp = run_dir / f".{name}.tmp.png"
+            fig.savefig(tmp, dpi=110)
+            plt.close(fig)
+            tmp.replace(run_dir / name)
+            written.append(run_dir / name)
+    return written
