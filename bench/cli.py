@@ -248,3 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # bad option values, e.g. an impossible Policy
         _err(f"error: {exc}")
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
