@@ -19,11 +19,13 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# Runs the suite, then writes the report whatever the run's status (1 = some rows failed), and keeps that status.
 bench: setup
-	$(PY) -m bench run $(CONFIG) $(BENCH_ARGS)
+	@status=0; $(PY) -m bench run $(CONFIG) $(BENCH_ARGS) || status=$$?; \
+	if [ $$status -le 1 ]; then $(PY) -m bench report --latest || exit $$?; fi; exit $$status
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --benchmark-disable
 
 # Timing comparison against torch.utils.benchmark (and triton's do_bench on a GPU).
 peers: setup
@@ -35,3 +37,30 @@ gpu-check:
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Regression gate (README, "CI regression gate"): time the smoke suite in CI_ROUNDS rounds (their samples
+# are pooled) and compare with the committed baseline of this machine type
+# (results/baselines/<machine_key>/), creating that baseline on first use.
+# Exit status 1 when a row got slower, 2 for bad input or mismatched environments.
+CI_DEVICE ?= cpu
+CI_ROUNDS ?= 3
+CI_BENCH_ARGS ?= --threads 1 --budget-s 0.3 --warmup-s 0.1 --min-samples 20
+CI_BENCH_OUT ?= results/ci
+
+ci-bench: setup
+	rm -rf $(CI_BENCH_OUT)
+	for i in $$(seq $(CI_ROUNDS)); do \
+		$(PY) -m bench run smoke --device $(CI_DEVICE) --out $(CI_BENCH_OUT) $(CI_BENCH_ARGS) || exit $$?; \
+	done
+	@base=$$($(PY) -m bench baseline --where --device $(CI_DEVICE)); \
+	if [ -f "$$base/results.csv" ]; then \
+		$(PY) -m bench compare "$$base" $(CI_BENCH_OUT); \
+	else \
+		$(PY) -m bench baseline $(CI_BENCH_OUT) && echo "ci-bench: first use on this machine type: created $$base; commit it"; \
+	fi
+
+# Evidence for the gate: A/A false alarms and injected-slowdown detection, ours vs pytest-benchmark (~4 min).
+gate-eval: setup
+	$(PY) tests/perf/gate_eval.py
+
+.PHONY: ci-bench gate-eval

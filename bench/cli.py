@@ -94,10 +94,13 @@ def _summary(frame: pd.DataFrame) -> str:
         flags = [] if r["status"] == "ok" else [f"{r['status']}: {r['reason']}"]
         if r["status"] == "ok" and r["noisy"]:
             flags.append("noisy")
+        if r["status"] == "ok" and r["n_samples"] < 5:
+            flags.append(f"few samples ({r['stop_reason']})")
         if r["status"] == "ok" and r["launch_bound"]:
             flags.append("launch-bound")
         rows.append({
-            "workload": r["workload"], "device": r["device"], "dtype": r["dtype"], "median": fmt_s(r["median_s"]),
+            "workload": r["workload"], "variant": r.get("variant", "default"), "device": r["device"], "dtype": r["dtype"],
+            "median": fmt_s(r["median_s"]),
             "IQR": "-" if pd.isna(r["rel_iqr"]) else f"{100 * r['rel_iqr']:.1f}%",
             "host/call": fmt_s(r["host_median_s"]), "FLOP/s": fmt_count(r["flops_per_s"]),
             "n": "-" if pd.isna(r["n_samples"]) else int(r["n_samples"]), "flags": "; ".join(flags)[:90],
@@ -127,16 +130,21 @@ def cmd_run(args) -> int:
                     target_rel_iqr=args.target_rel_iqr, warmup_s=args.warmup_s)
     cuda_policy = Policy(budget_s=args.budget_s, timeout_s=args.timeout_s, min_samples=args.min_samples,
                          target_rel_iqr=args.target_rel_iqr, warmup_s=max(args.warmup_s, CUDA_POLICY.warmup_s))
+    from bench.variants import config_variants, parse_variants
+
+    variants = tuple(dict.fromkeys(parse_variants(args.variants) + config_variants(args.configs)))  # before the folder
     run_dir = new_run_dir(Path(args.out))
     argv = ["bench", *(args.argv or [])]
     writer = RunWriter(run_dir, envmod.capture(devices=devices, argv=argv, threads=torch.get_num_threads()))
-    rows = len(plans) * len(devices)
-    _err(f"{len(plans)} workloads x {len(devices)} device(s) = {rows} rows; sampling budget {args.budget_s:g} s "
+    rows = len(plans) * len(devices) * len(variants)
+    times = f" x {len(variants)} variants" if len(variants) > 1 else ""
+    _err(f"{len(plans)} workloads x {len(devices)} device(s){times} = {rows} rows; sampling budget {args.budget_s:g} s "
          f"per row (about {rows * (args.budget_s + args.warmup_s):.0f} s in all, longer only for workloads whose "
          f"single call exceeds the budget); writing {run_dir}")
 
     def progress(p: Progress) -> None:
-        _err(f"[{p.index}/{p.total}] {p.workload} on {p.device} (about {p.left_s:.0f} s left)")
+        variant = "" if p.variant == "default" else f" [{p.variant}]"
+        _err(f"[{p.index}/{p.total}] {p.workload}{variant} on {p.device} (about {p.left_s:.0f} s left)")
 
     def record(r: Record) -> None:
         writer.add(r)
@@ -152,7 +160,8 @@ def cmd_run(args) -> int:
 
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        run_suite(plans, devices, policy=policy, cuda_policy=cuda_policy, on_progress=progress, on_record=record)
+        run_suite(plans, devices, policy=policy, cuda_policy=cuda_policy, on_progress=progress, on_record=record,
+                  variants=variants)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))  # a second Ctrl-C exits at once
         writer.finish(complete=False, note="interrupted")
@@ -162,12 +171,12 @@ def cmd_run(args) -> int:
         signal.signal(signal.SIGTERM, previous_term)
     writer.finish(complete=True)
     frame = _frame(writer.records)
-    plots = save_plots(run_dir, frame, _samples(writer.records))
+    plots = save_plots(run_dir, *_default_variant(frame, _samples(writer.records)))
     print(_summary(frame))
     print(f"\nTimes are per call; median is device time (CUDA events on a GPU, the host clock on the CPU), "
           f"host/call is what the caller waits.\nWrote {run_dir}/results.csv, samples.csv, env.json"
           + "".join(f", {p.name}" for p in plots))
-    failed = frame[frame["status"] != "ok"]
+    failed = frame[~frame["status"].isin(["ok", "not-applicable"])]  # a variant that does not apply is no failure
     if len(failed):
         _err(f"{len(failed)} of {len(frame)} rows did not run: see the status and reason columns.")
         return EXIT_FAILED
@@ -186,6 +195,14 @@ def _samples(records):
     return to_samples(records)
 
 
+def _default_variant(results: pd.DataFrame, samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Only the default variant's rows: the latency plot has one bar per workload and device (variants: `report`)."""
+    def keep(f: pd.DataFrame) -> pd.DataFrame:
+        return f[f["variant"].fillna("default") == "default"] if "variant" in f.columns else f
+
+    return keep(results), keep(samples)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -196,7 +213,7 @@ def cmd_plot(args) -> int:
     from bench.results import load_run
 
     results, samples, _ = load_run(Path(args.run_dir))
-    written = save_plots(Path(args.run_dir), results, samples)
+    written = save_plots(Path(args.run_dir), *_default_variant(results, samples))
     print("\n".join(str(p) for p in written) if written else "no successful rows to plot")
     return EXIT_OK
 
@@ -223,11 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-samples", type=int, default=Policy.min_samples)
     p.add_argument("--target-rel-iqr", type=float, default=Policy.target_rel_iqr)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
+    p.add_argument("--variants", default="", help="comma-separated sweeps (dtypes, standard, compile) and variant "
+                   "names such as bfloat16+channels_last+cudnn_benchmark, float32+no-tf32, backward, cuda_graph, "
+                   "threads=1; the default variant always runs")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plot", help="redraw a run folder's plots")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_plot)
+    from bench import gate_cli
+    gate_cli.register(sub)
+    from bench import report_cli
+    report_cli.register(sub)
     return parser
 
 

@@ -97,3 +97,32 @@ class CudaTimer:
             host_s=host_end - host_start,
             enqueue_s=enqueued - host_start,
         )
+
+
+def graph_replay(fn: Callable[[], Any], *, warmup_calls: int = 3, cuda: Any = None) -> Callable[[], Any]:
+    """Capture `fn` into a CUDA graph and return a function that replays it (and returns fn's static output).
+
+    `fn` runs `warmup_calls` times on a side stream first (so lazy initialisation, cuBLAS workspaces and
+    cuDNN's choice happen outside the capture), then once under capture; it is never called again.
+    `cuda` is the torch.cuda namespace (default), injectable so the sequence is tested on the CPU with a fake.
+    Time the returned function with CudaTimer like any other: each call is one `graph.replay()`.
+    """
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda
+    side = cuda.Stream()
+    side.wait_stream(cuda.current_stream())
+    with cuda.stream(side):
+        for _ in range(warmup_calls):
+            fn()
+    cuda.current_stream().wait_stream(side)
+    graph = cuda.CUDAGraph()
+    with cuda.graph(graph):
+        static_out = fn()
+
+    def replay() -> Any:
+        graph.replay()
+        return static_out
+
+    return replay

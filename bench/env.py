@@ -50,6 +50,14 @@ def machine_key(device: str) -> str:
     return f"{device}-{slug}-{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:8]}"
 
 
+def _matmul_precision() -> str | None:
+    """torch's float32 matmul precision, or None where torch refuses to say (legacy and new TF32 APIs mixed)."""
+    try:
+        return torch.get_float32_matmul_precision()
+    except RuntimeError:
+        return None
+
+
 def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
     """Versions, device names and numeric settings that change results (TF32, cudnn.benchmark, threads)."""
     has_cuda = torch.cuda.is_available()
@@ -71,7 +79,7 @@ def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
         "machine_keys": {d: machine_key(d) for d in devices},
         "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "allow_tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "float32_matmul_precision": _matmul_precision(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
     }

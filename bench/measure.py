@@ -36,9 +36,11 @@ class Policy:
             raise ValueError("Policy times must be >= 0")
 
     def bound_s(self, first_call_s: float) -> float:
-        """Upper bound on this workload's measuring time once its first call took `first_call_s`."""
-        floor = (1 + self.floor_samples) * first_call_s
-        return first_call_s + max(self.warmup_s, first_call_s) + max(self.budget_s, floor) + self.min_block_s * 2
+        """Upper bound on this workload's measuring time when every call takes `first_call_s`: the first call,
+        warm-up blocks that double while under warmup_s (less than 2 * warmup_s in all), then samples until the
+        budget, but at least floor_samples blocks of less than min_block_s + one call each."""
+        floor = self.floor_samples * (self.min_block_s + first_call_s)
+        return first_call_s + 2 * self.warmup_s + max(self.budget_s, floor)
 
 
 @dataclass(frozen=True, kw_only=True)

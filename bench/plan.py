@@ -39,8 +39,9 @@ class Plan:
 
     @property
     def bytes_moved(self) -> int:
-        """Minimum bytes moved: input, weights and output once each; an output that aliases the input is not counted."""
-        return self.input_bytes + self.param_bytes + (0 if self.is_view else self.output_bytes)
+        """Minimum bytes moved: input, weights and output once each. A workload whose output is a view of its
+        input (Flatten alone) runs no kernel and moves nothing: 0."""
+        return self.param_bytes if self.is_view else self.input_bytes + self.param_bytes + self.output_bytes
 
     @property
     def name(self) -> str:
@@ -57,7 +58,20 @@ def _shape(t: torch.Tensor) -> list[int]:
     return list(t.shape)
 
 
+def _check_sizes(path: str, m: nn.Module, least: dict[str, int]) -> None:
+    """Layer sizes must be integers >= least[attr]: torch builds Linear(4, 0), Conv2d(3, 0, 3), kernel 0,
+    padding -1 and dilation 0 without a word, and the meta device even runs them (stride 0 divides by zero)."""
+    for attr, minimum in least.items():
+        value = getattr(m, attr)
+        if isinstance(value, str):  # padding="same" or "valid"
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+                raise _Violation(f"{path}.{attr}", "a positive integer" if minimum else "an integer >= 0", repr(value))
+
+
 def _check_linear(path: str, m: nn.Linear, x: torch.Tensor, notes: list[str]) -> None:
+    _check_sizes(path, m, {"in_features": 1, "out_features": 1})
     if x.dim() == 0 or x.shape[-1] != m.in_features:
         last = x.shape[-1] if x.dim() else "none (a 0-d input)"
         raise _Violation(f"{path}.in_features", f"{last}, the last dimension of its input {_shape(x)}",
@@ -81,6 +95,8 @@ def _check_conv(path: str, m: nn.modules.conv._ConvNd, x: torch.Tensor, notes: l
         raise _Violation(f"{path} input", f"a {n + 2}-d [N, C, {'...' if n > 2 else ', '.join('HWD'[:n])}] input "
                          f"(or {n + 1}-d unbatched) for {kind}", f"{x.dim()}-d {_shape(x)}")
     cdim = x.dim() - n - 1
+    _check_sizes(path, m, {"in_channels": 1, "out_channels": 1, "groups": 1, "kernel_size": 1, "stride": 1,
+                           "dilation": 1, "padding": 0})
     if m.in_channels % m.groups or m.out_channels % m.groups:
         raise _Violation(f"{path}.groups", f"a divisor of in_channels {m.in_channels} and out_channels {m.out_channels}",
                          str(m.groups))
@@ -157,8 +173,8 @@ def plan_one(workload: Workload, source: str) -> Plan:
         raise problem(v.field, v.expected, v.found) from None
     except Exception as exc:  # noqa: BLE001 - an unsupported layer combination; name the layer that failed
         at = running[-1] if running else "module"
-        raise problem(at.split(" ")[0], "", f"its forward fails for input {list(workload.input_shape)}: "
-                      f"{_one_line(exc)}") from None
+        raise problem(at.split(" ")[0], f"a forward that runs on input {list(workload.input_shape)}",
+                      _one_line(exc)) from None
     finally:
         for h in handles:
             h.remove()
@@ -190,17 +206,21 @@ def _one_line(exc: BaseException) -> str:
 def plan_suite(declared: list[Declared]) -> tuple[list[Plan], list[Problem]]:
     """Plan every workload; return the plans that passed and every problem found, all at once."""
     problems: list[Problem] = []
-    counts = Counter(d.workload.name for d in declared)
+
+    def key(w: Workload) -> str:  # a name may be unhashable (a list): w.problems() reports it, never crash
+        return w.name if isinstance(w.name, str) else repr(w.name)
+
+    counts = Counter(key(d.workload) for d in declared)
     seen: set[str] = set()
     plans: list[Plan] = []
     for d in declared:
         w = d.workload
         field_problems = w.problems(d.source)
-        if counts.get(w.name, 0) > 1 and w.name not in seen:
-            others = sorted({e.source for e in declared if e.workload.name == w.name})
-            problems.append(Problem(where=d.source, workload=w.name, field="name", expected="a name unique in the suite",
-                                    found=f"{counts[w.name]} workloads named so (in {', '.join(others)})"))
-        seen.add(w.name if isinstance(w.name, str) else repr(w.name))
+        if counts[key(w)] > 1 and key(w) not in seen:
+            others = sorted({e.source for e in declared if key(e.workload) == key(w)})
+            problems.append(Problem(where=d.source, workload=key(w), field="name", expected="a name unique in the suite",
+                                    found=f"{counts[key(w)]} workloads named so (in {', '.join(others)})"))
+        seen.add(key(w))
         if field_problems:
             problems.extend(field_problems)
             continue

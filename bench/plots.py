@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
@@ -47,7 +48,8 @@ def latency_figure(results: pd.DataFrame, samples: pd.DataFrame):
             ax.text(m, y, " " + _fmt_seconds(m), va="center", fontsize=8)
     ax.set_yticks(range(len(workloads)), labels=workloads)
     ax.invert_yaxis()
-    ax.set_xlabel("time per call, seconds (log scale; median, bars show the IQR)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _fmt_seconds(v)))
+    ax.set_xlabel("device time per call (log scale; bar = median, whiskers = interquartile range)")
     ax.set_title("Latency per workload and device")
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.legend(title="device", loc="lower right")

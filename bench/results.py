@@ -19,6 +19,8 @@ from bench.run import Record
 from bench.stats import NOISY_REL_IQR, summarize
 
 SCHEMA_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 RESULTS_DIR = Path("results")
 LAUNCH_BOUND_S = 10e-6     # device time per call under this is mostly launch overhead
 LAUNCH_BOUND_ENQUEUE = 0.8  # the host took this fraction of the device time to issue the calls: the GPU waited on it
@@ -28,8 +30,10 @@ RESULT_COLUMNS = [
     "median_s", "iqr_s", "mean_s", "std_s", "min_s", "max_s", "n_samples", "calls_per_sample", "rel_iqr", "noisy",
     "host_median_s", "host_iqr_s", "enqueue_median_s", "launch_bound", "flops_per_s", "bytes_per_s",
     "threads", "device_name", "warmup_calls", "first_call_s", "stop_reason", "tags", "source", "note", "threshold",
+    # the variant the row ran under (bench.variants), its pass, its accuracy and the compute roof that applies
+    "variant", "pass", "max_rel_diff", "math", "arithmetic_intensity",
 ]
-SAMPLE_COLUMNS = ["workload", "device", "dtype", "sample", "device_s", "host_s", "enqueue_s", "calls"]
+SAMPLE_COLUMNS = ["workload", "device", "dtype", "sample", "device_s", "host_s", "enqueue_s", "calls", "variant"]
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -39,12 +43,17 @@ def _shape(shape: tuple[int, ...]) -> str:
 def _row(r: Record) -> dict:
     p, w = r.plan, r.plan.workload
     row = dict.fromkeys(RESULT_COLUMNS)
+    flops = p.flops if r.flops is None else r.flops
+    bytes_moved = p.bytes_moved if r.bytes_moved is None else r.bytes_moved
     row.update(
-        workload=w.name, device=r.device, dtype=w.dtype, status=r.status, reason=r.reason,
-        input_shape=_shape(w.input_shape), output_shape=_shape(p.output_shape), params=p.params, flops=p.flops,
-        bytes=p.bytes_moved, threads=r.threads, device_name=r.device_name, tags=",".join(w.tags),
-        source=p.source, note=w.note, threshold=w.threshold,
+        workload=w.name, device=r.device, dtype=r.variant.dtype or w.dtype, status=r.status, reason=r.reason,
+        input_shape=_shape(w.input_shape), output_shape=_shape(p.output_shape), params=p.params, flops=flops,
+        bytes=bytes_moved, threads=r.threads, device_name=r.device_name, tags=",".join(w.tags),
+        source=p.source, note=w.note, threshold=w.threshold, variant=r.variant.name,
+        max_rel_diff=r.max_rel_diff, math=r.math or None,
+        arithmetic_intensity=flops / bytes_moved if bytes_moved else None,
     )
+    row["pass"] = r.variant.pass_name  # "pass" is a keyword: not usable in update(...)
     m = r.measurement
     if m is None:
         return row
@@ -54,11 +63,11 @@ def _row(r: Record) -> dict:
     row.update(
         median_s=s.median_s, iqr_s=s.iqr_s, mean_s=s.mean_s, std_s=s.std_s, min_s=s.min_s, max_s=s.max_s,
         n_samples=s.n_samples, calls_per_sample=m.calls_per_sample, rel_iqr=s.rel_iqr,
-        noisy=bool(s.rel_iqr > NOISY_REL_IQR or s.n_samples < 5),
+        noisy=bool(s.rel_iqr > NOISY_REL_IQR),
         host_median_s=host.median_s, host_iqr_s=host.iqr_s, enqueue_median_s=enq.median_s,
         launch_bound=bool(launch_bound),
-        flops_per_s=p.flops / s.median_s if s.median_s > 0 else None,
-        bytes_per_s=p.bytes_moved / s.median_s if s.median_s > 0 else None,
+        flops_per_s=flops / s.median_s if s.median_s > 0 else None,
+        bytes_per_s=bytes_moved / s.median_s if s.median_s > 0 else None,
         warmup_calls=m.warmup_calls, first_call_s=m.first_call_s, stop_reason=m.stop_reason,
     )
     return row
@@ -77,8 +86,9 @@ def to_samples(records: list[Record]) -> pd.DataFrame:
             continue
         m = r.measurement
         for i, (d, h, e) in enumerate(zip(m.device_s, m.host_s, m.enqueue_s)):
-            rows.append(dict(workload=r.plan.name, device=r.device, dtype=r.plan.workload.dtype, sample=i,
-                             device_s=d, host_s=h, enqueue_s=e, calls=m.calls_per_sample))
+            rows.append(dict(workload=r.plan.name, device=r.device, dtype=r.variant.dtype or r.plan.workload.dtype,
+                             sample=i, device_s=d, host_s=h, enqueue_s=e, calls=m.calls_per_sample,
+                             variant=r.variant.name))
     return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
 
 
@@ -86,6 +96,7 @@ def write_atomic(path: Path, text: str) -> None:
     """Write text to path via a temporary file in the same folder and a rename (atomic on POSIX)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would have
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -144,6 +155,11 @@ def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     if not path.is_file():
         raise BenchError(Problem(where=str(path), expected="a file written by `bench run`", found="no such file"))
     try:
+        raw = path.read_bytes()
+        # We always end a file with a newline: one without it was cut short (pandas would fill the rest with NaN).
+        if raw and not raw.endswith(b"\n"):
+            raise BenchError(Problem(where=str(path), expected="a complete CSV ending in a newline",
+                                     found="a file cut short in its last row"))
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise BenchError(Problem(where=str(path), expected="a readable CSV",
@@ -152,6 +168,10 @@ def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     if missing:
         raise BenchError(Problem(where=str(path), expected=f"columns {', '.join(missing)}",
                                  found="a file without them (truncated, or not written by `bench run`)"))
+    blank = [c for c in ("workload", "device", "dtype") if c in frame.columns and frame[c].isna().any()]
+    if blank:
+        row = int(frame[frame[blank[0]].isna()].index[0]) + 2  # 1-based, after the header line
+        raise BenchError(Problem(where=f"{path}:{row}", field=blank[0], expected="a value in every row", found="none"))
     return frame
 
 

@@ -1,24 +1,32 @@
 """Run checked plans on each device: build the layer and input there, measure, and return records.
 
 A failure in one row (out of memory, an exception in forward, an unsupported dtype, a timeout)
-becomes that row's status and reason; the rest of the suite goes on. Ctrl-C is not swallowed: the
-records finished so far have already been handed to `on_record`.
+becomes that row's status and reason; the rest of the suite goes on. Each row runs under one
+`Variant` (bench.variants): its settings are applied around the measurement and restored afterwards;
+a variant that cannot run on a device gives a row with status "not-applicable" and the reason.
+Ctrl-C is not swallowed: the records finished so far have already been handed to `on_record`.
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
+from torch.utils._pytree import tree_leaves
 
-from bench.clock import CpuTimer, CudaTimer, Timer
+from bench.clock import CpuTimer, CudaTimer, Timer, graph_replay
 from bench.measure import Measurement, Policy, WorkloadTimeout, measure
 from bench.plan import Plan
+from bench.variant_run import applied, convert, cost, math_mode, max_rel_diff, step
+from bench.variants import DEFAULT, Variant, skip_reason
 
 CUDA_POLICY = Policy(warmup_s=0.5)  # long enough for GPU clocks to ramp and cuDNN to pick its algorithm
-STATUSES = ("ok", "error", "oom", "timeout", "unsupported", "skipped")
+# not-applicable: the row's variant cannot run on that device (see bench.variants.skip_reason)
+STATUSES = ("ok", "error", "oom", "timeout", "unsupported", "skipped", "not-applicable")
+ACCURACY_ROWS = 8  # the float64 reference is computed on the first rows of the batch only (dim 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +41,11 @@ class Record:
     reason: str = ""
     measurement: Measurement | None = None
     wall_s: float = 0.0
+    variant: Variant = DEFAULT
+    flops: int | None = None  # of one timed call under the variant; None: the plan's forward FLOPs
+    bytes_moved: int | None = None  # likewise; None: the plan's bytes_moved
+    max_rel_diff: float | None = None  # output vs a float64 CPU reference (see variants.max_rel_diff)
+    math: str = ""  # the compute roof that applies: the dtype, or "tf32" for float32 that may use TF32
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +57,7 @@ class Progress:
     workload: str
     device: str
     left_s: float
+    variant: str = "default"
 
 
 def available_devices() -> list[str]:
@@ -92,32 +106,76 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
 
 
-def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_factor: float = 3.0) -> Record:
-    """Measure one plan on one device. Never raises for a failing workload: the record says what happened."""
-    threads = torch.get_num_threads()
+def _first_tensor(out) -> torch.Tensor:
+    return out if isinstance(out, torch.Tensor) else next(t for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+
+
+def _reference(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The float64 CPU output of a copy of the module, as built, on the first ACCURACY_ROWS rows of x."""
+    ref_module = copy.deepcopy(module).to("cpu", torch.float64)
+    with torch.inference_mode():
+        return _first_tensor(ref_module(x[:ACCURACY_ROWS].to("cpu", torch.float64)))
+
+
+def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Policy) -> tuple[Measurement, torch.Tensor]:
+    """Time the variant's step; return the measurement and one forward output (for the accuracy check)."""
+    if variant.compile:
+        module = torch.compile(module)
+    with torch.enable_grad() if variant.backward else torch.inference_mode():
+        fn = step(module, x, variant)
+        if variant.compile:  # compiling (and a recompile on the second call, if any) happens outside the timing
+            fn()
+            fn()
+        if variant.cuda_graph:
+            fn = graph_replay(fn)
+        m = measure(fn, timer=timer, policy=policy)
+        out = _first_tensor(module(x) if variant.backward else fn()).detach()
+    return m, out
+
+
+def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_factor: float = 3.0,
+            variant: Variant = DEFAULT) -> Record:
+    """Measure one plan on one device under one variant (default: the workload as declared, torch's settings).
+
+    Never raises for a failing workload: the record says what happened. The variant's flags and threads
+    are set only around this row and restored afterwards, also when the row fails.
+    """
+    w = plan.workload
     name = device_name(device)
-    base = dict(plan=plan, device=device, device_name=name, threads=threads)
-    needed = int(plan.bytes_moved * memory_factor)
-    free = free_bytes(device)
-    if needed > free:
-        return Record(**base, status="skipped",
-                      reason=f"needs about {needed / 2**30:.2f} GiB ({memory_factor:g}x the planned "
-                             f"{plan.bytes_moved / 2**30:.2f} GiB), {device} has {free / 2**30:.2f} GiB free")
+    reason = skip_reason(variant, device=device, input_ndim=len(w.input_shape), workload_dtype=w.dtype)
+    if reason:
+        return Record(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(),
+                      status="not-applicable", reason=reason, variant=variant)
     started = time.perf_counter()
-    module = x = None
-    try:
-        module, x = _build(plan, device)
-        with torch.inference_mode():
-            m = measure(lambda: module(x), timer=timer, policy=policy)
-        return Record(**base, status="ok", measurement=m, wall_s=time.perf_counter() - started)
-    except WorkloadTimeout as exc:
-        return Record(**base, status="timeout", reason=str(exc), wall_s=time.perf_counter() - started)
-    except Exception as exc:  # noqa: BLE001 - one row's failure must not cost the suite; it is recorded
-        return Record(**base, status=_classify(exc), reason=one_line(exc), wall_s=time.perf_counter() - started)
-    finally:
-        del module, x
-        if device == "cuda":
-            torch.cuda.empty_cache()
+    with applied(variant):
+        base = dict(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(), variant=variant)
+        module = x = reference = out = None
+        try:
+            flops, bytes_moved = cost(plan, variant)
+            base.update(flops=flops, bytes_moved=bytes_moved)
+            needed = int(bytes_moved * memory_factor)
+            free = free_bytes(device)
+            if needed > free:
+                return Record(**base, status="skipped",
+                              reason=f"needs about {needed / 2**30:.2f} GiB ({memory_factor:g}x the planned "
+                                     f"{bytes_moved / 2**30:.2f} GiB), {device} has {free / 2**30:.2f} GiB free")
+            module, x = _build(plan, device)
+            reference = _reference(module, x)
+            module, x = convert(module, x, variant)
+            math = math_mode(module, dtype=variant.dtype or w.dtype, device=device)
+            m, out = _measure_variant(module, x, variant, timer=timer, policy=policy)
+            head = out[:ACCURACY_ROWS] if out.dim() else out
+            diff = max_rel_diff(head, reference) if head.shape == reference.shape else None
+            return Record(**base, status="ok", measurement=m, wall_s=time.perf_counter() - started,
+                          max_rel_diff=diff, math=math)
+        except WorkloadTimeout as exc:
+            return Record(**base, status="timeout", reason=str(exc), wall_s=time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - one row's failure must not cost the suite; it is recorded
+            return Record(**base, status=_classify(exc), reason=one_line(exc), wall_s=time.perf_counter() - started)
+        finally:
+            del module, x, reference, out
+            if device == "cuda":
+                torch.cuda.empty_cache()
 
 
 def default_timer(device: str) -> Timer:
@@ -133,21 +191,26 @@ def run_suite(
     timer_for: Callable[[str], Timer] = default_timer,
     on_progress: Callable[[Progress], None] | None = None,
     on_record: Callable[[Record], None] | None = None,
+    variants: Sequence[Variant] = (DEFAULT,),
 ) -> list[Record]:
-    """Measure every plan on every device, in order; `on_record` sees each record as soon as it exists."""
-    rows = [(p, d) for p in plans for d in devices]
+    """Measure every plan on every device under every variant, in that order (variants innermost).
+
+    `on_record` sees each record as soon as it exists. Variants that cannot run on a device give
+    "not-applicable" records at once, and do not count in the time-left estimate.
+    """
+    rows = [(p, d, v) for p in plans for d in devices for v in variants]
     records: list[Record] = []
-    spent = 0.0
-    for i, (plan, device) in enumerate(rows):
+    spent, timed = 0.0, 0
+    for i, (plan, device, variant) in enumerate(rows):
         pol = cuda_policy if device == "cuda" else policy
-        guess = pol.warmup_s + pol.budget_s
-        per_row = spent / i if i else guess
+        per_row = spent / timed if timed else pol.warmup_s + pol.budget_s
         if on_progress:
             on_progress(Progress(index=i + 1, total=len(rows), workload=plan.name, device=device,
-                                 left_s=per_row * (len(rows) - i)))
+                                 left_s=per_row * (len(rows) - i), variant=variant.name))
         start = time.perf_counter()
-        record = run_one(plan, device, timer=timer_for(device), policy=pol)
-        spent += time.perf_counter() - start
+        record = run_one(plan, device, timer=timer_for(device), policy=pol, variant=variant)
+        if record.status != "not-applicable":
+            spent, timed = spent + time.perf_counter() - start, timed + 1
         records.append(record)
         if on_record:
             on_record(record)

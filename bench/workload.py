@@ -57,6 +57,7 @@ class Workload:
         out: list[Problem] = []
 
         def bad(field_name: str, expected: str, found: Any) -> None:
+            found = " ".join(str(found).split())  # one line even for a multi-line repr (a tensor's)
             out.append(Problem(where=where, workload=name, field=field_name, expected=expected, found=found))
 
         if not isinstance(self.name, str) or not self.name.strip():

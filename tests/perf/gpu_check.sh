@@ -14,11 +14,11 @@ import torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 PYEOF
 echo "== CUDA tests"
-timeout 120 $PY -m pytest -q -m cuda -p no:cacheprovider tests 2>&1 | tail -5
+timeout 90 $PY -m pytest -q -m cuda -p no:cacheprovider tests 2>&1 | tail -5
 echo "== seed suite on CUDA (device time and host time per call)"
-timeout 150 $PY -m bench run seed --device cuda --out "$OUT" --budget-s 1 2>"$OUT/seed.log" | tee "$OUT/seed.txt"
+timeout 90 $PY -m bench run seed --device cuda --out "$OUT" --budget-s 1 2>"$OUT/seed.log" | tee "$OUT/seed.txt"
 echo "== harness vs torch.utils.benchmark vs do_bench (CUDA, interleaved)"
-timeout 200 $PY tests/perf/peers.py --device cuda --rounds 3 --budget-s 0.5 2>"$OUT/peers.log" | tee "$OUT/peers.txt"
+timeout 120 $PY tests/perf/peers.py --device cuda --rounds 3 --budget-s 0.4 2>"$OUT/peers.log" | tee "$OUT/peers.txt"
 if [ -x tests/perf/gpu_variants.sh ]; then
   echo "== variant sweep and report"
   timeout 200 bash tests/perf/gpu_variants.sh "$OUT" 2>&1 | tail -20

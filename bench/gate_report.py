@@ -1,0 +1,129 @@
+"""A Comparison as text: a console table, a Markdown report for a pull-request comment, and a plot of
+the ratios with their intervals. Pure formatting: these return strings or a figure; the CLI writes them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.compare import VERDICTS, Comparison, Verdict  # noqa: E402
+
+MARK = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same", "unsure": "⚪ unsure"}
+COLORS = {"slower": "#d62728", "faster": "#2ca02c", "same": "#7f7f7f", "unsure": "#ff7f0e"}
+
+
+def fmt_s(seconds: float) -> str:
+    if seconds != seconds:  # NaN
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
+def _change(v: Verdict) -> str:
+    if v.ratio != v.ratio:
+        return "-"
+    return f"{v.ratio - 1:+.1%} [{v.ratio_low - 1:+.1%}, {v.ratio_high - 1:+.1%}]"
+
+
+def table(cmp: Comparison, *, marks: bool = False) -> pd.DataFrame:
+    """One row per verdict: the row, both medians, the change with its interval, the threshold used."""
+    return pd.DataFrame([{
+        "row": v.label, "verdict": MARK[v.verdict] if marks else v.verdict,
+        "baseline": fmt_s(v.baseline_median_s), "candidate": fmt_s(v.candidate_median_s),
+        "change [99% interval]": _change(v), "p": "-" if v.p_value != v.p_value else f"{v.p_value:.2g}",
+        "threshold": f"{v.threshold:.0%} ({v.threshold_source})", "n": f"{v.n_baseline}/{v.n_candidate}",
+        "why": v.reason,
+    } for v in cmp.verdicts], columns=["row", "verdict", "baseline", "candidate", "change [99% interval]", "p",
+                                       "threshold", "n", "why"])
+
+
+def counts(cmp: Comparison) -> str:
+    tally = pd.Series([v.verdict for v in cmp.verdicts], dtype="object").value_counts()
+    return ", ".join(f"{int(tally.get(k, 0))} {k}" for k in VERDICTS)
+
+
+def console(cmp: Comparison) -> str:
+    """The console report: the table, added/removed rows, environment differences, notes, the tally."""
+    lines = [table(cmp).to_string(index=False) if cmp.verdicts else "(no rows in common)"]
+    lines += [f"added (only in the candidate): {r}" for r in cmp.added]
+    lines += [f"removed (only in the baseline): {r}" for r in cmp.removed]
+    lines += [f"environment: {d.field}: {d.baseline} -> {d.candidate}" for d in cmp.env_diffs if d.blocking]
+    lines += [f"note: {n}" for n in cmp.notes]
+    lines.append(f"{counts(cmp)} (slower: change >= half the threshold, 99% interval above 1, "
+                 f"Mann-Whitney p < {cmp.rule.alpha:g})")
+    return "\n".join(lines)
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    cells = frame.astype(str).map(lambda s: s.replace("|", "\\|"))
+    rows = [" | ".join(frame.columns), " | ".join("---" for _ in frame.columns)]
+    rows += [" | ".join(r) for r in cells.itertuples(index=False)]
+    return "\n".join(f"| {r} |" for r in rows)
+
+
+def markdown(cmp: Comparison) -> str:
+    """A Markdown report fit for a pull-request comment (pandas' to_markdown needs tabulate: written here)."""
+    slower = cmp.slower
+    head = (f"### ❌ {len(slower)} row(s) slower" if slower else "### ✅ No row slower")
+    out = [head, "", f"Baseline `{cmp.baseline}`, candidate `{cmp.candidate}`: {counts(cmp)}.", ""]
+    if cmp.verdicts:
+        out += [_md_table(table(cmp, marks=True)), ""]
+    if cmp.added or cmp.removed:
+        out += ["**Rows not compared**", ""]
+        out += [f"- added (only in the candidate): `{r}`" for r in cmp.added]
+        out += [f"- removed (only in the baseline): `{r}`" for r in cmp.removed]
+        out.append("")
+    if cmp.env_diffs:
+        out += ["**Environment differences**" + (" (compared anyway: `--allow-env-mismatch`)"
+                                                 if cmp.env_mismatch_allowed and any(d.blocking for d in cmp.env_diffs)
+                                                 else ""), "",
+                _md_table(pd.DataFrame([{"setting": d.field, "baseline": d.baseline, "candidate": d.candidate,
+                                         "matters": "yes" if d.blocking else "no"} for d in cmp.env_diffs])), ""]
+    else:
+        out += ["Environments match.", ""]
+    out += [f"- {n}" for n in cmp.notes]
+    out += ["", f"<sub>Rule: `slower` when the ratio of medians is at least 1 + threshold/2, its "
+                f"{cmp.rule.confidence:.0%} bootstrap interval lies above 1 and a Mann-Whitney U test on the "
+                f"raw samples gives p < {cmp.rule.alpha:g}; `same` when the interval rules out a change as "
+                f"large as the threshold; `unsure` otherwise.</sub>"]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def ratio_figure(cmp: Comparison):
+    """Each row's ratio (candidate / baseline) as a change in %, with its interval and the decision line
+    (1 + threshold/2); None when no row has a ratio."""
+    rows = [v for v in cmp.verdicts if v.ratio == v.ratio]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 1.8 + 0.4 * len(rows)))
+    for i, v in enumerate(rows):
+        lo, hi = max(v.ratio_low, v.ratio / 3), min(v.ratio_high, v.ratio * 3)  # an unbounded interval: clipped
+        ax.errorbar(v.ratio, i, xerr=[[v.ratio - lo], [hi - v.ratio]], fmt="o", color=COLORS[v.verdict], capsize=3)
+        ax.plot([1 + v.threshold / 2] * 2, [i - 0.4, i + 0.4], color="black", linestyle=":", linewidth=1)
+        ax.text(hi, i, f"  {v.ratio - 1:+.1%} {v.verdict}", va="center", fontsize=8)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x - 1:+.0%}"))
+    ax.set_yticks(range(len(rows)), labels=[v.label for v in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("change, candidate vs baseline (Hodges-Lehmann ratio)\nbars: 99% interval; dotted: half the threshold")
+    ax.set_title("Regression gate: ratio per row")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Save a figure atomically (temporary name, then rename) and close it."""
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

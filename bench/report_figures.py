@@ -1,0 +1,77 @@
+"""The report's figures as PNG bytes: a roofline per machine and device, the variants' speed-ups, the latency."""
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+from bench.peaks import Peaks  # noqa: E402
+from bench.plots import latency_figure  # noqa: E402
+from bench.roofline import roofline_figure  # noqa: E402
+
+
+def png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def speedup_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Default median / variant median per workload (index) and forward variant (columns); NaN where not run."""
+    ok = rows[(rows["status"] == "ok") & (rows.get("pass", "forward") != "forward+backward")]
+    times = ok.pivot_table(index="workload", columns="variant", values="median_s", sort=False)
+    if "default" not in times.columns:
+        return pd.DataFrame()
+    table = times.rdiv(times["default"], axis=0)
+    return table[["default"] + [c for c in table.columns if c != "default"]]
+
+
+def variant_figure(table: pd.DataFrame, *, title: str):
+    """A heat map of speed-ups over the default: green faster, red slower, log scale, each cell labelled."""
+    logs = table.apply(lambda col: col.map(lambda v: math.log2(v) if v and v > 0 else float("nan")))
+    bound = max(1.0, float(logs.abs().max().max()) if logs.notna().any().any() else 1.0)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.05 * len(table.columns), 1.4 + 0.42 * len(table)))
+    ax.imshow(logs.to_numpy(dtype=float), cmap="RdYlGn", norm=TwoSlopeNorm(0.0, -bound, bound), aspect="auto")
+    for i in range(len(table)):
+        for j in range(len(table.columns)):
+            v = table.iat[i, j]
+            ax.text(j, i, "-" if pd.isna(v) else f"{v:.2g}x", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(table.columns)), labels=[c.replace("+", "+\n") for c in table.columns], fontsize=7)
+    ax.set_yticks(range(len(table)), labels=table.index, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("variant (forward pass); cell = default time / variant time, >1 = faster, - = did not run")
+    fig.tight_layout()
+    return fig
+
+
+def report_figures(frame: pd.DataFrame, samples: pd.DataFrame, peaks: dict[tuple[str, int], Peaks]) -> dict[str, bytes]:
+    """Caption -> PNG, in the order the report shows them."""
+    figures: dict[str, bytes] = {}
+    ok = frame[frame["status"] == "ok"]
+    for (key, device, machine), g in ok.groupby(["machine_key", "device", "machine"], sort=False):
+        default = g[g["variant"] == "default"]
+        threads = int(default["threads"].iloc[0] if len(default) else g["threads"].iloc[0]) if device == "cpu" else 0
+        plural = "" if threads == 1 else "s"
+        where = f"{machine} ({device}{f', {threads} thread{plural}' if device == 'cpu' else ''})"
+        if (key, threads) in peaks:
+            figures[f"Roofline: {where}"] = png(roofline_figure(g, peaks[(key, threads)], title=f"Roofline: {where}"))
+        table = speedup_table(frame[(frame["machine_key"] == key) & (frame["device"] == device)])
+        if table.shape[1] > 1:
+            title = f"Variants: speed-up over the default, {where}"
+            figures[title] = png(variant_figure(table, title=title))
+    default = ok[ok["variant"] == "default"].copy()
+    if not default.empty:
+        many = default["machine"].nunique() > 1
+        label = (default["device"] + " · " + default["machine"]) if many else default["device"]
+        samp = samples[samples["variant"] == "default"].copy()
+        samp["device"] = (samp["device"] + " · " + samp["machine"]) if many else samp["device"]
+        default["device"] = label
+        figures["Latency per workload and device (default variant)"] = png(latency_figure(default, samp))
+    return figures

@@ -1,0 +1,211 @@
+"""Render a bench.report.Report as report.html (self-contained: inline CSS, figures as base64 PNG) and report.md."""
+from __future__ import annotations
+
+import base64
+import html
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import Report, save_peaks
+from bench.results import write_atomic
+
+ENV_FIELDS = [("host", "host"), ("time_utc", "time (UTC)"), ("git_commit", "commit"), ("torch", "torch"),
+              ("cuda", "CUDA"), ("cudnn", "cuDNN"), ("cpu_name", "CPU"), ("cpu_count", "cores"), ("threads", "threads"),
+              ("cuda_device", "GPU"), ("allow_tf32_cudnn", "cuDNN TF32"), ("allow_tf32_matmul", "matmul TF32"),
+              ("cudnn_benchmark", "cudnn.benchmark"), ("complete", "complete")]
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
+table{border-collapse:collapse;font-size:12px;margin:8px 0 16px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
+th{background:#f0f0f0}td{white-space:nowrap}td.wrap{white-space:normal;min-width:160px}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.launch-bound td{background:#f3f3f3}tr.noisy td.iqr{background:#fff3cd}tr.bad td{background:#f8d7da}
+.note{color:#555;font-size:13px}img{max-width:100%;border:1px solid #ddd;margin:8px 0}"""
+
+
+def _si(value, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return "-"
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}".strip()
+
+
+def _time(seconds) -> str:
+    if seconds is None or pd.isna(seconds):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
+def _pct(value) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:.3g}%"
+
+
+def _sci(value) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:.1e}"
+
+
+def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
+    """Headers, cells and a CSS class per row of the suite table (rows that ran or failed; not-applicable apart).
+
+    The machine column appears only when several machines are merged, host/call only when a GPU ran
+    (on a CPU it equals the median).
+    """
+    f = report.frame[report.frame["status"] != "not-applicable"]
+    headers = ["machine", "device", "workload", "variant", "dtype", "status", "median/call", "IQR", "host/call",
+               "FLOP/s", "bytes/s", "FLOP/byte", "% of roof", "verdict", "max rel diff", "note"]
+    keep = [h for h in headers if not (h == "machine" and f["machine"].nunique() <= 1)
+            and not (h == "host/call" and not (f["device"] == "cuda").any())]
+    rows, classes = [], []
+    for _, r in f.iterrows():
+        ok = r["status"] == "ok"
+        cells = dict(zip(headers, [
+            r["machine"], r["device"], r["workload"], r["variant"], r["dtype"], r["status"], _time(r["median_s"]),
+            _pct(100 * r["rel_iqr"]) if ok else "-", _time(r["host_median_s"]), _si(r["flops_per_s"]),
+            _si(r["bytes_per_s"], "B"), f"{r['flops'] / r['bytes']:.3g}" if r["bytes"] else "-",
+            _pct(r["pct_of_roof"]), r["verdict"], _sci(r.get("max_rel_diff")), "" if ok else str(r["reason"])[:160]]))
+        rows.append([cells[h] for h in keep])
+        classes.append("bad" if not ok else " ".join(
+            c for c, on in (("launch-bound", r["verdict"] == "launch-bound"), ("noisy", bool(r["noisy"]))) if on))
+    return keep, rows, classes
+
+
+def best_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    headers = ["machine", "device", "workload", "variants", "default", "best variant", "best", "speed-up",
+               "rel diff (default)", "rel diff (best)", "fwd+bwd / fwd"]
+    rows = [[b["machine"], b["device"], b["workload"], str(b["variants_tried"]), _time(b["default_median_s"]),
+             b["best_variant"], _time(b["best_median_s"]), f"{b['speedup']:.2f}x" + (" (noisy)" if b["noisy"] else ""), _sci(b["default_max_rel_diff"]),
+             _sci(b["best_max_rel_diff"]),
+             "-" if pd.isna(b["backward_over_forward"]) else f"{b['backward_over_forward']:.3g}x"]
+            for _, b in report.best.iterrows()]
+    return headers, rows
+
+
+def callout_rows(report: Report, kind: str) -> list[list[str]]:
+    """Rows that are launch-bound, noisy, failed, or not applicable (grouped by reason)."""
+    f = report.frame
+    ok = f[f["status"] == "ok"]
+    if kind == "launch-bound":
+        sel = ok[ok["verdict"] == "launch-bound"]
+        return [[r["machine"], r["device"], r["workload"], r["variant"], _time(r["median_s"]), _time(r["host_median_s"]),
+                 _time(r["enqueue_median_s"])] for _, r in sel.iterrows()]
+    if kind == "noisy":
+        sel = ok[ok["noisy"].astype(bool)]
+        return [[r["machine"], r["device"], r["workload"], r["variant"], _time(r["median_s"]), _pct(100 * r["rel_iqr"]),
+                 str(int(r["n_samples"]))] for _, r in sel.iterrows()]
+    if kind == "failed":
+        sel = f[~f["status"].isin(["ok", "not-applicable"])]
+        return [[r["machine"], r["device"], r["workload"], r["variant"], r["status"], str(r["reason"])[:200]]
+                for _, r in sel.iterrows()]
+    na = f[f["status"] == "not-applicable"]
+    return [[reason, ", ".join(dict.fromkeys(g["variant"])), str(len(g))] for reason, g in na.groupby("reason")]
+
+
+CALLOUTS = {
+    "launch-bound": ("Launch-bound rows", "Time per call is launch or dispatch overhead, not arithmetic: a FLOP/s "
+                     "figure means little here. On CUDA, compare the cuda_graph variant.",
+                     ["machine", "device", "workload", "variant", "median/call", "host/call", "enqueue/call"]),
+    "noisy": ("Noisy rows", "Relative IQR above 10%: treat their medians with care.",
+              ["machine", "device", "workload", "variant", "median/call", "IQR", "samples"]),
+    "failed": ("Rows that did not run", "", ["machine", "device", "workload", "variant", "status", "reason"]),
+    "not-applicable": ("Variants that do not apply", "Skipped with a reason, not an error.",
+                       ["reason", "variants", "rows"]),
+}
+
+
+ROOFLINE_NOTE = ("Roofs: the best of a short probe per device (a large matrix product per dtype; a large "
+                 "device-to-device copy, bytes read + written). % of roof = achieved FLOP/s over min(compute roof of "
+                 "the row's dtype, intensity x memory roof); above 100% on a CPU means the data stayed in cache.")
+CELL_CLASS = {"IQR": ' class="n iqr"', "note": ' class="wrap"', "reason": ' class="wrap"'}
+
+
+def _html_table(headers: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        cells = "".join(f"<td{CELL_CLASS.get(headers[j], '')}>{html.escape(str(c))}</td>" for j, c in enumerate(row))
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _env_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """One column per run folder, one row per setting (few runs, many settings)."""
+    headers = ["setting"] + [Path(e["run_dir"]).name for e in report.envs]
+    return headers, [[label] + [str(e.get(k, "")) for e in report.envs] for k, label in ENV_FIELDS]
+
+
+def _peak_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    headers = ["device", "name", "threads", "FLOP/s per dtype", "bytes/s", "source", "measured"]
+    return headers, [[p.device, p.device_name, str(p.threads), ", ".join(f"{k} {_si(v)}" for k, v in p.flops_per_s.items()),
+                      _si(p.bytes_per_s, "B"), p.source, p.measured_utc] for p in report.peaks]
+
+
+def render_html(report: Report) -> str:
+    """The report as one HTML page with no external references."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>layerbench report</title>"
+             f"<style>{CSS}</style></head><body><h1>layerbench report</h1>",
+             f"<p class='note'>{len(report.run_dirs)} run folder(s), {len(report.frame)} rows; written {now}. Times are "
+             "per call: median device time (CUDA events on a GPU, the host clock on a CPU). FLOPs count a multiply-add "
+             "as 2; bytes are input, weights and output once each.</p>"]
+    parts += [f"<p class='note'>Note: {html.escape(n)}</p>" for n in report.notes]
+    parts.append("<section id='environment'><h2>Environment</h2>" + _html_table(*_env_rows(report)) + "</section>")
+    headers, rows, classes = suite_rows(report)
+    parts.append("<section id='suite'><h2>Suite</h2>" + _html_table(headers, rows, classes) + "</section>")
+    figs = "".join(f"<figure><img alt='{html.escape(c)}' src='data:image/png;base64,{base64.b64encode(p).decode()}'>"
+                   f"<figcaption>{html.escape(c)}</figcaption></figure>" for c, p in report.figures.items())
+    parts.append("<section id='roofline'><h2>Roofline and latency</h2>"
+                 f"<p class='note'>{html.escape(ROOFLINE_NOTE)}</p>" + _html_table(*_peak_rows(report)) + figs
+                 + "</section>")
+    parts.append("<section id='best-variants'><h2>Best variants</h2><p class='note'>Fastest forward variant per "
+                 "workload and device; rel diff = max |output - float64 CPU reference| / max |reference|.</p>"
+                 + _html_table(*best_rows(report)) + "</section>")
+    for kind, (title, note, headers) in CALLOUTS.items():
+        rows = callout_rows(report, kind)
+        body = _html_table(headers, rows) if rows else "<p>None.</p>"
+        parts.append(f"<section id='{kind}'><h2>{title}</h2><p class='note'>{html.escape(note)}</p>"
+                     f"{body}</section>")
+    return "".join(parts) + "</body></html>\n"
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    esc = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)] + ["| " + " | ".join(r) + " |" for r in esc]
+    return "\n".join(lines) if rows else "None."
+
+
+def render_md(report: Report, *, figure_files: dict[str, str]) -> str:
+    """The report as Markdown; figures are referenced by file name (figure_files: caption -> file)."""
+    out = ["# layerbench report", "", f"{len(report.run_dirs)} run folder(s), {len(report.frame)} rows.", ""]
+    out += [f"> Note: {n}" for n in report.notes]
+    out += ["## Environment", "", _md_table(*_env_rows(report)), "", "## Suite", "", _md_table(*suite_rows(report)[:2]),
+            "", "## Roofline and latency", "", ROOFLINE_NOTE, "", _md_table(*_peak_rows(report)), ""]
+    out += [f"![{c}]({f})" for c, f in figure_files.items()]
+    out += ["", "## Best variants", "", _md_table(*best_rows(report)), ""]
+    for kind, (title, note, headers) in CALLOUTS.items():
+        out += [f"## {title}", "", note, "", _md_table(headers, callout_rows(report, kind)), ""]
+    return "\n".join(out) + "\n"
+
+
+def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
+    """Write report.html, report.md, the figures as PNG, roofline.csv and peaks.json into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for i, (caption, png) in enumerate(report.figures.items()):
+        name = f"report-{i + 1}-{caption.split(':')[0].split()[0].lower()}.png"
+        (out_dir / name).write_bytes(png)
+        files[caption] = name
+    write_atomic(out_dir / "roofline.csv", report.frame.to_csv(index=False))
+    if report.peaks:
+        save_peaks(report, out_dir)
+    html_path, md_path = out_dir / "report.html", out_dir / "report.md"
+    write_atomic(html_path, render_html(report))
+    write_atomic(md_path, render_md(report, figure_files=files))
+    return html_path, md_path
+

@@ -1,0 +1,130 @@
+"""Per-row roofline analysis against a device's peaks (bench.peaks), and the roofline plot.
+
+For a row that ran: arithmetic intensity = FLOPs / bytes (both of the timed pass, from the plan: a
+multiply-add counts 2 FLOPs; bytes are input, weights and output once each), the roof at that intensity
+= min(peak FLOP/s of the row's math mode, intensity x peak bytes/s), and the percent of that roof the row
+achieved. Verdict: "launch-bound" when results.py flagged it (CUDA: the host took nearly as long to issue
+the calls as the GPU to run them, or under LAUNCH_BOUND_S of device time) or its time per call is under
+LAUNCH_BOUND_S on any device, or it does no work (no FLOPs, no bytes: a view); else "compute-bound" at or
+right of the ridge point, "memory-bound" left of it. Percent of roof can pass 100% on a CPU when a workload's
+data stays in cache: the memory roof is the probe's large copy, from DRAM.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.peaks import Peaks  # noqa: E402
+from bench.results import LAUNCH_BOUND_S  # noqa: E402
+
+ROOFLINE_COLUMNS = ["peak_flops_per_s", "peak_bytes_per_s", "ridge_flop_per_byte", "roof_flops_per_s",
+                    "pct_of_roof", "verdict"]
+MARKERS = {"float32": "o", "bfloat16": "s", "float16": "^", "float64": "D"}
+VERDICT_COLORS = {"compute-bound": "#d62728", "memory-bound": "#1f77b4", "launch-bound": "#7f7f7f", "": "#bcbd22"}
+
+
+def verdict(*, median_s: float, launch_bound: bool, intensity: float | None, ridge: float | None,
+            no_work: bool = False) -> str:
+    """compute-bound / memory-bound / launch-bound for a row that ran ("" when no peaks say which).
+
+    no_work: the row neither computes nor moves data (a view, or its gradient): its time is all overhead.
+    """
+    if bool(launch_bound) or median_s < LAUNCH_BOUND_S or no_work:
+        return "launch-bound"
+    if intensity is None or ridge is None or math.isnan(intensity) or math.isnan(ridge):
+        return ""
+    return "compute-bound" if intensity >= ridge else "memory-bound"
+
+
+def _num(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def roofline_row(row: pd.Series, peaks: Peaks | None) -> dict:
+    """The ROOFLINE_COLUMNS of one results row (a dict; NaN and "" where the row did not run or has no peaks)."""
+    out = dict.fromkeys(ROOFLINE_COLUMNS, float("nan"))
+    out["verdict"] = ""
+    if row.get("status") != "ok" or _num(row.get("median_s")) is None:
+        return out
+    flops, nbytes = _num(row.get("flops")) or 0.0, _num(row.get("bytes")) or 0.0
+    intensity = flops / nbytes if nbytes > 0 else None
+    ridge = None
+    if peaks is not None:
+        mode = row.get("math") if isinstance(row.get("math"), str) and row.get("math") else row.get("dtype")
+        peak = peaks.peak_flops_per_s(str(mode))
+        ridge = peaks.ridge(str(mode))
+        out.update(peak_flops_per_s=peak, peak_bytes_per_s=peaks.bytes_per_s, ridge_flop_per_byte=ridge)
+        if flops > 0 and intensity is not None:
+            roof = min(peak, intensity * peaks.bytes_per_s)
+            out.update(roof_flops_per_s=roof, pct_of_roof=100 * flops / row["median_s"] / roof)
+        elif nbytes > 0:  # no arithmetic: only the memory roof applies
+            out.update(pct_of_roof=100 * nbytes / row["median_s"] / peaks.bytes_per_s)
+    lb = row.get("launch_bound")
+    out["verdict"] = verdict(median_s=float(row["median_s"]), launch_bound=bool(lb) if not pd.isna(lb) else False,
+                             intensity=intensity if flops > 0 else 0.0, ridge=ridge, no_work=flops == 0 == nbytes)
+    return out
+
+
+def annotate(frame: pd.DataFrame, peaks_of: Callable[[pd.Series], Peaks | None]) -> pd.DataFrame:
+    """frame with ROOFLINE_COLUMNS added; `peaks_of(row)` gives the peaks for that row's machine and device."""
+    extra = pd.DataFrame([roofline_row(row, peaks_of(row)) for _, row in frame.iterrows()],
+                         columns=ROOFLINE_COLUMNS, index=frame.index)
+    return pd.concat([frame.drop(columns=[c for c in ROOFLINE_COLUMNS if c in frame.columns]), extra], axis=1)
+
+
+def roofline_figure(rows: pd.DataFrame, peaks: Peaks, *, title: str):
+    """Log-log roofline of one device: the memory roof, one compute roof per math mode present, a point per row.
+
+    Points of the default variant are large and labelled with the workload; other variants are small and
+    unlabelled (the report's variant table names them); the marker's shape is the dtype, its colour the
+    verdict. Rows without FLOPs (views, copies) have no place on a log axis and are left out.
+    """
+    ok = rows[(rows["status"] == "ok") & (rows["flops"] > 0) & (rows["bytes"] > 0)].copy()
+    ok["intensity"] = ok["flops"] / ok["bytes"]
+    modes = sorted({*ok.get("math", pd.Series(dtype=str)).dropna().astype(str), "float32"} & set(peaks.flops_per_s)
+                   or set(peaks.flops_per_s))
+    top = max(peaks.peak_flops_per_s(m) for m in modes)
+    lo = min([*ok["intensity"], peaks.ridge(modes[0])]) / 4
+    hi = max([*ok["intensity"], *(peaks.ridge(m) for m in modes)]) * 4
+    fig, ax = plt.subplots(figsize=(9, 6))
+    xs = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+    ax.plot(xs, [min(x * peaks.bytes_per_s, top) for x in xs], color="black", linewidth=1.5,
+            label=f"memory roof {peaks.bytes_per_s / 1e9:.3g} GB/s")
+    for i, m in enumerate(modes):
+        peak = peaks.peak_flops_per_s(m)
+        ax.plot([peaks.ridge(m), hi], [peak] * 2, linestyle=("-", "--", ":", "-.")[i % 4], color="black",
+                linewidth=1, label=f"{m} roof {peak / 1e12:.3g} TFLOP/s")
+    for _, r in ok.iterrows():
+        default = r.get("variant", "default") in ("default", None) or pd.isna(r.get("variant", "default"))
+        color = VERDICT_COLORS.get(r.get("verdict", ""), VERDICT_COLORS[""])
+        ax.scatter(r["intensity"], r["flops_per_s"], s=55 if default else 16, color=color, zorder=3 + default,
+                   marker=MARKERS.get(r.get("dtype"), "o"), edgecolors="black" if default else "none", linewidths=0.6,
+                   alpha=1.0 if default else 0.6)
+        if default:
+            ax.annotate(r["workload"], (r["intensity"], r["flops_per_s"]), fontsize=7.5, xytext=(5, 3),
+                        textcoords="offset points")
+    for name, color in VERDICT_COLORS.items():
+        if name and (ok.get("verdict", pd.Series(dtype=str)) == name).any():
+            ax.scatter([], [], color=color, label=name)
+    for dtype in dict.fromkeys(ok["dtype"]):
+        ax.scatter([], [], color="white", edgecolors="black", marker=MARKERS.get(dtype, "o"), label=dtype)
+    if (ok.get("variant", pd.Series("default", index=ok.index)).fillna("default") != "default").any():
+        ax.scatter([], [], s=16, color="gray", alpha=0.6, label="other variants (unlabelled)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ymin = min([*ok["flops_per_s"], lo * peaks.bytes_per_s]) / 3
+    ax.set_ylim(ymin, top * 2)
+    ax.set_xlabel("arithmetic intensity, FLOP per byte (log; a multiply-add counts 2 FLOPs)")
+    ax.set_ylabel("achieved FLOP/s (log)")
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.25)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,116 @@
+"""Applying a bench.variants.Variant: its torch settings, the module and input it times, the cost and accuracy.
+
+`applied` sets the TF32 / cudnn.benchmark flags and the thread count and restores them; `convert` puts the
+module and input in the variant's dtype and memory format; `step` is the function to time (forward, or
+forward plus backward); `cost` gives the FLOPs and bytes of that step; `max_rel_diff` measures accuracy.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.plan import Plan, plan_one
+from bench.variants import Variant
+from bench.workload import DTYPES
+
+
+def _matmul_precision() -> str | None:
+    """torch's float32 matmul precision, or None where torch refuses to say (legacy and new APIs were mixed)."""
+    try:
+        return torch.get_float32_matmul_precision()
+    except RuntimeError:
+        return None
+
+
+@contextmanager
+def applied(variant: Variant) -> Iterator[None]:
+    """Set the TF32, cudnn.benchmark and thread settings the variant asks for; restore them on exit."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.benchmark, torch.get_num_threads())
+    precision = _matmul_precision()
+    try:
+        if variant.tf32 is not None:
+            torch.backends.cuda.matmul.allow_tf32 = variant.tf32
+            torch.backends.cudnn.allow_tf32 = variant.tf32
+        if variant.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
+        if variant.threads:
+            torch.set_num_threads(variant.threads)
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.benchmark) = saved[:3]
+        if precision is not None and _matmul_precision() != precision:  # "medium" is no allow_tf32 value
+            torch.set_float32_matmul_precision(precision)
+        if torch.get_num_threads() != saved[3]:
+            torch.set_num_threads(saved[3])
+
+
+def math_mode(module: nn.Module, *, dtype: str, device: str) -> str:
+    """Which compute roof applies under the current flags: "tf32" for float32 on CUDA that may use TF32, else dtype."""
+    if device != "cuda" or dtype != "float32":
+        return dtype
+    has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
+    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32  # True for precision "high" and "medium" too
+    return "tf32" if matmul_tf32 or (has_conv and torch.backends.cudnn.allow_tf32) else "float32"
+
+
+def convert(module: nn.Module, x: torch.Tensor, variant: Variant) -> tuple[nn.Module, torch.Tensor]:
+    """The module and input in the variant's dtype and memory format (the input keeps requires_grad off)."""
+    if variant.dtype:
+        module, x = module.to(dtype=DTYPES[variant.dtype]), x.to(DTYPES[variant.dtype])
+    if variant.channels_last:
+        module, x = module.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    return module, x
+
+
+def step(module: Callable[..., Any], x: torch.Tensor, variant: Variant) -> Callable[[], Any]:
+    """The function to time: module(x), or for `backward` module(x) then the gradients of x and the parameters.
+
+    The backward step uses torch.autograd.grad with a fixed random output gradient, so gradients do not
+    accumulate between calls. Call it under torch.enable_grad() for backward, inference_mode otherwise.
+    """
+    if not variant.backward:
+        return lambda: module(x)
+    x = x.detach().requires_grad_(True)
+    params = [p for p in getattr(module, "parameters", lambda: [])() if p.requires_grad]
+    inputs = [x, *params]
+    with torch.no_grad():
+        grad_out = torch.randn_like(module(x))
+    return lambda: torch.autograd.grad(module(x), inputs, grad_out)
+
+
+def max_rel_diff(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |output - reference| / max |reference|, in float64 on the CPU (0 when both are all zeros)."""
+    out, ref = output.detach().to("cpu", torch.float64), reference.detach().to("cpu", torch.float64)
+    scale = ref.abs().max().item() if ref.numel() else 0.0
+    diff = (out - ref).abs().max().item() if ref.numel() else 0.0
+    return diff / scale if scale > 0 else diff
+
+
+def cost(plan: Plan, variant: Variant) -> tuple[int, int]:
+    """(FLOPs, bytes) of one timed call under the variant: the plan's forward, in the variant's dtype, and for
+    `backward` the meta-device FLOPs of forward plus backward and bytes of forward plus grad_out, x and
+    the weights read again and grad_x and grad_weights written (each once)."""
+    if variant.dtype and variant.dtype != plan.workload.dtype:
+        plan = plan_one(replace(plan.workload, dtype=variant.dtype), plan.source)
+    if not variant.backward:
+        return plan.flops, plan.bytes_moved
+    w = plan.workload
+    with torch.device("meta"):
+        module = w.module().to(dtype=w.torch_dtype)
+    x = torch.empty(w.input_shape, dtype=w.torch_dtype, device="meta")
+    x.requires_grad_(True)
+    counter = FlopCounterMode(display=False)
+    with counter:  # .backward, not autograd.grad: FlopCounterMode's module tracker refuses grad() on leaves
+        out = module(x)
+        out.backward(torch.ones_like(out))
+    if plan.is_view:  # the gradient of a view is a view of grad_out: nothing more moves
+        return int(counter.get_total_flops()), plan.bytes_moved
+    return (int(counter.get_total_flops()),
+            plan.bytes_moved + plan.output_bytes + 2 * plan.input_bytes + 2 * plan.param_bytes)

@@ -1,0 +1,70 @@
+"""Config workloads as pytest-benchmark tests (see conftest.py for BENCH_CONFIG and BENCH_DEVICES).
+
+    pytest tests/benchmarks --benchmark-autosave                  # time them, save numbered JSON
+    pytest tests/benchmarks --benchmark-compare --benchmark-compare-fail=median:10%
+    pytest tests/benchmarks --benchmark-disable                   # run each once: a correctness test
+
+Each test also checks the output's shape against the plan and that it is finite.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+
+def build(case) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The layer and a seeded random input on the case's device, as `bench run` builds them."""
+    w = case.plan.workload
+    torch.manual_seed(0)
+    with torch.device(case.device):
+        module = w.module()
+    module = module.to(device=case.device, dtype=w.torch_dtype).eval()
+    return module, torch.randn(w.input_shape, dtype=w.torch_dtype, device=case.device)
+
+
+def timed_step(module: Callable, x: torch.Tensor, device: str, *,
+               synchronize: Callable[[], None] | None = None) -> Callable[[], Any]:
+    """The function pytest-benchmark times. On CUDA it waits for the GPU inside the timed function:
+    pytest-benchmark reads the host clock, and without this it times only the kernel launch (31x too
+    fast on the seed's conv, see ../shared/ANCHORS.md)."""
+    if device != "cuda":
+        return lambda: module(x)
+    sync = synchronize or torch.cuda.synchronize
+
+    def step():
+        out = module(x)
+        sync()
+        return out
+
+    return step
+
+
+def test_workload(benchmark, case):
+    module, x = build(case)
+    step = timed_step(module, x, case.device)
+    benchmark.group = case.device
+    benchmark.extra_info.update(dtype=case.plan.workload.dtype, flops=case.plan.flops, bytes=case.plan.bytes_moved,
+                                input_shape=list(case.plan.workload.input_shape), device_s="host clock, synchronized")
+    with torch.inference_mode():
+        if case.device == "cuda":
+            step()  # untimed: CUDA context, cuDNN algorithm choice and caches before the first round
+        out = benchmark(step)
+    assert tuple(out.shape) == case.plan.output_shape
+    assert torch.isfinite(out).all()
+
+
+def test_cuda_step_synchronizes_inside_the_timed_function():
+    events = []
+
+    def layer(x):
+        events.append("launch")
+        return x
+
+    step = timed_step(layer, torch.zeros(1), "cuda", synchronize=lambda: events.append("sync"))
+    step()
+    step()
+    assert events == ["launch", "sync", "launch", "sync"]
+    events.clear()
+    timed_step(layer, torch.zeros(1), "cpu", synchronize=lambda: events.append("sync"))()
+    assert events == ["launch"]

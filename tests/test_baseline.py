@@ -1,0 +1,145 @@
+"""The baseline store: promoting runs, calibrating noise (with a scripted runner), reading it back."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench import config, plan as planning
+from bench.baseline import calibrate, load_noise, noise_of, promote, save_calibration, store_dir
+from bench.compare import compare
+from bench.errors import BenchError
+from bench.measure import Measurement
+from bench.results import load_run
+from bench.run import Record
+from test_compare import ENV, samples, write_run
+
+KEY = ENV["machine_keys"]["cpu"]
+
+
+def test_store_dir_uses_the_recorded_key_or_this_machine(tmp_path):
+    assert store_dir("cpu", root=tmp_path, key="k") == tmp_path / "k"
+    assert store_dir("cpu", root=tmp_path).name.startswith("cpu-")
+
+
+def test_promote_copies_one_folder_per_device_and_keeps_noise(tmp_path):
+    run = write_run(tmp_path / "run", {"a": samples(1e-3), ("a", "cuda", "float32", "default"): samples(1e-4)},
+                    env={"machine_keys": {"cpu": KEY, "cuda": "cuda-test-1"}})
+    folders = promote(run, root=tmp_path / "store")
+    assert sorted(f.name for f in folders) == [KEY, "cuda-test-1"]
+    results, samp, env = load_run(tmp_path / "store" / KEY)
+    assert set(results["device"]) == {"cpu"} and set(samp["device"]) == {"cpu"} and len(samp) == 20
+    assert json.loads((tmp_path / "store" / KEY / "baseline.json").read_text())["source"] == str(run)
+    (tmp_path / "store" / KEY / "noise.csv").write_text("workload,device,dtype,noise\na,cpu,float32,0.05\n")
+    promote(run, root=tmp_path / "store")
+    assert load_noise(tmp_path / "store" / KEY) == {("a", "cpu", "float32"): 0.05}
+
+
+def test_promote_refuses_incomplete_and_failed_runs(tmp_path):
+    run = write_run(tmp_path / "a", {"a": samples(1e-3)}, env={"complete": False})
+    with pytest.raises(BenchError, match="complete"):
+        promote(run, root=tmp_path / "store")
+    run = write_run(tmp_path / "b", {"a": samples(1e-3), "b": []}, status={"b": "error"})
+    with pytest.raises(BenchError, match="1 failed row"):
+        promote(run, root=tmp_path / "store")
+    with pytest.raises(BenchError, match="no such folder"):
+        promote(tmp_path / "missing", root=tmp_path / "store")
+
+
+def test_load_noise_rejects_bad_files(tmp_path):
+    assert load_noise(tmp_path) == {}
+    (tmp_path / "noise.csv").write_text("workload,device,dtype,noise\na,cpu,float32,-1\n")
+    with pytest.raises(BenchError, match="noise"):
+        load_noise(tmp_path)
+    (tmp_path / "noise.csv").write_text("workload,noise\na,0.1\n")
+    with pytest.raises(BenchError, match="device"):
+        load_noise(tmp_path)
+
+
+def test_noise_is_max_over_min_of_medians():
+    medians = pd.DataFrame({"workload": ["a"] * 3 + ["b"] * 3, "device": "cpu", "dtype": "float32",
+                            "median_s": [1.0, 1.1, 1.05, 2.0, 2.0, 2.0], "repeat": [0, 1, 2] * 2})
+    noise = noise_of(medians).set_index("workload")["noise"]
+    assert noise["a"] == pytest.approx(0.1) and noise["b"] == 0
+
+
+@pytest.fixture(scope="module")
+def smoke_plans():
+    return planning.check(config.load("smoke"))
+
+
+def scripted_runner(scales):
+    """A stand-in for run_suite: repeat i gives every row samples around 1 ms * scales[i]."""
+    calls = []
+
+    def run(plans, devices, *, policy, cuda_policy):
+        i = len(calls)
+        calls.append(i)
+        return [Record(plan=p, device="cpu", device_name="Test CPU", threads=1, status="ok",
+                       measurement=Measurement(device_s=tuple(samples(1e-3 * scales[i], seed=i)),
+                                               host_s=(1e-3,) * 20, enqueue_s=(1e-3,) * 20, calls_per_sample=10,
+                                               warmup_calls=1, first_call_s=1e-3, stop_reason="converged"))
+                for p in plans]
+    return run, calls
+
+
+def test_calibrate_runs_the_suite_k_times_and_measures_the_spread(smoke_plans):
+    run, calls = scripted_runner([1.0, 1.04, 1.02])
+    cal = calibrate(smoke_plans, ["cpu"], repeats=3, run=run)
+    assert len(calls) == 3
+    assert len(cal.medians) == 3 * len(smoke_plans)
+    assert cal.noise["noise"].between(0.02, 0.07).all()  # 4% apart, give or take the samples' own 1% noise
+    with pytest.raises(BenchError, match="at least 2"):
+        calibrate(smoke_plans, ["cpu"], repeats=1, run=run)
+
+
+def test_saved_calibration_seeds_a_baseline_and_widens_thresholds(smoke_plans, tmp_path):
+    run, _ = scripted_runner([1.0, 1.10, 1.05])
+    cal = calibrate(smoke_plans, ["cpu"], repeats=3, run=run)
+    env = dict(ENV, machine_keys={"cpu": KEY})
+    (folder,) = save_calibration(cal, env, root=tmp_path)
+    assert (folder / "noise.csv").is_file() and (folder / "calibration.csv").is_file()
+    assert (folder / "results.csv").is_file()  # no baseline there before: the first repeat became it
+    cand = tmp_path / "cand"
+    run_frames = load_run(folder)
+    cand.mkdir()
+    for frame, name in zip(run_frames[:2], ("results.csv", "samples.csv")):
+        frame.to_csv(cand / name, index=False)
+    (cand / "env.json").write_text(json.dumps(run_frames[2]))
+    verdicts = compare(folder, cand).verdicts
+    assert {v.threshold_source for v in verdicts} == {"noise"}  # 3 x ~10% noise > the 10% default
+    assert all(v.threshold > 0.2 for v in verdicts)
+
+
+def test_rounds_folder_pools_samples_and_keeps_failures(tmp_path):
+    from bench.baseline import load_rounds
+
+    write_run(tmp_path / "ci" / "r1", {"a": samples(1e-3, n=10), "b": samples(1e-3, n=10)})
+    write_run(tmp_path / "ci" / "r2", {"a": samples(1e-3, n=12, seed=2), "b": []}, status={"b": "oom"})
+    results, samp, env = load_rounds(tmp_path / "ci")
+    assert env["rounds"] == 2 and env["complete"] is True
+    assert results.set_index("workload")["status"].to_dict() == {"a": "ok", "b": "oom"}
+    assert len(samp[samp["workload"] == "a"]) == 22 and samp[samp["workload"] == "a"]["sample"].tolist() == list(range(22))
+    single = load_rounds(tmp_path / "ci" / "r1")
+    assert len(single[1]) == 20 and "rounds" not in single[2]
+
+
+def test_rounds_must_share_their_environment(tmp_path):
+    from bench.baseline import load_rounds
+
+    write_run(tmp_path / "ci" / "r1", {"a": samples(1e-3)})
+    write_run(tmp_path / "ci" / "r2", {"a": samples(1e-3)}, env={"torch": "2.0.0"})
+    with pytest.raises(BenchError, match="r2/env.json: torch"):
+        load_rounds(tmp_path / "ci")
+
+
+def test_compare_and_promote_accept_a_folder_of_rounds(tmp_path):
+    for i in range(3):
+        write_run(tmp_path / "ci" / f"r{i}", {"a": samples(1e-3, n=8, seed=i)})
+    (folder,) = promote(tmp_path / "ci", root=tmp_path / "store")
+    assert len(load_run(folder)[1]) == 24
+    for i in range(3):
+        write_run(tmp_path / "new" / f"r{i}", {"a": samples(1.3e-3, n=8, seed=10 + i)})
+    (v,) = compare(folder, tmp_path / "new").verdicts
+    assert (v.n_baseline, v.n_candidate, v.verdict) == (24, 24, "slower")

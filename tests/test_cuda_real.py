@@ -1,0 +1,61 @@
+"""On a real CUDA device (skipped elsewhere): the CUDA path end to end, with sanity bounds, not speed claims."""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+import torch
+
+from bench.clock import CudaTimer
+from bench.config import load
+from bench.measure import Policy
+from bench.plan import plan_one
+from bench.results import to_frame
+from bench.run import run_one
+
+pytestmark = pytest.mark.cuda
+
+POLICY = Policy(warmup_s=0.3, min_block_s=0.01, min_samples=5, floor_samples=3, max_samples=50, budget_s=0.5)
+
+
+def plan(config: str, name: str):
+    [d] = [d for d in load(config) if d.workload.name == name]
+    return plan_one(d.workload, d.source)
+
+
+@pytest.mark.parametrize("name", [d.workload.name for d in load("smoke")])
+def test_smoke_workload_runs_on_cuda(name):
+    record = run_one(plan("smoke", name), "cuda", timer=CudaTimer(), policy=POLICY)
+    assert record.status == "ok", record.reason
+    m = record.measurement
+    assert len(m.device_s) >= POLICY.floor_samples
+    assert all(s > 0 for s in m.device_s) and all(s > 0 for s in m.host_s)
+    assert record.device_name == torch.cuda.get_device_name(0)
+
+
+def test_seed_conv_device_time_is_close_to_host_time():
+    record = run_one(plan("seed", "seed-conv11"), "cuda", timer=CudaTimer(), policy=POLICY)
+    assert record.status == "ok", record.reason
+    [row] = to_frame([record]).to_dict("records")
+    # 26 GFLOP per call keeps the GPU busy: the host waits about as long as the GPU works.
+    ratio = row["median_s"] / row["host_median_s"]
+    assert 0.7 < ratio <= 1.05, row
+    assert row["launch_bound"] is False
+    assert 1e-5 < row["median_s"] < 1.0  # between 26 PFLOP/s and 26 GFLOP/s: a sane range for any GPU
+
+
+def test_tiny_linear_is_flagged_launch_bound():
+    record = run_one(plan("smoke", "smoke-linear"), "cuda", timer=CudaTimer(), policy=POLICY)
+    assert to_frame([record])["launch_bound"].tolist() == [True]
+
+
+def test_cli_run_on_all_devices_draws_the_speedup(tmp_path, repo_root):
+    from bench.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        status = main(["run", "smoke", "--device", "all", "--out", str(tmp_path), "--budget-s", "0.05",
+                       "--warmup-s", "0.05", "--min-samples", "3"])
+    assert status == 0, err.getvalue()
+    [run_dir] = list(tmp_path.iterdir())
+    assert (run_dir / "speedup.png").read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,126 @@
+"""The gate's commands through bench.cli.main: every exit status, every bad input, the reports' content."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.cli import main
+from bench.results import SCHEMA_VERSION
+from test_compare import samples, write_run
+
+TINY = ["--device", "cpu", "--budget-s", "0.05", "--warmup-s", "0.01", "--min-samples", "3"]
+
+
+@pytest.fixture
+def runs(tmp_path):
+    base = write_run(tmp_path / "base", {"a": samples(1e-3), "b": samples(2e-3), "gone": samples(1e-3)})
+    same = write_run(tmp_path / "same", {"a": samples(1e-3, seed=1), "b": samples(2e-3, seed=2), "new": samples(1e-3)})
+    slow = write_run(tmp_path / "slow", {"a": samples(1.3e-3, seed=1), "b": samples(2e-3, seed=2)})
+    return base, same, slow
+
+
+def test_exit_0_when_nothing_is_slower(runs, capsys):
+    base, same, _ = runs
+    assert main(["compare", str(base), str(same)]) == 0
+    out = capsys.readouterr().out
+    assert "added (only in the candidate): new" in out and "removed (only in the baseline): gone" in out
+    assert (same / "gate.md").is_file() and (same / "gate.png").is_file()
+
+
+def test_exit_1_when_something_is_slower_and_the_markdown_report(runs, tmp_path, capsys):
+    base, _, slow = runs
+    md = tmp_path / "pr" / "comment.md"
+    assert main(["compare", str(base), str(slow), "--markdown", str(md)]) == 1
+    text = md.read_text()
+    assert text.startswith("### ❌ 1 row(s) slower")
+    assert "| a / default / cpu / float32 | 🔴 slower |" in text
+    assert "removed (only in the baseline): `gone / cpu / float32 / default`" in text
+    assert "Environments match." in text and "Mann-Whitney" in text
+    assert (slow / "gate.md").read_text() == text
+    assert "1 slower" in capsys.readouterr().out
+
+
+def test_threshold_option(runs):
+    base, _, slow = runs
+    assert main(["compare", str(base), str(slow), "--threshold", "80%"]) == 0
+    assert main(["compare", str(base), str(slow), "--threshold", "0.1"]) == 1
+
+
+@pytest.mark.parametrize("value", ["abc", "0%", "-5%", "2000%"])
+def test_bad_threshold_is_usage_error(runs, value, capsys):
+    base, same, _ = runs
+    assert main(["compare", str(base), str(same), "--threshold", value]) == 2
+    assert "--threshold" in capsys.readouterr().err
+
+
+def test_environment_mismatch_exit_2_unless_allowed(runs, tmp_path, capsys):
+    base = runs[0]
+    other = write_run(tmp_path / "other", {"a": samples(1e-3)}, env={"threads": 2})
+    assert main(["compare", str(base), str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "env.json: threads: expected 1" in err and "found 2" in err
+    assert main(["compare", str(base), str(other), "--allow-env-mismatch"]) == 0
+    text = (other / "gate.md").read_text()
+    assert "(compared anyway: `--allow-env-mismatch`)" in text and "| threads | 1 | 2 | yes |" in text
+
+
+def _corrupt(folder, name, text):
+    (folder / name).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f / "missing", "no such folder"),
+    (lambda f: _corrupt(f, "results.csv", "nonsense\n\"unclosed"), "results.csv"),
+    (lambda f: _corrupt(f, "samples.csv", "workload,device\n"), "samples.csv: expected columns"),
+    (lambda f: _corrupt(f, "env.json", "{not json"), "env.json: expected valid JSON"),
+    (lambda f: _corrupt(f, "env.json", json.dumps({"schema_version": SCHEMA_VERSION + 1})), "schema_version"),
+    (lambda f: _corrupt(f, "noise.csv", "workload,device,dtype,noise\na,cpu,float32,x\n"), "noise.csv"),
+])
+def test_bad_input_is_one_line_and_exit_2(runs, damage, message, capsys):
+    base, same, _ = runs
+    broken = damage(base)
+    assert main(["compare", str(broken), str(same)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_baseline_promote_and_where(runs, tmp_path, capsys):
+    base = runs[0]
+    assert main(["baseline", str(base), "--root", str(tmp_path / "store")]) == 0
+    assert "baseline: " in capsys.readouterr().out
+    assert (tmp_path / "store" / "cpu-test-cpu-0000" / "results.csv").is_file()
+    assert main(["baseline", "--where", "--root", str(tmp_path / "store")]) == 0
+    assert capsys.readouterr().out.strip().startswith(str(tmp_path / "store" / "cpu-"))
+    assert main(["baseline", "--root", str(tmp_path / "store")]) == 2
+    assert "RUN_DIR" in capsys.readouterr().err
+
+
+def test_end_to_end_run_calibrate_compare(tmp_path, capsys):
+    """Real (tiny) measurements: too few samples to decide, so every row is unsure and the exit is 0."""
+    store = tmp_path / "store"
+    assert main(["calibrate", "smoke", "--repeats", "2", "--root", str(store), *TINY[:-2], "--min-samples", "3"]) == 0
+    (folder,) = list(store.iterdir())
+    assert (folder / "noise.csv").is_file() and (folder / "results.csv").is_file()
+    assert main(["run", "smoke", "--out", str(tmp_path / "runs"), *TINY]) in (0, 1)
+    (cand,) = list((tmp_path / "runs").iterdir())
+    capsys.readouterr()
+    assert main(["compare", str(folder), str(cand)]) == 0
+    out = capsys.readouterr().out
+    assert "unsure" in out and "too few samples" in out
+
+
+def test_workload_threshold_from_the_config_reaches_the_verdict(write_config, tmp_path, capsys):
+    cfg = write_config("""
+        from torch import nn
+        from bench import Workload
+        WORKLOADS = [Workload(name="tiny", module=lambda: nn.Linear(8, 4), input_shape=(2, 8), threshold=0.5)]
+    """)
+    for out in ("a", "b"):
+        assert main(["run", str(cfg), "--out", str(tmp_path / out), *TINY[:-1], "8"]) == 0
+    (a,), (b,) = (list((tmp_path / out).iterdir()) for out in ("a", "b"))
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "50% (workload)" in capsys.readouterr().out
