@@ -10,21 +10,17 @@ own `threshold`, or wider when the calibrated run-to-run noise says so). The rul
 - same: the interval lies within [1/(1+T), 1+T] (a change as large as T is ruled out);
 - unsure: anything else (too few samples, or an interval too wide to tell).
 
-The U test and its interval are written here with numpy rather than taken from scipy: scipy is not a
-runtime dependency (torch, pandas, matplotlib are) for two short functions. The tests check them
-against scipy.stats where it happens to be installed.
+The U test and the interval live in bench.stats (written with numpy: see there why not scipy).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
-from functools import lru_cache
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, Problem
+from bench.stats import mann_whitney_p, ratio_interval
 
 VERDICTS = ("slower", "unsure", "same", "faster")  # in the order reports list them
 BASE_KEY = ("workload", "device", "dtype")
@@ -107,59 +103,6 @@ class Comparison:
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([{f.name: getattr(v, f.name) for f in fields(Verdict)} for v in self.verdicts],
                             columns=[f.name for f in fields(Verdict)])
-
-
-# ---------------------------------------------------------------- statistics
-@lru_cache(maxsize=None)
-def _u_count(m: int, n: int, u: int) -> int:
-    """Number of orderings of m and n untied values whose U statistic equals u."""
-    if u < 0:
-        return 0
-    if m == 0 or n == 0:
-        return int(u == 0)
-    return _u_count(m - 1, n, u - n) + _u_count(m, n - 1, u)
-
-
-def mann_whitney_p(a, b) -> float:
-    """Two-sided p-value of the Mann-Whitney U test: exact for small untied samples (m * n <= 400),
-    otherwise the normal approximation with tie and continuity corrections (as scipy's 'asymptotic')."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    m, n = len(a), len(b)
-    if m == 0 or n == 0:
-        return 1.0
-    ranks = pd.Series(np.concatenate([a, b])).rank(method="average").to_numpy()
-    u1 = ranks[:m].sum() - m * (m + 1) / 2
-    u = min(u1, m * n - u1)
-    ties = pd.Series(ranks).value_counts().to_numpy()
-    if m * n <= 400 and (ties == 1).all():
-        total = math.comb(m + n, m)
-        return min(1.0, 2 * sum(_u_count(m, n, k) for k in range(int(u) + 1)) / total)
-    big_n = m + n
-    var = m * n / 12 * ((big_n + 1) - (ties**3 - ties).sum() / (big_n * (big_n - 1)))
-    if var <= 0:
-        return 1.0
-    z = (m * n / 2 - u - 0.5) / math.sqrt(var)
-    return min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2)))
-
-
-def ratio_interval(base, cand, *, confidence: float) -> tuple[float, float, float]:
-    """Hodges-Lehmann estimate of the ratio cand / base (the median of all m * n pairwise ratios) and its
-    distribution-free interval (Moses: order statistics of the pairwise log-ratios at the Mann-Whitney
-    critical value, normal approximation). Returns (ratio, low, high); (ratio, 0, inf) when too few samples.
-
-    Chosen over a bootstrap of the ratio of medians: with 10 samples a bootstrapped median jumps between
-    order statistics, and one outlier widened the interval of a row whose samples agree within 1% to
-    [-15%, +10%]; the rank interval agrees with the U test and is deterministic."""
-    logs = np.log(np.maximum(np.asarray(cand, dtype=float), 1e-300))[None, :] \
-        - np.log(np.maximum(np.asarray(base, dtype=float), 1e-300))[:, None]
-    d = np.sort(logs.ravel())
-    m, n = len(base), len(cand)
-    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
-    k = math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12))
-    ratio = float(np.exp(np.median(d)))
-    if k < 0:
-        return ratio, 0.0, float("inf")
-    return ratio, float(np.exp(d[k])), float(np.exp(d[m * n - 1 - k]))
 
 
 def decide(base, cand, *, threshold: float, rule: Rule = Rule()) -> tuple[str, str, dict]:

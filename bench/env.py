@@ -73,6 +73,7 @@ def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
         "cudnn": str(torch.backends.cudnn.version() or "") if has_cuda else "",
         "cpu_name": cpu_name(),
         "cpu_count": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "threads": threads,
         "cuda_device": cuda_name(),
         "devices": devices,

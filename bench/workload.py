@@ -1,7 +1,7 @@
 """A workload: a layer to build and the input shape to feed it. Frozen data, nothing allocated."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.compare import Rule, compare, compare_frames, decide, mann_whitney_p, ratio_interval
+from bench.compare import Rule, compare, compare_frames, decide
+from bench.stats import mann_whitney_p, ratio_interval
 from bench.errors import BenchError
 from bench.results import SCHEMA_VERSION
 

@@ -2,7 +2,8 @@
 
 Peers: torch.utils.benchmark (Timer.blocked_autorange, same thread count as the harness) everywhere, and
 triton.testing.do_bench on a GPU. Each round times every workload with every tool, one after another, so
-drifts of a shared machine hit all tools alike; the figure per tool is the median over rounds.
+drifts of a shared machine hit all tools alike; the time per tool is the median over rounds, and each
+ratio is the median over rounds of that round's ratio.
 
 Usage: python tests/perf/peers.py [--config seed] [--device cpu|cuda|all] [--rounds 3] [--budget-s 1]
 Targets (issue 2): within 5% of torch.utils.benchmark on the CPU; within 1% of do_bench and
@@ -74,12 +75,16 @@ def main(argv=None) -> int:
                     for tool, timer in tools_here.items():
                         times[tool].append(timer(fn, device, args.budget_s))
             med = {t: statistics.median(v) for t, v in times.items()}
+            # The ratio is the median over rounds of the per-round ratio: the two tools ran back to back in each
+            # round, so a machine that drifts between rounds (a shared CI box) moves both sides of each ratio.
+            def paired(other: str) -> float:
+                return statistics.median(h / o for h, o in zip(times["harness"], times[other]))
+
             row = {"workload": p.name, "device": device, "harness_s": med["harness"],
-                   "tub_s": med["torch.utils.benchmark"],
-                   "harness/tub": med["harness"] / med["torch.utils.benchmark"]}
+                   "tub_s": med["torch.utils.benchmark"], "harness/tub": paired("torch.utils.benchmark")}
             if "do_bench" in med:
                 row["do_bench_s"] = med["do_bench"]
-                row["harness/do_bench"] = med["harness"] / med["do_bench"]
+                row["harness/do_bench"] = paired("do_bench")
             rows.append(row)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                   file=sys.stderr, flush=True)
