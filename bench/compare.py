@@ -40,6 +40,10 @@ class Rule:
     confidence: float = 0.99
     min_samples: int = 7  # the exact U test cannot reach p < 0.001 with 6 against 6
     noise_factor: float = 3.0
+    # A launch-bound CUDA row times the host's launch path, not the GPU: on an H200 the same code moved by up to
+    # +120% between two processes (Flatten, a view with no kernel; ANCHORS.md: 76% on an H100). Such rows are held
+    # to this wider threshold (400%: slower only from 3x, the level teams set github-action-benchmark to).
+    launch_bound_threshold: float = 4.0
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 10:
@@ -160,9 +164,12 @@ def env_differences(base_env: dict, cand_env: dict, *, devices: set[str]) -> lis
 
 def _threshold(row_b: pd.Series, row_c: pd.Series, *, rule: Rule, noise: float) -> tuple[float, str]:
     """The row's threshold and where it came from: its workload's own (candidate's config first), else
-    the rule's default; widened to noise_factor * noise when the calibrated noise asks for more."""
+    the rule's default; widened to launch_bound_threshold for a row launch-bound in either run, and to
+    noise_factor * noise when the calibrated noise asks for more."""
     own = next((float(r["threshold"]) for r in (row_c, row_b) if pd.notna(r.get("threshold"))), None)
     base, source = (own, "workload") if own is not None else (rule.threshold, "default")
+    if any(str(r.get("launch_bound")).lower() == "true" for r in (row_b, row_c)) and rule.launch_bound_threshold > base:
+        base, source = rule.launch_bound_threshold, "launch-bound"
     widened = rule.noise_factor * noise
     return (widened, "noise") if widened > base else (base, source)
 

@@ -202,3 +202,19 @@ def test_incomplete_run_is_noted(tmp_path):
     cmp = compare(a, b / "results.csv")
     assert any("incomplete (interrupted)" in n for n in cmp.notes)
     assert cmp.to_frame()["verdict"].tolist() == ["same"]
+
+
+def test_launch_bound_rows_are_held_to_the_wide_threshold():
+    """The same code gave up to +120% on tiny launch-bound CUDA rows between two processes (H200, A/A):
+    such rows fail only from 3x (decision line at 1 + 4.0/2), real work stays at 10%."""
+    base = run_frames({"tiny": samples(2.4e-6), "big": samples(1e-3)})
+    cand = run_frames({"tiny": samples(4.1e-6, seed=2), "big": samples(1.2e-3, seed=2)})
+    base[0]["launch_bound"] = [True, False]
+    cand[0]["launch_bound"] = [False, False]  # launch-bound in either run is enough
+    got = {v.workload: v for v in compare_frames(base, cand).verdicts}
+    assert (got["tiny"].threshold, got["tiny"].threshold_source) == (4.0, "launch-bound")
+    assert got["tiny"].verdict != "slower"
+    assert (got["big"].threshold, got["big"].verdict) == (0.1, "slower")
+    cand3 = run_frames({"tiny": samples(9e-6, seed=2), "big": samples(1e-3, seed=2)})
+    cand3[0]["launch_bound"] = [True, False]
+    assert {v.workload: v.verdict for v in compare_frames(base, cand3).verdicts}["tiny"] == "slower"
