@@ -18,6 +18,7 @@ import torch
 from torch.utils._pytree import tree_leaves
 
 from bench.clock import CpuTimer, CudaTimer, Timer, graph_replay
+from bench.deadline import DeadlineExceeded, deadline
 from bench.measure import Measurement, Policy, WorkloadTimeout, measure
 from bench.plan import Plan
 from bench.variant_run import applied, convert, cost, math_mode, max_rel_diff, step
@@ -159,16 +160,18 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                 return Record(**base, status="skipped",
                               reason=f"needs about {needed / 2**30:.2f} GiB ({memory_factor:g}x the planned "
                                      f"{bytes_moved / 2**30:.2f} GiB), {device} has {free / 2**30:.2f} GiB free")
-            module, x = _build(plan, device)
-            reference = _reference(module, x)
-            module, x = convert(module, x, variant)
-            math = math_mode(module, dtype=variant.dtype or w.dtype, device=device)
-            m, out = _measure_variant(module, x, variant, timer=timer, policy=policy)
+            # Hard limit: the policy's own bound for a row whose first call passed the timeout estimate.
+            with deadline(policy.timeout_s + 2 * policy.warmup_s + policy.budget_s):
+                module, x = _build(plan, device)
+                reference = _reference(module, x)
+                module, x = convert(module, x, variant)
+                math = math_mode(module, dtype=variant.dtype or w.dtype, device=device)
+                m, out = _measure_variant(module, x, variant, timer=timer, policy=policy)
             head = out[:ACCURACY_ROWS] if out.dim() else out
             diff = max_rel_diff(head, reference) if head.shape == reference.shape else None
             return Record(**base, status="ok", measurement=m, wall_s=time.perf_counter() - started,
                           max_rel_diff=diff, math=math)
-        except WorkloadTimeout as exc:
+        except (WorkloadTimeout, DeadlineExceeded) as exc:
             return Record(**base, status="timeout", reason=str(exc), wall_s=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - one row's failure must not cost the suite; it is recorded
             return Record(**base, status=_classify(exc), reason=one_line(exc), wall_s=time.perf_counter() - started)

@@ -189,3 +189,41 @@ def test_second_ctrl_c_exits_at_once(tmp_path):
     proc.communicate(timeout=30)
     assert proc.returncode in (130, -signal.SIGINT)
     pd.read_csv(run_dir / "results.csv")  # whatever was written is a whole file
+
+
+class HangsAfterTwoCalls(nn.Module):
+    """Fast at first (so the first-call estimate passes), then stuck, as a deadlocked layer would be."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+        self.calls = 0
+
+    def forward(self, x):
+        if x.device.type != "meta":
+            self.calls += 1
+            if self.calls > 2:
+                time.sleep(60)
+        return self.linear(x)
+
+
+def test_a_row_that_hangs_is_stopped_at_its_deadline_and_the_suite_goes_on():
+    from bench.clock import CpuTimer
+
+    policy = Policy(warmup_s=0.0, min_block_s=1e-4, min_samples=3, floor_samples=2, budget_s=0.05, timeout_s=0.5)
+    plans = [_plan("hangs", HangsAfterTwoCalls), _plan("fine", lambda: nn.Linear(4, 4))]
+    started = time.monotonic()
+    records = run_suite(plans, ["cpu"], policy=policy, timer_for=lambda d: CpuTimer())
+    assert time.monotonic() - started < 30  # not the 60 s the layer would sleep
+    assert [r.status for r in records] == ["timeout", "ok"]
+    assert "still running after 0.55 s" in records[0].reason
+
+
+def test_deadline_is_restored_after_the_block():
+    from bench.deadline import deadline
+
+    before = signal.getsignal(signal.SIGALRM)
+    with deadline(5.0):
+        pass
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
