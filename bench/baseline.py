@@ -8,6 +8,7 @@ folder of several runs of one suite (`make ci-bench` takes three) as one pooled 
 """
 from __future__ import annotations
 
+import difflib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.compare import env_differences, key_columns
+from bench.compare import BASE_KEY, NOT_APPLICABLE, env_differences, key_columns
 from bench.env import machine_key
 from bench.errors import BenchError, Problem
 from bench.measure import Policy
@@ -39,30 +40,94 @@ def has_baseline(folder: Path) -> bool:
     return all((Path(folder) / name).is_file() for name in ("results.csv", "samples.csv", "env.json"))
 
 
+def _argv_without_out(argv) -> list[str] | None:
+    """A run's command line (env.json "argv") without the value of --out, which differs between rounds."""
+    if not isinstance(argv, list):
+        return argv
+    out, skip = [], False
+    for token in map(str, argv):
+        if skip:
+            skip = False
+        elif token == "--out":
+            out.append(token)
+            skip = True
+        elif token.startswith("--out="):
+            out.append("--out")
+        else:
+            out.append(token)
+    return out
+
+
+def _first_difference(a: list[str] | None, b: list[str] | None) -> tuple[str, str]:
+    """The part of two command lines that differs, with the option before it: ("--budget-s 0.3", "--budget-s 0.05")."""
+    if not isinstance(a, list) or not isinstance(b, list):
+        return repr(a), repr(b)
+    op = next(o for o in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes() if o[0] != "equal")
+    _, i1, i2, j1, j2 = op
+    inserted = i1 == i2 or j1 == j2  # one side has nothing there: show a neighbour for context
+    lead = 1 if i1 > 0 and (inserted or a[i1 - 1].startswith("-")) else 0  # and the option whose value changed
+    tail = 1 if inserted and not lead else 0
+    show = lambda tokens, lo, hi: " ".join(tokens[lo - lead:hi + tail])  # noqa: E731
+    return show(a, i1, i2), show(b, j1, j2)
+
+
+def _identities(results: pd.DataFrame) -> set[tuple[str, ...]]:
+    key = list(BASE_KEY) + (["variant"] if "variant" in results.columns else [])
+    return {tuple(str(v) for v in row) for row in results[key].fillna("").itertuples(index=False)}
+
+
+def _check_rounds(path: Path, rounds: list[Path], loaded: list[tuple[pd.DataFrame, pd.DataFrame, dict]]) -> None:
+    """Rounds pool only when they are one measurement repeated: every round complete, the same command
+    line apart from --out, the same rows, the same environment. BenchError (one line) naming what differs."""
+    for p, (_, _, env) in zip(rounds, loaded):
+        if env.get("complete") is not True:
+            raise BenchError(Problem(where=str(p / "env.json"), field="complete",
+                                     expected=f"every round of {path} finished",
+                                     found=f"an incomplete round ({env.get('incomplete_reason', 'unfinished')})"))
+    first, (r0, _, e0) = rounds[0], loaded[0]
+    argv0, rows0 = _argv_without_out(e0.get("argv")), _identities(r0)
+    for p, (results, _, env) in zip(rounds[1:], loaded[1:]):
+        argv = _argv_without_out(env.get("argv"))
+        if argv != argv0:
+            want, got = _first_difference(argv0, argv)
+            raise BenchError(Problem(where=str(path), field="argv (rounds of one run: the same command apart from --out)",
+                                     expected=f"'{want}' as in {first.name}", found=f"'{got}' in {p.name}"))
+        rows = _identities(results)
+        if rows != rows0:
+            extra, missing = sorted(rows - rows0), sorted(rows0 - rows)
+            found = "; ".join(part for part in (
+                f"{len(missing)} row(s) missing, e.g. {' / '.join(missing[0])}" if missing else "",
+                f"{len(extra)} extra row(s), e.g. {' / '.join(extra[0])}" if extra else "") if part)
+            raise BenchError(Problem(where=str(path), field="rows (rounds of one run)",
+                                     expected=f"the {len(rows0)} rows of {first.name}", found=f"{found} in {p.name}"))
+        diffs = [d for d in env_differences(e0, env, devices={"cpu", "cuda"}) if d.blocking]
+        if diffs:
+            raise BenchError(Problem(where=str(p / "env.json"), field=diffs[0].field,
+                                     expected=f"{diffs[0].baseline} as in {first / 'env.json'} (rounds of one run)",
+                                     found=diffs[0].candidate))
+
+
 def load_rounds(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """A run folder, or a folder of run folders (rounds of the same suite, e.g. `bench run` three times
     with the same --out), as one run: samples pooled, a row failed if it failed in any round (the
     other columns of results.csv are the first round's). Rounds spread each row's samples over time,
-    so one burst of load on a shared machine moves a row less. Rounds must share their environment."""
+    so one burst of load on a shared machine moves a row less. Rounds must belong together: each
+    complete, the same command line apart from --out (env.json "argv"), the same rows and environment;
+    otherwise BenchError naming the folder and what differs."""
     path = Path(path)
     rounds = sorted(p for p in path.iterdir() if (p / "env.json").is_file()) if path.is_dir() else []
     if (path / "env.json").is_file() or not rounds:
         return load_run(path)
     loaded = [load_run(p) for p in rounds]
+    _check_rounds(path, rounds, loaded)
     env = loaded[0][2]
-    for p, (_, _, other) in zip(rounds[1:], loaded[1:]):
-        diffs = [d for d in env_differences(env, other, devices={"cpu", "cuda"}) if d.blocking]
-        if diffs:
-            raise BenchError(Problem(where=str(p / "env.json"), field=diffs[0].field,
-                                     expected=f"{diffs[0].baseline} as in {rounds[0] / 'env.json'} (rounds of one run)",
-                                     found=diffs[0].candidate))
     results = pd.concat([r for r, _, _ in loaded], ignore_index=True)
     key = key_columns(results)
     results = results.sort_values("status", key=lambda s: s != "ok", kind="stable", ascending=False)
     results = results.drop_duplicates(subset=key).sort_index()
     samples = pd.concat([s for _, s, _ in loaded], ignore_index=True)
     samples["sample"] = samples.groupby(key_columns(samples)).cumcount()
-    env = dict(env, complete=all(e.get("complete") is True for _, _, e in loaded), rounds=len(loaded))
+    env = dict(env, complete=True, rounds=len(loaded))
     return results, samples, env
 
 
@@ -71,7 +136,8 @@ def promote(run_dir: Path | str, *, root: Path = BASELINES_DIR, source: str = ""
 
     run_dir may be a folder of rounds (see load_rounds): the baseline then holds their pooled samples.
     Replaces an older baseline of that folder but keeps its noise.csv (calibration is of the machine,
-    not of one run). Refuses incomplete runs and runs with failed rows. Returns the folders written.
+    not of one run). Refuses incomplete runs and runs with failed rows; rows not-applicable (a variant
+    that cannot run on that device) are not failures and are kept. Returns the folders written.
     """
     run_dir = Path(run_dir)
     results, samples, env = load_rounds(run_dir)
@@ -79,7 +145,7 @@ def promote(run_dir: Path | str, *, root: Path = BASELINES_DIR, source: str = ""
     if env.get("complete") is not True:
         raise BenchError(Problem(where=where, field="complete", expected="a finished run to promote",
                                  found=f"an incomplete run ({env.get('incomplete_reason', 'unfinished')})"))
-    failed = results[results["status"] != "ok"]
+    failed = results[~results["status"].isin(["ok", NOT_APPLICABLE])]
     if len(failed):
         raise BenchError(Problem(where=str(run_dir / "results.csv"), field="status", expected="ok on every row",
                                  found=f"{len(failed)} failed row(s), e.g. {failed.iloc[0]['workload']}: "
@@ -128,11 +194,13 @@ class Calibration:
 
 
 def noise_of(medians: pd.DataFrame) -> pd.DataFrame:
-    """noise = max/min - 1 of each row's medians over the repeats (rows that failed in any repeat are dropped)."""
+    """noise = max/min - 1 of each row's medians over the repeats it ran in. A row with a median from fewer
+    than 2 repeats (it failed in the others) gets no noise value: one median shows no spread, and 0 would
+    claim a quiet row. `compare` then uses the row's threshold unwidened."""
     key = key_columns(medians)
-    grouped = medians.groupby(key)["median_s"]
+    grouped = medians.dropna(subset=["median_s"]).groupby(key)["median_s"]
     frame = pd.DataFrame({"noise": grouped.max() / grouped.min() - 1, "repeats": grouped.count()}).reset_index()
-    return frame.dropna(subset=["noise"])
+    return frame[frame["repeats"] >= 2].dropna(subset=["noise"]).reset_index(drop=True)
 
 
 def calibrate(plans: list[Plan], devices: list[str], *, repeats: int = 5, policy: Policy = Policy(),
@@ -159,7 +227,7 @@ def save_calibration(cal: Calibration, env: dict, *, root: Path = BASELINES_DIR)
     for device in sorted(set(cal.noise["device"])):
         folder = store_dir(device, root=root, key=keys.get(device))
         folder.mkdir(parents=True, exist_ok=True)
-        if not has_baseline(folder) and all(r.status == "ok" for r in cal.records):
+        if not has_baseline(folder) and all(r.status in ("ok", NOT_APPLICABLE) for r in cal.records):
             with tempfile.TemporaryDirectory() as tmp:
                 writer = RunWriter(Path(tmp), env)
                 for record in cal.records:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 import pandas as pd
@@ -37,6 +38,30 @@ def fmt_count(n, unit="") -> str:
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints its usage block before an error; a user error here is one line (subparsers inherit this)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def number(*, minimum: float = 0.0, strict: bool = False, integer: bool = False):
+    """An argparse type: a finite number (or integer) >= minimum (> minimum when strict), else one clear line."""
+    kind = "an integer" if integer else "a finite number"
+    rule = f"{kind} {'>' if strict else '>='} {minimum:g}"
+
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {rule}, found {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {rule}, found {text!r}")
+        return value
+
+    return parse
 
 
 # ---------------------------------------------------------------- list
@@ -73,7 +98,7 @@ def cmd_list(args) -> int:
 
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench",
+    parser = OneLineParser(prog="python -m bench",
                                      description="Check, time and compare PyTorch layers on CPU and CUDA. See README.md.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -95,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one-line usage error
+    except SystemExit as exc:  # OneLineParser already printed its one-line error
         return EXIT_USAGE if exc.code else EXIT_OK
     args.argv = argv
     try:

@@ -27,6 +27,7 @@ BASE_KEY = ("workload", "device", "dtype")
 ENV_ALWAYS = ("torch", "threads", "float32_matmul_precision")  # change CPU and CUDA results alike
 ENV_CUDA = ("cuda", "cudnn", "allow_tf32_matmul", "allow_tf32_cudnn", "cudnn_benchmark", "cudnn_deterministic")
 ENV_INFO = ("git_commit", "python", "platform", "host", "complete")  # shown, never refused
+NOT_APPLICABLE = "not-applicable"  # a variant that cannot run on a device (bench.variants.skip_reason): not a failure
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +100,8 @@ class Comparison:
     env_diffs: tuple[EnvDiff, ...]
     env_mismatch_allowed: bool
     notes: tuple[str, ...] = ()
+    # rows whose variant cannot run on that device in both runs (status not-applicable): neither a verdict nor unsure
+    not_applicable: tuple[str, ...] = ()
 
     @property
     def slower(self) -> tuple[Verdict, ...]:
@@ -174,6 +177,14 @@ def _threshold(row_b: pd.Series, row_c: pd.Series, *, rule: Rule, noise: float) 
     return (widened, "noise") if widened > base else (base, source)
 
 
+def _status(row: pd.Series) -> str:
+    """A row's status, with its reason when it has one and did not run: "not-applicable (TF32 is a CUDA setting)"."""
+    reason = row.get("reason")
+    if row["status"] == "ok" or reason is None or pd.isna(reason) or not str(reason).strip():
+        return str(row["status"])
+    return f"{row['status']} ({str(reason).strip().splitlines()[0]})"
+
+
 def compare_frames(
     base: tuple[pd.DataFrame, pd.DataFrame, dict],
     cand: tuple[pd.DataFrame, pd.DataFrame, dict],
@@ -186,6 +197,8 @@ def compare_frames(
     """Compare two loaded runs, each (results, samples, env) as `results.load_run` returns them.
 
     noise maps an identity (workload, device, dtype[, variant]) to its calibrated relative noise.
+    A row not-applicable in both runs (a variant that cannot run on that device) gets no verdict: it is
+    listed in `not_applicable`; not-applicable on one side only, it is `unsure` with both statuses.
     Raises BenchError for duplicate rows, or for blocking environment differences unless allowed.
     """
     (rb, sb, eb), (rc, sc, ec) = base, cand
@@ -206,13 +219,16 @@ def compare_frames(
             frame[column] = frame[column].fillna("").astype(str)
         groups.append({k: g["device_s"].dropna().to_numpy() for k, g in frame.groupby(key)})
     noise = noise or {}
-    verdicts = []
+    verdicts, not_applicable = [], []
     for k in common:
         row_b, row_c = rb.loc[k], rc.loc[k]
+        if row_b["status"] == NOT_APPLICABLE and row_c["status"] == NOT_APPLICABLE:
+            not_applicable.append(" / ".join(k))
+            continue
         threshold, source = _threshold(row_b, row_c, rule=rule, noise=noise.get(k, noise.get(tuple(k[:3]), 0.0)))
         xb, xc = groups[0].get(k, np.array([])), groups[1].get(k, np.array([]))
         if row_b["status"] != "ok" or row_c["status"] != "ok":
-            verdict, reason = "unsure", f"status {row_b['status']} in {names[0]}, {row_c['status']} in {names[1]}"
+            verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
             figures = decide([], [], threshold=threshold, rule=rule)[2]
         else:
             verdict, reason, figures = decide(xb, xc, threshold=threshold, rule=rule)
@@ -230,7 +246,8 @@ def compare_frames(
         baseline=names[0], candidate=names[1], rule=rule, verdicts=tuple(verdicts),
         added=tuple(" / ".join(k) for k in rc.index if k not in rb.index),
         removed=tuple(" / ".join(k) for k in rb.index if k not in rc.index),
-        env_diffs=tuple(diffs), env_mismatch_allowed=allow_env_mismatch, notes=tuple(notes))
+        env_diffs=tuple(diffs), env_mismatch_allowed=allow_env_mismatch, notes=tuple(notes),
+        not_applicable=tuple(not_applicable))
 
 
 def compare(baseline, candidate, *, rule: Rule = Rule(), allow_env_mismatch: bool = False) -> Comparison:

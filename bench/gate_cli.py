@@ -28,10 +28,40 @@ def percent(text: str) -> float:
     return value
 
 
+def int_at_least(low: int):
+    """An argparse type: an integer >= low (e.g. --threads 1 and up; 0, -3 and 'x' are usage errors)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, found {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, found {text!r}")
+        return value
+    return parse
+
+
+def write_output(path: Path, text: str, *, option: str) -> Path:
+    """Write text atomically to a user-given path, creating its folder; an OSError (a parent that is a
+    file, no permission, a read-only or virtual file system) becomes a one-line BenchError naming it."""
+    from bench.results import write_atomic
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text)
+    except OSError as exc:
+        found = exc.strerror or str(exc)
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            found = f"{blocker} is a file, not a folder ({found})"
+        raise BenchError(Problem(where=str(path), field=option, expected="a writable file path",
+                                 found=found)) from None
+    return path
+
+
 def cmd_compare(args) -> int:
     from bench.compare import Rule, compare
     from bench.gate_report import console, markdown, ratio_figure, save_figure
-    from bench.results import write_atomic
 
     cmp = compare(args.baseline, args.candidate, rule=Rule(threshold=args.threshold),
                   allow_env_mismatch=args.allow_env_mismatch)
@@ -39,16 +69,16 @@ def cmd_compare(args) -> int:
     candidate = Path(args.candidate)
     folder = candidate if candidate.is_dir() else candidate.parent
     report = markdown(cmp)
-    written = [folder / "gate.md"]
-    write_atomic(folder / "gate.md", report)
+    written = [write_output(folder / "gate.md", report, option="gate.md (beside the candidate)")]
     if args.markdown:
-        path = Path(args.markdown)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, report)
-        written.append(path)
+        written.append(write_output(Path(args.markdown), report, option="--markdown"))
     fig = ratio_figure(cmp)
     if fig is not None:
-        written.append(save_figure(fig, folder / "gate.png"))
+        try:
+            written.append(save_figure(fig, folder / "gate.png"))
+        except OSError as exc:
+            raise BenchError(Problem(where=str(folder / "gate.png"), field="gate.png (beside the candidate)",
+                                     expected="a writable file path", found=exc.strerror or str(exc))) from None
     print("Wrote " + ", ".join(str(p) for p in written))
     return EXIT_SLOWER if cmp.slower else EXIT_OK
 
@@ -92,6 +122,9 @@ def cmd_calibrate(args) -> int:
     table = cal.noise.assign(noise=cal.noise["noise"].map(lambda x: f"{x:.1%}"),
                              threshold=cal.noise["noise"].map(lambda x: f"{Rule().noise_factor * x:.1%}"))
     print(table.to_string(index=False))
+    unmeasured = len(cal.medians.drop_duplicates(["workload", "device", "dtype"])) - len(cal.noise)
+    if unmeasured > 0:
+        print(f"{unmeasured} row(s) ran in fewer than 2 repeats: no noise stored for them (their threshold is not widened).")
     print("noise: max/min - 1 of each row's medians over the repeats; `bench compare` widens a row's "
           "threshold to noise_factor (3) x its noise when that exceeds the threshold it would use.")
     print("Wrote " + ", ".join(str(f / "noise.csv") for f in folders))
@@ -100,13 +133,10 @@ def cmd_calibrate(args) -> int:
 
 def cmd_export(args) -> int:
     from bench.export import export_run
-    from bench.results import write_atomic
 
     text = json.dumps(export_run(args.run_dir), indent=4) + "\n"
     if args.out:
-        path = Path(args.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text)
+        path = write_output(Path(args.out), text, option="--out")
         print(f"Wrote {path}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -134,12 +164,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("calibrate", help="A/A: run the suite several times, store each row's noise with the baseline")
     p.add_argument("configs", nargs="+")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int_at_least(2), default=5, help="A/A runs, at least 2 (default 5)")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     p.add_argument("--budget-s", type=float, default=Policy.budget_s)
     p.add_argument("--warmup-s", type=float, default=Policy.warmup_s)
-    p.add_argument("--min-samples", type=int, default=Policy.min_samples)
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
+    p.add_argument("--min-samples", type=int_at_least(1), default=Policy.min_samples)
+    p.add_argument("--threads", type=int_at_least(1), default=0, help="CPU threads, 1 or more (default: torch's)")
     p.add_argument("--root", default="", help="store root (default results/baselines)")
     p.set_defaults(func=cmd_calibrate)
 

@@ -47,7 +47,21 @@ def table(cmp: Comparison, *, marks: bool = False) -> pd.DataFrame:
 
 def counts(cmp: Comparison) -> str:
     tally = pd.Series([v.verdict for v in cmp.verdicts], dtype="object").value_counts()
-    return ", ".join(f"{int(tally.get(k, 0))} {k}" for k in VERDICTS)
+    text = ", ".join(f"{int(tally.get(k, 0))} {k}" for k in VERDICTS)
+    if cmp.not_applicable:
+        text += f"; {len(cmp.not_applicable)} row(s) not applicable on both sides"
+    return text
+
+
+def not_applicable_line(cmp: Comparison, *, code: bool = False) -> str:
+    """One line for the rows not applicable on both sides (variants that cannot run on that device), or ""."""
+    if not cmp.not_applicable:
+        return ""
+    q = "`" if code else ""
+    shown = ", ".join(f"{q}{r}{q}" for r in cmp.not_applicable[:3])
+    more = f" and {len(cmp.not_applicable) - 3} more" if len(cmp.not_applicable) > 3 else ""
+    return (f"not compared: {len(cmp.not_applicable)} row(s) not applicable on both sides (a variant that cannot "
+            f"run on that device; not a failure): {shown}{more}")
 
 
 def console(cmp: Comparison) -> str:
@@ -55,6 +69,7 @@ def console(cmp: Comparison) -> str:
     lines = [table(cmp).to_string(index=False) if cmp.verdicts else "(no rows in common)"]
     lines += [f"added (only in the candidate): {r}" for r in cmp.added]
     lines += [f"removed (only in the baseline): {r}" for r in cmp.removed]
+    lines += [line for line in [not_applicable_line(cmp)] if line]
     lines += [f"environment: {d.field}: {d.baseline} -> {d.candidate}" for d in cmp.env_diffs if d.blocking]
     lines += [f"note: {n}" for n in cmp.notes]
     lines.append(f"{counts(cmp)} (slower: change >= half the threshold, 99% interval above 1, "
@@ -76,10 +91,11 @@ def markdown(cmp: Comparison) -> str:
     out = [head, "", f"Baseline `{cmp.baseline}`, candidate `{cmp.candidate}`: {counts(cmp)}.", ""]
     if cmp.verdicts:
         out += [_md_table(table(cmp, marks=True)), ""]
-    if cmp.added or cmp.removed:
+    if cmp.added or cmp.removed or cmp.not_applicable:
         out += ["**Rows not compared**", ""]
         out += [f"- added (only in the candidate): `{r}`" for r in cmp.added]
         out += [f"- removed (only in the baseline): `{r}`" for r in cmp.removed]
+        out += [f"- {line}" for line in [not_applicable_line(cmp, code=True)] if line]
         out.append("")
     if cmp.env_diffs:
         out += ["**Environment differences**" + (" (compared anyway: `--allow-env-mismatch`)"
@@ -90,10 +106,11 @@ def markdown(cmp: Comparison) -> str:
     else:
         out += ["Environments match.", ""]
     out += [f"- {n}" for n in cmp.notes]
-    out += ["", f"<sub>Rule: `slower` when the ratio of medians is at least 1 + threshold/2, its "
-                f"{cmp.rule.confidence:.0%} bootstrap interval lies above 1 and a Mann-Whitney U test on the "
-                f"raw samples gives p < {cmp.rule.alpha:g}; `same` when the interval rules out a change as "
-                f"large as the threshold; `unsure` otherwise.</sub>"]
+    out += ["", f"<sub>Rule: `slower` when the Hodges-Lehmann ratio candidate / baseline (the median of all "
+                f"pairwise ratios of per-call samples) is at least 1 + threshold/2, its {cmp.rule.confidence:.0%} "
+                f"distribution-free rank interval (Moses: order statistics of the pairwise ratios) lies above 1 "
+                f"and a Mann-Whitney U test on the raw samples gives p < {cmp.rule.alpha:g}; `same` when the "
+                f"interval rules out a change as large as the threshold; `unsure` otherwise.</sub>"]
     return "\n".join(out).rstrip() + "\n"
 
 

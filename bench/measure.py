@@ -30,17 +30,23 @@ class Policy:
     timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
+        for name in ("warmup_s", "min_block_s", "budget_s", "timeout_s", "target_rel_iqr"):
+            value = getattr(self, name)
+            positive = name == "timeout_s"  # 0 elsewhere is meaningful: no warm-up, one call a sample, floor only
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
+                raise ValueError(f"Policy.{name}: expected a finite number {'> 0' if positive else '>= 0'}, "
+                                 f"found {value!r}")
         if not 1 <= self.floor_samples <= self.min_samples <= self.max_samples:
-            raise ValueError("Policy needs 1 <= floor_samples <= min_samples <= max_samples")
-        if min(self.warmup_s, self.min_block_s, self.budget_s, self.timeout_s) < 0:
-            raise ValueError("Policy times must be >= 0")
+            raise ValueError(f"Policy.min_samples: expected {self.floor_samples} to {self.max_samples} "
+                             f"(floor_samples to max_samples), found {self.min_samples}")
 
     def bound_s(self, first_call_s: float) -> float:
         """Upper bound on this workload's measuring time when every call takes `first_call_s`: the first call,
-        warm-up blocks that double while under warmup_s (less than 2 * warmup_s in all), then samples until the
-        budget, but at least floor_samples blocks of less than min_block_s + one call each."""
+        warm-up blocks that double while under warmup_s (at least one call, less than first_call_s +
+        2 * warmup_s in all), then samples until the budget, but at least floor_samples blocks of less than
+        min_block_s + one call each."""
         floor = self.floor_samples * (self.min_block_s + first_call_s)
-        return first_call_s + 2 * self.warmup_s + max(self.budget_s, floor)
+        return 2 * first_call_s + 2 * self.warmup_s + max(self.budget_s, floor)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,17 +75,22 @@ def measure(fn: Callable[[], Any], *, timer: Timer, policy: Policy = Policy()) -
     """Time fn with `timer` under `policy`. Raises WorkloadTimeout when the first call predicts a blow-up."""
     first = timer.time_block(fn, 1)
     first_s = max(first.host_s, first.device_s)
-    needed_s = (1 + policy.floor_samples) * first_s
+    needed_s = (2 + policy.floor_samples) * first_s  # first call, at least one warm-up call, floor samples
     if needed_s > policy.timeout_s:
         raise WorkloadTimeout(first_s, needed_s, policy.timeout_s)
 
-    warmup_calls, calls, per_call_s = 1, 1, first_s
+    # Warm-up: at least one block after the first call, whose one-time costs (oneDNN primitives, cuDNN's
+    # algorithm search, lazy init) must not size the samples; blocks double until warmup_s has passed,
+    # and stop early when the next block alone would exceed it.
+    warmup_calls, calls = 1, 1
     start = timer.now()
-    while timer.now() - start < policy.warmup_s and per_call_s * calls < policy.warmup_s:
+    while True:
         block = timer.time_block(fn, calls)
         warmup_calls += calls
         per_call_s = max(block.device_s, block.host_s) / calls
         calls *= 2
+        if timer.now() - start >= policy.warmup_s or per_call_s * calls >= policy.warmup_s:
+            break
     per_call_s = max(per_call_s, 1e-9)
     calls_per_sample = max(1, math.ceil(policy.min_block_s / per_call_s))
 

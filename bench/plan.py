@@ -92,7 +92,7 @@ def _check_conv(path: str, m: nn.modules.conv._ConvNd, x: torch.Tensor, notes: l
     n = len(m.kernel_size)
     kind = type(m).__name__
     if x.dim() not in (n + 1, n + 2):
-        raise _Violation(f"{path} input", f"a {n + 2}-d [N, C, {'...' if n > 2 else ', '.join('HWD'[:n])}] input "
+        raise _Violation(f"{path} input", f"a {n + 2}-d [N, C, {({1: 'L', 2: 'H, W'}).get(n, 'D, H, W')}] input "
                          f"(or {n + 1}-d unbatched) for {kind}", f"{x.dim()}-d {_shape(x)}")
     cdim = x.dim() - n - 1
     _check_sizes(path, m, {"in_channels": 1, "out_channels": 1, "groups": 1, "kernel_size": 1, "stride": 1,
@@ -128,7 +128,9 @@ _RULES = ((nn.Linear, _check_linear), (nn.Flatten, _check_flatten), (nn.modules.
 
 
 def _aliases(out: torch.Tensor, x: torch.Tensor) -> bool:
-    return out is x or out._base is x or (x._base is not None and out._base is x._base)
+    """A view of the input (Flatten, reshape): no kernel runs. An in-place layer returns the input itself
+    (ReLU(inplace=True)): a kernel reads and writes it, so that is not a view."""
+    return out is not x and (out._base is x or (x._base is not None and out._base is x._base))
 
 
 def plan_one(workload: Workload, source: str) -> Plan:
@@ -164,7 +166,12 @@ def plan_one(workload: Workload, source: str) -> Plan:
         handles.append(sub.register_forward_pre_hook(pre_hook))
         handles.append(sub.register_forward_hook(lambda *a: running.pop() and None))
 
-    x = torch.empty(workload.input_shape, dtype=workload.torch_dtype, device="meta")
+    try:
+        x = torch.empty(workload.input_shape, dtype=workload.torch_dtype, device="meta")
+    except RuntimeError as exc:  # e.g. "Storage size calculation overflowed" for absurd shapes
+        for h in handles:
+            h.remove()
+        raise problem("input_shape", "a tensor size torch can address", _one_line(exc)) from None
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:

@@ -47,11 +47,19 @@ def _machine(env: dict, device: str) -> str:
     return " ".join(w for w in name.split() if w != "Processor") or "CPU"
 
 
+# What the report reads from results.csv beyond what load_run itself requires.
+REPORT_COLUMNS = ("flops", "bytes", "rel_iqr", "noisy", "host_median_s", "flops_per_s", "bytes_per_s", "reason")
+
+
 def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
     """Merge run folders into one results frame and one samples frame, with run, machine and machine_key columns."""
     frames, samples, envs = [], [], []
     for run_dir in run_dirs:
         results, samp, env = load_run(run_dir)
+        missing = [c for c in REPORT_COLUMNS if c not in results.columns]
+        if missing:
+            raise BenchError(Problem(where=str(Path(run_dir) / "results.csv"), expected=f"columns {', '.join(missing)}",
+                                     found="a file without them (written by another tool, or cut)"))
         env = {**env, "run_dir": str(run_dir)}
         keys = env.get("machine_keys") or {}
         for f in (results, samp):

@@ -67,7 +67,7 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
         cells = dict(zip(headers, [
             r["machine"], r["device"], r["workload"], r["variant"], r["dtype"], r["status"], _time(r["median_s"]),
             _pct(100 * r["rel_iqr"]) if ok else "-", _time(r["host_median_s"]), _si(r["flops_per_s"]),
-            _si(r["bytes_per_s"], "B"), f"{r['flops'] / r['bytes']:.3g}" if r["bytes"] else "-",
+            _si(r["bytes_per_s"], "B/s"), f"{r['flops'] / r['bytes']:.3g}" if r["bytes"] else "-",
             _pct(r["pct_of_roof"]), r["verdict"], _sci(r.get("max_rel_diff")), "" if ok else str(r["reason"])[:160]]))
         rows.append([cells[h] for h in keep])
         classes.append("bad" if not ok else " ".join(
@@ -143,7 +143,7 @@ def _env_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 def _peak_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     headers = ["device", "name", "threads", "FLOP/s per dtype", "bytes/s", "source", "measured"]
     return headers, [[p.device, p.device_name, str(p.threads), ", ".join(f"{k} {_si(v)}" for k, v in p.flops_per_s.items()),
-                      _si(p.bytes_per_s, "B"), p.source, p.measured_utc] for p in report.peaks]
+                      _si(p.bytes_per_s, "B/s"), p.source, p.measured_utc] for p in report.peaks]
 
 
 def render_html(report: Report) -> str:

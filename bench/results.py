@@ -33,6 +33,13 @@ RESULT_COLUMNS = [
     # the variant the row ran under (bench.variants), its pass, its accuracy and the compute roof that applies
     "variant", "pass", "max_rel_diff", "math", "arithmetic_intensity",
 ]
+# Columns read back as numbers: a value that is not one is a corrupt file, named with its row.
+NUMERIC_COLUMNS = {
+    "params", "flops", "bytes", "median_s", "iqr_s", "mean_s", "std_s", "min_s", "max_s", "n_samples",
+    "calls_per_sample", "rel_iqr", "host_median_s", "host_iqr_s", "enqueue_median_s", "flops_per_s", "bytes_per_s",
+    "threads", "warmup_calls", "first_call_s", "threshold", "max_rel_diff", "arithmetic_intensity",
+    "sample", "device_s", "host_s", "enqueue_s", "calls",
+}
 SAMPLE_COLUMNS = ["workload", "device", "dtype", "sample", "device_s", "host_s", "enqueue_s", "calls", "variant"]
 
 
@@ -109,7 +116,13 @@ def write_atomic(path: Path, text: str) -> None:
 
 def new_run_dir(root: Path = RESULTS_DIR, *, label: str = "") -> Path:
     """Create a fresh run folder; never reuses one (mkdir is atomic, so two runs cannot share it)."""
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise BenchError(Problem(where=str(root), field="--out", expected="a folder", found="a file"))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(Problem(where=str(root), field="--out", expected="a folder that can be created or written",
+                                 found=exc.strerror or type(exc).__name__)) from None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{label}" if label else stamp
     for i in range(1000):
@@ -119,6 +132,9 @@ def new_run_dir(root: Path = RESULTS_DIR, *, label: str = "") -> Path:
             return path
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise BenchError(Problem(where=str(root), field="--out", expected="a writable folder",
+                                     found=exc.strerror or type(exc).__name__)) from None
     raise BenchError(Problem(where=str(root), expected="a free run folder name", found=f"1000 taken for {base}"))
 
 
@@ -168,6 +184,14 @@ def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     if missing:
         raise BenchError(Problem(where=str(path), expected=f"columns {', '.join(missing)}",
                                  found="a file without them (truncated, or not written by `bench run`)"))
+    for column in NUMERIC_COLUMNS & set(frame.columns):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column].notna() & values.isna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise BenchError(Problem(where=f"{path}:{row + 2}", field=column, expected="a number",
+                                     found=repr(frame[column].iloc[row])))
+        frame[column] = values
     blank = [c for c in ("workload", "device", "dtype") if c in frame.columns and frame[c].isna().any()]
     if blank:
         row = int(frame[frame[blank[0]].isna()].index[0]) + 2  # 1-based, after the header line

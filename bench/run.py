@@ -74,9 +74,15 @@ def device_name(device: str) -> str:
 
 
 def free_bytes(device: str) -> int:
-    """Memory the device can still give: cudaMemGetInfo on CUDA, available physical pages on the CPU."""
+    """Memory the device can still give: cudaMemGetInfo on CUDA, MemAvailable (/proc/meminfo) on the CPU."""
     if device == "cuda":
         return int(torch.cuda.mem_get_info()[0])
+    try:  # MemAvailable counts reclaimable page cache, which MemFree (SC_AVPHYS_PAGES) does not
+        for line in open("/proc/meminfo", encoding="ascii"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -160,8 +166,10 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                 return Record(**base, status="skipped",
                               reason=f"needs about {needed / 2**30:.2f} GiB ({memory_factor:g}x the planned "
                                      f"{bytes_moved / 2**30:.2f} GiB), {device} has {free / 2**30:.2f} GiB free")
-            # Hard limit: the policy's own bound for a row whose first call passed the timeout estimate.
-            with deadline(policy.timeout_s + 2 * policy.warmup_s + policy.budget_s):
+            # Hard limit: the policy's own bound for a row whose first call passed the timeout estimate
+            # (Policy.bound_s), and a tenth of the timeout more for building and the accuracy reference.
+            with deadline(1.1 * policy.timeout_s + 2 * policy.warmup_s + policy.budget_s
+                          + policy.floor_samples * policy.min_block_s):
                 module, x = _build(plan, device)
                 reference = _reference(module, x)
                 module, x = convert(module, x, variant)

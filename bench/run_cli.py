@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import config, plan as planning
-from bench.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _err, fmt_count, fmt_s
+from bench.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _err, fmt_count, fmt_s, number
 from bench.errors import BenchError
 from bench.measure import Policy
 from bench.run import CUDA_POLICY, Progress, Record, available_devices, run_suite
@@ -24,13 +24,14 @@ def register(sub) -> None:
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     p.add_argument("--out", default="results", help="folder to create the run folder in (default results)")
     p.add_argument("--filter", default="", help="only workloads whose name contains this, or with this tag")
-    p.add_argument("--budget-s", type=float, default=Policy.budget_s, help="sampling seconds per row")
-    p.add_argument("--warmup-s", type=float, default=Policy.warmup_s)
-    p.add_argument("--timeout-s", type=float, default=Policy.timeout_s,
+    p.add_argument("--budget-s", type=number(), default=Policy.budget_s, help="sampling seconds per row")
+    p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s)
+    p.add_argument("--timeout-s", type=number(strict=True), default=Policy.timeout_s,
                    help="skip a row whose first call predicts more than this")
-    p.add_argument("--min-samples", type=int, default=Policy.min_samples)
-    p.add_argument("--target-rel-iqr", type=float, default=Policy.target_rel_iqr)
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
+    p.add_argument("--min-samples", type=number(minimum=1, integer=True), default=Policy.min_samples)
+    p.add_argument("--target-rel-iqr", type=number(), default=Policy.target_rel_iqr)
+    p.add_argument("--threads", type=number(minimum=1, integer=True), default=None,
+                   help="CPU threads (default: torch's)")
     p.add_argument("--variants", default="", help="comma-separated sweeps (dtypes, standard, compile) and variant "
                    "names such as bfloat16+channels_last+cudnn_benchmark, float32+no-tf32, backward, cuda_graph, "
                    "threads=1; the default variant always runs")
@@ -89,11 +90,11 @@ def cmd_run(args) -> int:
         plans = [p for p in plans if args.filter in p.name or args.filter in p.workload.tags]
         if not plans:
             raise BenchError(f"--filter {args.filter!r}: expected a name part or tag of some workload, found none")
+    common = dict(budget_s=args.budget_s, timeout_s=args.timeout_s, min_samples=args.min_samples,
+                  floor_samples=min(Policy.floor_samples, args.min_samples), target_rel_iqr=args.target_rel_iqr)
+    policy = Policy(**common, warmup_s=args.warmup_s)
+    cuda_policy = Policy(**common, warmup_s=max(args.warmup_s, CUDA_POLICY.warmup_s))
     devices = _devices(args.device)
-    policy = Policy(budget_s=args.budget_s, timeout_s=args.timeout_s, min_samples=args.min_samples,
-                    target_rel_iqr=args.target_rel_iqr, warmup_s=args.warmup_s)
-    cuda_policy = Policy(budget_s=args.budget_s, timeout_s=args.timeout_s, min_samples=args.min_samples,
-                         target_rel_iqr=args.target_rel_iqr, warmup_s=max(args.warmup_s, CUDA_POLICY.warmup_s))
     from bench.variants import config_variants, parse_variants
 
     variants = tuple(dict.fromkeys(parse_variants(args.variants) + config_variants(args.configs)))  # before the folder

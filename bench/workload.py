@@ -62,7 +62,10 @@ class Workload:
 
         if not isinstance(self.name, str) or not self.name.strip():
             bad("name", "a non-empty string", repr(self.name))
-        if not callable(self.module):
+        if isinstance(self.module, torch.nn.Module):
+            bad("module", "a class or lambda that builds the module when needed (nn.Linear, lambda: nn.Linear(4, 4))",
+                f"an already built {type(self.module).__name__} instance")
+        elif not callable(self.module):
             bad("module", "a zero-argument callable that builds an nn.Module (a class, lambda or partial)",
                 f"{type(self.module).__name__} {self.module!r}"[:120])
         shape = self.input_shape

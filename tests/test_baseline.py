@@ -143,3 +143,99 @@ def test_compare_and_promote_accept_a_folder_of_rounds(tmp_path):
         write_run(tmp_path / "new" / f"r{i}", {"a": samples(1.3e-3, n=8, seed=10 + i)})
     (v,) = compare(folder, tmp_path / "new").verdicts
     assert (v.n_baseline, v.n_candidate, v.verdict) == (24, 24, "slower")
+
+
+def test_promote_keeps_not_applicable_rows_and_they_are_not_failures(tmp_path):
+    run = write_run(tmp_path / "run", {"a": samples(1e-3), ("a", "cpu", "float32", "cuda_graph"): []})
+    results = pd.read_csv(run / "results.csv")
+    results.loc[1, "status"] = "not-applicable"
+    results.to_csv(run / "results.csv", index=False)
+    (folder,) = promote(run, root=tmp_path / "store")
+    stored = load_run(folder)[0].set_index("variant")["status"].to_dict()
+    assert stored == {"default": "ok", "cuda_graph": "not-applicable"}
+    results.loc[0, "status"] = "error"  # a real failure is still refused
+    results.to_csv(run / "results.csv", index=False)
+    with pytest.raises(BenchError, match="1 failed row.*a: error"):
+        promote(run, root=tmp_path / "store")
+
+
+def test_noise_needs_at_least_two_repeats():
+    """A row that ran in only one repeat shows no spread: it gets no noise value (not 0)."""
+    medians = pd.DataFrame({"workload": ["a", "a", "once"], "device": "cpu", "dtype": "float32",
+                            "median_s": [1.0, 1.2, 5.0], "repeat": [0, 1, 0]})
+    noise = noise_of(medians)
+    assert noise["workload"].tolist() == ["a"]
+    assert noise["noise"].iloc[0] == pytest.approx(0.2) and noise["repeats"].iloc[0] == 2
+
+
+def test_calibrate_gives_no_noise_to_a_row_that_ran_once(smoke_plans):
+    run, _ = scripted_runner([1.0, 1.05, 1.02])
+
+    def flaky(plans, devices, **kw):
+        records = run(plans, devices, **kw)
+        if len(_calls) > 0:  # the first workload fails in every repeat but the first
+            records[0] = Record(plan=records[0].plan, device="cpu", device_name="Test CPU", threads=1,
+                                status="error", reason="boom")
+        _calls.append(1)
+        return records
+
+    _calls: list[int] = []
+    cal = calibrate(smoke_plans, ["cpu"], repeats=3, run=flaky)
+    assert smoke_plans[0].name not in set(cal.noise["workload"])
+    assert len(cal.noise) == len(smoke_plans) - 1 and (cal.noise["repeats"] == 3).all()
+
+
+ARGV = ["bench", "run", "smoke", "--device", "cpu", "--budget-s", "0.3", "--out", "results/ci"]
+
+
+def _rounds(tmp_path, *argvs, rows=None, complete=None):
+    for i, (argv, done) in enumerate(zip(argvs, complete or [True] * len(argvs))):
+        write_run(tmp_path / "ci" / f"r{i}", (rows or [{"a": samples(1e-3, seed=i)}] * len(argvs))[i],
+                  env={"argv": argv, "complete": done})
+    return tmp_path / "ci"
+
+
+def test_rounds_may_differ_in_out_only(tmp_path):
+    from bench.baseline import load_rounds
+
+    other_out = ARGV[:-1] + ["results/elsewhere"]
+    folder = _rounds(tmp_path, ARGV, other_out, ARGV[:-2] + ["--out=x"])
+    results, samp, env = load_rounds(folder)
+    assert env["rounds"] == 3 and len(samp) == 60
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (ARGV[:6] + ["0.05"] + ARGV[7:], ["'--budget-s 0.3' as in r0", "'--budget-s 0.05' in r1"]),
+    (ARGV[:3] + ["--variants", "standard"] + ARGV[3:], ["'smoke' as in r0", "'smoke --variants standard' in r1"]),
+    (["bench", "run", "seed"] + ARGV[3:], ["'smoke' as in r0", "'seed' in r1"]),
+    (None, ["argv"]),
+])
+def test_rounds_with_another_command_line_are_refused(tmp_path, argv, needles, one_line):
+    from bench.baseline import load_rounds
+
+    folder = _rounds(tmp_path, ARGV, argv)
+    with pytest.raises(BenchError) as err:
+        load_rounds(folder)
+    one_line(err.value, f"{folder}: argv", "expected", "found", *needles)
+
+
+def test_incomplete_round_is_refused(tmp_path, one_line):
+    from bench.baseline import load_rounds
+
+    folder = _rounds(tmp_path, ARGV, ARGV, complete=(True, False))
+    with pytest.raises(BenchError) as err:
+        load_rounds(folder)
+    one_line(err.value, str(folder / "r1" / "env.json"), "complete", f"every round of {folder} finished", "incomplete")
+    with pytest.raises(BenchError, match="incomplete"):
+        promote(folder, root=tmp_path / "store")
+
+
+def test_rounds_with_other_rows_are_refused(tmp_path, one_line):
+    from bench.baseline import load_rounds
+
+    folder = _rounds(tmp_path, ARGV, ARGV, rows=[{"a": samples(1e-3), "b": samples(1e-3)},
+                                                 {"a": samples(1e-3), "c": samples(1e-3)}])
+    with pytest.raises(BenchError) as err:
+        load_rounds(folder)
+    one_line(err.value, f"{folder}: rows", "expected the 2 rows of r0", "1 row(s) missing, e.g. b / cpu / float32",
+             "1 extra row(s), e.g. c / cpu / float32", "in r1")

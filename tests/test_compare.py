@@ -218,3 +218,32 @@ def test_launch_bound_rows_are_held_to_the_wide_threshold():
     cand3 = run_frames({"tiny": samples(9e-6, seed=2), "big": samples(1e-3, seed=2)})
     cand3[0]["launch_bound"] = [True, False]
     assert {v.workload: v.verdict for v in compare_frames(base, cand3).verdicts}["tiny"] == "slower"
+
+
+def test_not_applicable_rows_are_listed_apart_not_judged():
+    """A variant that cannot run on a device (cuda_graph on the CPU) is not-applicable: on both sides it is
+    neither a verdict nor unsure; on one side only (ok on the other) it stays unsure with its reason."""
+    rows = {"a": samples(1e-3), ("a", "cpu", "float32", "cuda_graph"): [], ("b", "cpu", "float32", "x"): []}
+    base = run_frames(rows, status={"b": "not-applicable"})
+    base[0].loc[1, "status"] = "not-applicable"
+    base[0]["reason"] = [None, "CUDA graph replay needs a CUDA device", "x needs a GPU"]
+    cand = run_frames({"a": samples(1e-3, seed=1), ("a", "cpu", "float32", "cuda_graph"): [],
+                       ("b", "cpu", "float32", "x"): samples(1e-3)})
+    cand[0].loc[1, "status"] = "not-applicable"
+    cmp = compare_frames(base, cand)
+    assert cmp.not_applicable == ("a / cpu / float32 / cuda_graph",)
+    got = {v.label: v for v in cmp.verdicts}
+    assert sorted(got) == ["a / default / cpu / float32", "b / x / cpu / float32"]
+    assert got["a / default / cpu / float32"].verdict == "same"
+    one_side = got["b / x / cpu / float32"]
+    assert one_side.verdict == "unsure"
+    assert "not-applicable (x needs a GPU) in baseline" in one_side.reason and "ok in candidate" in one_side.reason
+    assert not cmp.added and not cmp.removed
+
+
+def test_not_applicable_against_a_failure_is_unsure():
+    key = ("a", "cpu", "float32", "cuda_graph")
+    base, cand = run_frames({key: []}), run_frames({key: []}, status={"a": "error"})
+    base[0]["status"] = "not-applicable"
+    (v,) = compare_frames(base, cand).verdicts
+    assert v.verdict == "unsure" and "error" in v.reason and "not-applicable" in v.reason

@@ -86,3 +86,26 @@ def test_export_bad_input(tmp_path, capsys):
     assert main(["export", str(tmp_path / "none"), "--format", "pytest-benchmark"]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--format", "csv"]) == 2
+
+
+def test_export_to_an_unwritable_path_is_one_line(two_runs, tmp_path, capsys, one_line):
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / "afile" / "x.json"
+    assert main(["export", str(two_runs[0]), "--format", "pytest-benchmark", "--out", str(target)]) == 2
+    one_line(capsys.readouterr().err.strip(), f"{target}: --out", "expected a writable file path",
+             f"{tmp_path / 'afile'} is a file, not a folder")
+    assert main(["export", str(two_runs[0]), "--format", "pytest-benchmark", "--out", str(tmp_path)]) == 2
+    one_line(capsys.readouterr().err.strip(), f"{tmp_path}: --out", "expected a writable file path")
+
+
+def test_export_leaves_out_not_applicable_rows(tmp_path):
+    run = write_run(tmp_path / "run", {"a": samples(1e-3), ("a", "cpu", "float32", "cuda_graph"): samples(1e-3)})
+    (run / "results.csv").write_text((run / "results.csv").read_text().replace(",cuda_graph,ok,", ",cuda_graph,not-applicable,"))
+    assert [b["param"] for b in export_run(run)["benchmarks"]] == ["a-default-cpu-float32"]
+
+
+def test_export_refuses_rounds_that_do_not_belong_together(tmp_path, capsys, one_line):
+    write_run(tmp_path / "ci" / "r1", {"a": samples(1e-3)}, env={"argv": ["bench", "run", "smoke", "--out", "ci"]})
+    write_run(tmp_path / "ci" / "r2", {"a": samples(1e-3)}, env={"argv": ["bench", "run", "seed", "--out", "ci"]})
+    assert main(["export", str(tmp_path / "ci"), "--format", "pytest-benchmark"]) == 2
+    one_line(capsys.readouterr().err.strip(), str(tmp_path / "ci"), "argv", "'smoke' as in r1", "'seed' in r2")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from bench.cli import main
@@ -124,3 +125,109 @@ def test_workload_threshold_from_the_config_reaches_the_verdict(write_config, tm
     capsys.readouterr()
     assert main(["compare", str(a), str(b)]) == 0
     assert "50% (workload)" in capsys.readouterr().out
+
+
+def test_markdown_names_the_rule_the_code_uses(runs):
+    """The footnote describes the Hodges-Lehmann ratio and the rank (Moses) interval, not a bootstrap."""
+    base, _, slow = runs
+    main(["compare", str(base), str(slow)])
+    rule = [line for line in (slow / "gate.md").read_text().splitlines() if line.startswith("<sub>Rule")]
+    assert len(rule) == 1
+    assert "Hodges-Lehmann" in rule[0] and "median of all pairwise ratios" in rule[0]
+    assert "distribution-free rank interval" in rule[0] and "Moses" in rule[0]
+    assert "bootstrap" not in rule[0] and "ratio of medians" not in rule[0]
+
+
+def _not_applicable_run(folder):
+    """A run with an ok row and a variant that cannot run on the CPU (as `bench run --variants cuda_graph` writes)."""
+    run = write_run(folder, {"a": samples(1e-3), ("a", "cpu", "float32", "cuda_graph"): []})
+    results = pd.read_csv(run / "results.csv")
+    results.loc[1, ["status", "reason"]] = ["not-applicable", "CUDA graph replay needs a CUDA device"]
+    results.to_csv(run / "results.csv", index=False)
+    return run
+
+
+def test_not_applicable_rows_pass_baseline_and_are_listed_apart_by_compare(tmp_path, capsys):
+    run = _not_applicable_run(tmp_path / "run")
+    assert main(["baseline", str(run), "--root", str(tmp_path / "store")]) == 0
+    assert main(["compare", str(run), str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "cuda_graph" not in out.split("not compared")[0]  # not in the verdict table
+    assert "0 slower, 0 unsure, 1 same, 0 faster; 1 row(s) not applicable on both sides" in out
+    assert "not compared: 1 row(s) not applicable on both sides" in out and "a / cpu / float32 / cuda_graph" in out
+    assert "`a / cpu / float32 / cuda_graph`" in (run / "gate.md").read_text()
+
+
+@pytest.mark.slow
+def test_real_not_applicable_rows_through_run_baseline_compare(write_config, tmp_path, capsys):
+    cfg = write_config("""
+        from torch import nn
+        from bench import Workload
+        WORKLOADS = [Workload(name="tiny", module=lambda: nn.Linear(8, 4), input_shape=(2, 8))]
+    """)
+    assert main(["run", str(cfg), "--variants", "cuda_graph", "--out", str(tmp_path / "runs"), *TINY]) == 0
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert "not-applicable" in set(pd.read_csv(run / "results.csv")["status"])
+    capsys.readouterr()
+    assert main(["baseline", str(run), "--root", str(tmp_path / "store")]) == 0
+    assert main(["compare", str(run), str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "1 row(s) not applicable on both sides" in out and "0 slower, 1 unsure" in out
+
+
+def test_unwritable_markdown_path_is_one_line(runs, tmp_path, capsys, one_line):
+    base, same, _ = runs
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / "afile" / "x.md"
+    assert main(["compare", str(base), str(same), "--markdown", str(target)]) == 2
+    one_line(capsys.readouterr().err.strip(), f"{target}: --markdown", "expected a writable file path",
+             f"found {tmp_path / 'afile'} is a file, not a folder")
+    assert main(["compare", str(base), str(same), "--markdown", str(tmp_path)]) == 2  # a folder, not a file
+    one_line(capsys.readouterr().err.strip(), f"{tmp_path}: --markdown", "expected a writable file path")
+
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--threads", "-3", "expected an integer >= 1, found '-3'"),
+    ("--threads", "0", "expected an integer >= 1, found '0'"),
+    ("--threads", "two", "expected an integer >= 1, found 'two'"),
+    ("--repeats", "1", "expected an integer >= 2, found '1'"),
+    ("--repeats", "1.5", "expected an integer >= 2, found '1.5'"),
+    ("--min-samples", "-1", "expected an integer >= 1"),
+])
+def test_calibrate_bad_numbers_are_one_line(option, value, needle, capsys, one_line):
+    assert main(["calibrate", "smoke", option, value]) == 2
+    one_line(capsys.readouterr().err.strip(), "calibrate", option, needle)
+
+
+@pytest.mark.parametrize("value", ["abc", "0%", "-5%", "2000%", "nan", "%"])
+def test_bad_threshold_is_one_line(runs, value, capsys, one_line):
+    base, same, _ = runs
+    assert main(["compare", str(base), str(same), f"--threshold={value}"]) == 2
+    one_line(capsys.readouterr().err.strip(), "compare", "--threshold", repr(value))
+
+
+def test_compare_refuses_a_folder_of_rounds_that_do_not_belong_together(runs, tmp_path, capsys, one_line):
+    base = runs[0]
+    argv = ["bench", "run", "smoke", "--budget-s", "0.3", "--out", "x"]
+    write_run(tmp_path / "rounds" / "r1", {"a": samples(1e-3), "b": samples(2e-3)}, env={"argv": argv})
+    write_run(tmp_path / "rounds" / "r2", {"a": samples(1e-3), "b": samples(2e-3)},
+              env={"argv": argv[:4] + ["0.05"] + argv[5:]})
+    assert main(["compare", str(base), str(tmp_path / "rounds")]) == 2
+    one_line(capsys.readouterr().err.strip(), str(tmp_path / "rounds"), "argv", "'--budget-s 0.3' as in r1",
+             "'--budget-s 0.05' in r2")
+
+
+@pytest.mark.parametrize("name, column, command", [
+    ("samples.csv", "device_s", "compare"), ("results.csv", "threshold", "compare"),
+    ("samples.csv", "device_s", "export"),
+])
+def test_non_numeric_cell_is_one_line_naming_the_file(runs, name, column, command, capsys, one_line):
+    base, same, _ = runs
+    frame = pd.read_csv(base / name)
+    frame[column] = frame[column].astype(object)
+    frame.loc[0, column] = "abc"
+    frame.to_csv(base / name, index=False)
+    args = (["compare", str(base), str(same)] if command == "compare"
+            else ["export", str(base), "--format", "pytest-benchmark"])
+    assert main(args) == 2
+    one_line(capsys.readouterr().err.strip(), str(base / name), column, "abc")

@@ -78,15 +78,25 @@ def test_calls_per_sample_is_ceil_of_min_block_over_call_time():
     m, timer, fn = run(lambda i: 3 * 2.0 ** -12, Policy(warmup_s=0.0, min_block_s=2.0 ** -8, min_samples=3,
                                                          target_rel_iqr=0.5))
     assert m.calls_per_sample == math.ceil(16 / 3) == 6
-    assert timer.blocks == [1, 6, 6, 6]
-    assert fn.calls == 1 + 3 * 6
+    assert timer.blocks == [1, 1, 6, 6, 6]  # first call, the one warm-up block even with warmup_s = 0, samples
+    assert fn.calls == 1 + 1 + 3 * 6
     m, _, _ = run(lambda i: 0.5, Policy(warmup_s=0.0, min_block_s=0.01, min_samples=3, target_rel_iqr=0.5))
     assert m.calls_per_sample == 1
 
 
-def test_a_call_longer_than_the_warmup_gets_no_extra_warmup():
+def test_a_call_longer_than_the_warmup_gets_exactly_one_warmup_call():
     m, timer, fn = run(lambda i: 1.0, Policy(warmup_s=0.5, min_block_s=0.01, min_samples=3, target_rel_iqr=0.5))
-    assert timer.blocks == [1, 1, 1, 1] and m.warmup_calls == 1 and fn.calls == 4
+    assert timer.blocks == [1, 1, 1, 1, 1] and m.warmup_calls == 2 and fn.calls == 5
+
+
+def test_a_slow_first_call_neither_skips_the_warmup_nor_sizes_the_samples():
+    """First call 0.25 s (one-time setup), 2**-15 s after: the warm-up still runs for warmup_s, and samples
+    hold ceil(min_block_s / warm call) calls, not 1 (a review found 20 us samples sized from the first call)."""
+    per_call = lambda i: 0.25 if i == 0 else 2.0 ** -15  # noqa: E731
+    m, timer, fn = run(per_call, Policy(warmup_s=0.01, min_block_s=2.0 ** -7, min_samples=3, target_rel_iqr=0.5))
+    assert m.calls_per_sample == 256
+    assert m.warmup_calls > 300  # 0.01 s of warm-up at 2**-15 s a call
+    assert m.device_s == (2.0 ** -15,) * 3
 
 
 def test_host_time_is_kept_apart_and_calibrates():
@@ -111,14 +121,14 @@ def test_converges_at_min_samples_not_before():
 
 def test_noisy_samples_stop_on_the_budget():
     # Samples alternate 2U and 4U a block; after 6 samples (18U) the next one would pass budget_s = 20U.
-    alternating = lambda i: U if i == 0 else (U / 2 if ((i - 1) // 4) % 2 == 0 else U)  # noqa: E731
+    alternating = lambda i: U if i <= 1 else (U / 2 if ((i - 2) // 4) % 2 == 0 else U)  # noqa: E731
     policy = Policy(warmup_s=0.0, min_block_s=4 * U, min_samples=10, floor_samples=3, max_samples=50,
                     target_rel_iqr=0.001, budget_s=20 * U)
     m, timer, fn = run(alternating, policy)
     assert m.stop_reason == "budget"
     assert m.device_s == (U / 2, U) * 3
     assert sum(s * m.calls_per_sample for s in m.device_s) == 18 * U <= policy.budget_s
-    assert fn.calls == 1 + 6 * 4
+    assert fn.calls == 2 + 6 * 4
 
 
 def test_budget_never_stops_before_floor_samples():
@@ -126,7 +136,7 @@ def test_budget_never_stops_before_floor_samples():
     policy = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=10, floor_samples=3, max_samples=50,
                     target_rel_iqr=0.001, budget_s=0.0)
     m, _, fn = run(alternating, policy)
-    assert m.stop_reason == "budget" and len(m.device_s) == 3 and fn.calls == 1 + 3
+    assert m.stop_reason == "budget" and len(m.device_s) == 3 and fn.calls == 1 + 1 + 3
 
 
 def test_stops_at_max_samples():
@@ -134,21 +144,21 @@ def test_stops_at_max_samples():
     policy = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=3, floor_samples=3, max_samples=7,
                     target_rel_iqr=0.001, budget_s=1e9)
     m, _, fn = run(alternating, policy)
-    assert m.stop_reason == "max_samples" and len(m.device_s) == 7 and fn.calls == 1 + 7
+    assert m.stop_reason == "max_samples" and len(m.device_s) == 7 and fn.calls == 1 + 1 + 7
 
 
 def test_timeout_from_the_first_call():
     policy = Policy(timeout_s=60.0, floor_samples=3)
     with pytest.raises(WorkloadTimeout) as info:
         run(lambda i: 100.0, policy)
-    assert (info.value.first_call_s, info.value.needed_s, info.value.timeout_s) == (100.0, 400.0, 60.0)
+    assert (info.value.first_call_s, info.value.needed_s, info.value.timeout_s) == (100.0, 500.0, 60.0)
     assert "100 s" in str(info.value) and "60 s" in str(info.value)
     fn, timer = Counter(), FakeTimer(lambda i: 100.0)
     with pytest.raises(WorkloadTimeout):
         measure(fn, timer=timer, policy=policy)
     assert fn.calls == 1 and timer.blocks == [1]
-    # Exactly at the limit ((1 + 3) * 15 s = 60 s) it is measured.
-    m, _, _ = run(lambda i: 15.0, Policy(timeout_s=60.0, floor_samples=3, min_samples=3, warmup_s=0.0, budget_s=0.0))
+    # Exactly at the limit ((2 + 3) * 12 s = 60 s: first call, one warm-up call, 3 samples) it is measured.
+    m, _, _ = run(lambda i: 12.0, Policy(timeout_s=60.0, floor_samples=3, min_samples=3, warmup_s=0.0, budget_s=0.0))
     assert len(m.device_s) == 3
 
 
@@ -161,6 +171,10 @@ def test_policy_rejects_impossible_settings():
         Policy(floor_samples=0)
     with pytest.raises(ValueError):
         Policy(budget_s=-1.0)
+    for bad in (dict(warmup_s=float("nan")), dict(budget_s=float("inf")), dict(timeout_s=0.0),
+                dict(target_rel_iqr=-1.0), dict(min_block_s=float("nan"))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Policy(**bad)
 
 
 @settings(max_examples=60, deadline=None)
@@ -169,7 +183,7 @@ def test_policy_rejects_impossible_settings():
 def test_bound_holds_when_every_call_takes_the_same_time(call_s, warmup_s, min_block_s, budget_s, floor, extra):
     # Calls of at least 1 ms keep the fake's real loop short (at most ~1000 warm-up and ~2400 sample calls).
     policy = Policy(warmup_s=warmup_s, min_block_s=min_block_s, floor_samples=floor, min_samples=floor + extra,
-                    max_samples=floor + extra + 100, target_rel_iqr=-1.0, budget_s=budget_s, timeout_s=1e9)
+                    max_samples=floor + extra + 100, target_rel_iqr=0.0, budget_s=budget_s, timeout_s=1e9)
     m, timer, _ = run(lambda i: call_s, policy)
     assert timer.clock <= policy.bound_s(call_s) * (1 + 1e-9)
 
