@@ -72,6 +72,7 @@ def speedup_figure(results: pd.DataFrame):
     for y, v in enumerate(speedup.values):
         ax.text(v, y, f" {v:.3g}x", va="center", fontsize=8)
     ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
     ax.set_xlabel("speed-up of CUDA over CPU (CPU median / CUDA median, log scale; >1 = CUDA faster)")
     ax.set_title("CPU-to-CUDA speed-up")
     ax.grid(axis="x", which="both", alpha=0.3)
