@@ -14,26 +14,9 @@ import pandas as pd
 
 from bench import config, plan as planning
 from bench.errors import BenchError
+from bench.units import fmt_si
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def fmt_s(seconds) -> str:
-    if seconds is None or pd.isna(seconds):
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.4g} {unit}"
-    return f"{seconds / 1e-9:.4g} ns"
-
-
-def fmt_count(n, unit="") -> str:
-    if n is None or pd.isna(n):
-        return "-"
-    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g} {prefix}{unit}"
-    return f"{n:.3g} {unit}".strip()
 
 
 def _err(text: str) -> None:
@@ -77,8 +60,8 @@ def cmd_list(args) -> int:
     else:
         table = pd.DataFrame([{
             "workload": p.name, "input": str(list(p.workload.input_shape)), "output": str(list(p.output_shape)),
-            "dtype": p.workload.dtype, "params": fmt_count(p.params), "FLOPs": fmt_count(p.flops),
-            "bytes": fmt_count(p.bytes_moved, "B"), "note": p.workload.note,
+            "dtype": p.workload.dtype, "params": fmt_si(p.params), "FLOPs": fmt_si(p.flops),
+            "bytes": fmt_si(p.bytes_moved, "B"), "note": p.workload.note,
         } for p in plans])
         if len(table):
             print(table.to_string(index=False))

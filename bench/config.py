@@ -6,7 +6,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, one_line
 from bench.workload import Workload
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -55,8 +55,7 @@ def _import(path: Path) -> object:
     except Exception as exc:  # noqa: BLE001 - a config's own bug, reported as a user error with its line
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
         line = f":{frames[-1].lineno}" if frames else ""
-        text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-        raise BenchError(Problem(where=f"{where}{line}", found=f"importing the config raised {text}")) from None
+        raise BenchError(Problem(where=f"{where}{line}", found=f"importing the config raised {one_line(exc)}")) from None
     return module
 
 

@@ -42,15 +42,20 @@ def cuda_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
 
 
+def device_name(device: str) -> str:
+    """The CUDA device's name for "cuda", the CPU model otherwise."""
+    return cuda_name() if device == "cuda" else cpu_name()
+
+
 def machine_key(device: str) -> str:
     """A stable key for 'this kind of machine and device': CPU model, core count, GPU name. No hostname."""
     parts = [cpu_name(), str(os.cpu_count())] + ([cuda_name()] if device == "cuda" else [])
-    slug = "".join(c if c.isalnum() else "-" for c in (cuda_name() if device == "cuda" else cpu_name()).lower())
+    slug = "".join(c if c.isalnum() else "-" for c in device_name(device).lower())
     slug = "-".join(p for p in slug.split("-") if p)[:40]
     return f"{device}-{slug}-{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:8]}"
 
 
-def _matmul_precision() -> str | None:
+def matmul_precision() -> str | None:
     """torch's float32 matmul precision, or None where torch refuses to say (legacy and new TF32 APIs mixed)."""
     try:
         return torch.get_float32_matmul_precision()
@@ -80,7 +85,7 @@ def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
         "machine_keys": {d: machine_key(d) for d in devices},
         "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "allow_tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
-        "float32_matmul_precision": _matmul_precision(),
+        "float32_matmul_precision": matmul_precision(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
     }

@@ -30,6 +30,12 @@ class Problem:
         return text
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message (at most 300 characters)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+
+
 class BenchError(Exception):
     """A mistake the user can fix: bad config, bad file, bad argument. Carries one or more problems."""
 

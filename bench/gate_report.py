@@ -13,18 +13,10 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.compare import VERDICTS, Comparison, Verdict  # noqa: E402
+from bench.units import fmt_s  # noqa: E402
 
 MARK = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same", "unsure": "⚪ unsure"}
 COLORS = {"slower": "#d62728", "faster": "#2ca02c", "same": "#7f7f7f", "unsure": "#ff7f0e"}
-
-
-def fmt_s(seconds: float) -> str:
-    if seconds != seconds:  # NaN
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.4g} {unit}"
-    return f"{seconds / 1e-9:.4g} ns"
 
 
 def _change(v: Verdict) -> str:

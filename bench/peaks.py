@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from bench.env import machine_key
+from bench.env import device_name, machine_key
 from bench.errors import BenchError, Problem
 from bench.measure import Policy, measure
-from bench.run import default_timer, device_name
+from bench.run import default_timer
 from bench.variant_run import applied
 from bench.variants import Variant
 

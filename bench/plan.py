@@ -18,7 +18,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import Declared
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, one_line
 from bench.workload import Workload
 
 
@@ -145,7 +145,7 @@ def plan_one(workload: Workload, source: str) -> Plan:
         with torch.device("meta"):
             module = workload.module()
     except Exception as exc:  # noqa: BLE001 - the user's builder failed; say how, in one line
-        raise problem("module", "a callable that builds an nn.Module", f"calling it raised {_one_line(exc)}") from None
+        raise problem("module", "a callable that builds an nn.Module", f"calling it raised {one_line(exc)}") from None
     if not isinstance(module, nn.Module):
         raise problem("module", "a callable that returns an nn.Module", f"it returned {type(module).__name__}")
     module = module.to(device="meta", dtype=workload.torch_dtype).eval()
@@ -171,7 +171,7 @@ def plan_one(workload: Workload, source: str) -> Plan:
     except RuntimeError as exc:  # e.g. "Storage size calculation overflowed" for absurd shapes
         for h in handles:
             h.remove()
-        raise problem("input_shape", "a tensor size torch can address", _one_line(exc)) from None
+        raise problem("input_shape", "a tensor size torch can address", one_line(exc)) from None
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
@@ -181,7 +181,7 @@ def plan_one(workload: Workload, source: str) -> Plan:
     except Exception as exc:  # noqa: BLE001 - an unsupported layer combination; name the layer that failed
         at = running[-1] if running else "module"
         raise problem(at.split(" ")[0], f"a forward that runs on input {list(workload.input_shape)}",
-                      _one_line(exc)) from None
+                      one_line(exc)) from None
     finally:
         for h in handles:
             h.remove()
@@ -203,11 +203,6 @@ def plan_one(workload: Workload, source: str) -> Plan:
         is_view=len(outs) == 1 and _aliases(first, x),
         shape_notes=tuple(notes),
     )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def plan_suite(declared: list[Declared]) -> tuple[list[Plan], list[Problem]]:

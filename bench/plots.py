@@ -10,15 +10,10 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.units import fmt_s  # noqa: E402
+
 
 COLORS = {"cpu": "#1f77b4", "cuda": "#76b900"}
-
-
-def _fmt_seconds(seconds: float) -> str:
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds:.2g} s"
 
 
 def latency_figure(results: pd.DataFrame, samples: pd.DataFrame):
@@ -45,10 +40,10 @@ def latency_figure(results: pd.DataFrame, samples: pd.DataFrame):
         ax.barh(ys, med, height=height * 0.9, xerr=[lo, hi], color=COLORS.get(device, "gray"), label=device,
                 capsize=2, log=True)
         for y, m in zip(ys, med):
-            ax.text(m, y, " " + _fmt_seconds(m), va="center", fontsize=8)
+            ax.text(m, y, " " + fmt_s(m, digits=3), va="center", fontsize=8)
     ax.set_yticks(range(len(workloads)), labels=workloads)
     ax.invert_yaxis()
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _fmt_seconds(v)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_s(v, digits=3)))
     ax.set_xlabel("device time per call (log scale; bar = median, whiskers = interquartile range)")
     ax.set_title("Latency per workload and device")
     ax.grid(axis="x", which="both", alpha=0.3)

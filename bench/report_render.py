@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pandas as pd
 
 from bench.report import Report, save_peaks
 from bench.results import write_atomic
+from bench.units import fmt_s, fmt_si
 
 ENV_FIELDS = [("host", "host"), ("time_utc", "time (UTC)"), ("git_commit", "commit"), ("torch", "torch"),
               ("cuda", "CUDA"), ("cudnn", "cuDNN"), ("cpu_name", "CPU"), ("cpu_count", "cores"), ("threads", "threads"),
@@ -22,24 +22,6 @@ th{background:#f0f0f0}td{white-space:nowrap}td.wrap{white-space:normal;min-width
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.launch-bound td{background:#f3f3f3}tr.noisy td.iqr{background:#fff3cd}tr.bad td{background:#f8d7da}
 .note{color:#555;font-size:13px}img{max-width:100%;border:1px solid #ddd;margin:8px 0}"""
-
-
-def _si(value, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
-        return "-"
-    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}".strip()
-
-
-def _time(seconds) -> str:
-    if seconds is None or pd.isna(seconds):
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.4g} {unit}"
-    return f"{seconds / 1e-9:.4g} ns"
 
 
 def _pct(value) -> str:
@@ -65,9 +47,9 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
     for _, r in f.iterrows():
         ok = r["status"] == "ok"
         cells = dict(zip(headers, [
-            r["machine"], r["device"], r["workload"], r["variant"], r["dtype"], r["status"], _time(r["median_s"]),
-            _pct(100 * r["rel_iqr"]) if ok else "-", _time(r["host_median_s"]), _si(r["flops_per_s"]),
-            _si(r["bytes_per_s"], "B/s"), f"{r['flops'] / r['bytes']:.3g}" if r["bytes"] else "-",
+            r["machine"], r["device"], r["workload"], r["variant"], r["dtype"], r["status"], fmt_s(r["median_s"]),
+            _pct(100 * r["rel_iqr"]) if ok else "-", fmt_s(r["host_median_s"]), fmt_si(r["flops_per_s"]),
+            fmt_si(r["bytes_per_s"], "B/s"), f"{r['flops'] / r['bytes']:.3g}" if r["bytes"] else "-",
             _pct(r["pct_of_roof"]), r["verdict"], _sci(r.get("max_rel_diff")), "" if ok else str(r["reason"])[:160]]))
         rows.append([cells[h] for h in keep])
         classes.append("bad" if not ok else " ".join(
@@ -78,8 +60,8 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
 def best_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     headers = ["machine", "device", "workload", "variants", "default", "best variant", "best", "speed-up",
                "rel diff (default)", "rel diff (best)", "fwd+bwd / fwd"]
-    rows = [[b["machine"], b["device"], b["workload"], str(b["variants_tried"]), _time(b["default_median_s"]),
-             b["best_variant"], _time(b["best_median_s"]), f"{b['speedup']:.2f}x" + (" (noisy)" if b["noisy"] else ""), _sci(b["default_max_rel_diff"]),
+    rows = [[b["machine"], b["device"], b["workload"], str(b["variants_tried"]), fmt_s(b["default_median_s"]),
+             b["best_variant"], fmt_s(b["best_median_s"]), f"{b['speedup']:.2f}x" + (" (noisy)" if b["noisy"] else ""), _sci(b["default_max_rel_diff"]),
              _sci(b["best_max_rel_diff"]),
              "-" if pd.isna(b["backward_over_forward"]) else f"{b['backward_over_forward']:.3g}x"]
             for _, b in report.best.iterrows()]
@@ -92,11 +74,11 @@ def callout_rows(report: Report, kind: str) -> list[list[str]]:
     ok = f[f["status"] == "ok"]
     if kind == "launch-bound":
         sel = ok[ok["verdict"] == "launch-bound"]
-        return [[r["machine"], r["device"], r["workload"], r["variant"], _time(r["median_s"]), _time(r["host_median_s"]),
-                 _time(r["enqueue_median_s"])] for _, r in sel.iterrows()]
+        return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]), fmt_s(r["host_median_s"]),
+                 fmt_s(r["enqueue_median_s"])] for _, r in sel.iterrows()]
     if kind == "noisy":
         sel = ok[ok["noisy"].astype(bool)]
-        return [[r["machine"], r["device"], r["workload"], r["variant"], _time(r["median_s"]), _pct(100 * r["rel_iqr"]),
+        return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]), _pct(100 * r["rel_iqr"]),
                  str(int(r["n_samples"]))] for _, r in sel.iterrows()]
     if kind == "failed":
         sel = f[~f["status"].isin(["ok", "not-applicable"])]
@@ -142,8 +124,8 @@ def _env_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 
 def _peak_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     headers = ["device", "name", "threads", "FLOP/s per dtype", "bytes/s", "source", "measured"]
-    return headers, [[p.device, p.device_name, str(p.threads), ", ".join(f"{k} {_si(v)}" for k, v in p.flops_per_s.items()),
-                      _si(p.bytes_per_s, "B/s"), p.source, p.measured_utc] for p in report.peaks]
+    return headers, [[p.device, p.device_name, str(p.threads), ", ".join(f"{k} {fmt_si(v)}" for k, v in p.flops_per_s.items()),
+                      fmt_si(p.bytes_per_s, "B/s"), p.source, p.measured_utc] for p in report.peaks]
 
 
 def render_html(report: Report) -> str:

@@ -19,6 +19,8 @@ from torch.utils._pytree import tree_leaves
 
 from bench.clock import CpuTimer, CudaTimer, Timer, graph_replay
 from bench.deadline import DeadlineExceeded, deadline
+from bench.env import device_name
+from bench.errors import one_line
 from bench.measure import Measurement, Policy, WorkloadTimeout, measure
 from bench.plan import Plan
 from bench.variant_run import applied, convert, cost, math_mode, max_rel_diff, step
@@ -65,14 +67,6 @@ def available_devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def device_name(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name(0)
-    from bench.env import cpu_name
-
-    return cpu_name()
-
-
 def free_bytes(device: str) -> int:
     """Memory the device can still give: cudaMemGetInfo on CUDA, MemAvailable (/proc/meminfo) on the CPU."""
     if device == "cuda":
@@ -89,7 +83,8 @@ def free_bytes(device: str) -> int:
         return 1 << 62
 
 
-def _build(plan: Plan, device: str):
+def build(plan: Plan, device: str) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The layer (eval mode) and a seeded random input on `device`, in the workload's dtype; never timed."""
     w = plan.workload
     torch.manual_seed(0)  # seeded weights and input: same data in every run, never zeros
     with torch.device(device):
@@ -106,11 +101,6 @@ def _classify(exc: BaseException) -> str:
     if "not implemented for" in text or "not supported" in text.lower():
         return "unsupported"
     return "error"
-
-
-def one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
 
 
 def _first_tensor(out) -> torch.Tensor:
@@ -170,7 +160,7 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
             # (Policy.bound_s), and a tenth of the timeout more for building and the accuracy reference.
             with deadline(1.1 * policy.timeout_s + 2 * policy.warmup_s + policy.budget_s
                           + policy.floor_samples * policy.min_block_s):
-                module, x = _build(plan, device)
+                module, x = build(plan, device)
                 reference = _reference(module, x)
                 module, x = convert(module, x, variant)
                 math = math_mode(module, dtype=variant.dtype or w.dtype, device=device)

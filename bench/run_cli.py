@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench import config, plan as planning
-from bench.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _err, fmt_count, fmt_s, number
+from bench.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _err, number
 from bench.errors import BenchError
 from bench.measure import Policy
+from bench.units import fmt_s, fmt_si
 from bench.run import CUDA_POLICY, Progress, Record, available_devices, run_suite
 
 
@@ -67,7 +68,7 @@ def _summary(frame: pd.DataFrame) -> str:
             "workload": r["workload"], "variant": r.get("variant", "default"), "device": r["device"], "dtype": r["dtype"],
             "median": fmt_s(r["median_s"]),
             "IQR": "-" if pd.isna(r["rel_iqr"]) else f"{100 * r['rel_iqr']:.1f}%",
-            "host/call": fmt_s(r["host_median_s"]), "FLOP/s": fmt_count(r["flops_per_s"]),
+            "host/call": fmt_s(r["host_median_s"]), "FLOP/s": fmt_si(r["flops_per_s"]),
             "n": "-" if pd.isna(r["n_samples"]) else int(r["n_samples"]), "flags": "; ".join(flags)[:90],
         })
     return pd.DataFrame(rows).to_string(index=False) if rows else "(no rows)"

@@ -14,17 +14,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.env import matmul_precision
 from bench.plan import Plan, plan_one
 from bench.variants import Variant
 from bench.workload import DTYPES
-
-
-def _matmul_precision() -> str | None:
-    """torch's float32 matmul precision, or None where torch refuses to say (legacy and new APIs were mixed)."""
-    try:
-        return torch.get_float32_matmul_precision()
-    except RuntimeError:
-        return None
 
 
 @contextmanager
@@ -32,7 +25,7 @@ def applied(variant: Variant) -> Iterator[None]:
     """Set the TF32, cudnn.benchmark and thread settings the variant asks for; restore them on exit."""
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
              torch.backends.cudnn.benchmark, torch.get_num_threads())
-    precision = _matmul_precision()
+    precision = matmul_precision()
     try:
         if variant.tf32 is not None:
             torch.backends.cuda.matmul.allow_tf32 = variant.tf32
@@ -45,7 +38,7 @@ def applied(variant: Variant) -> Iterator[None]:
     finally:
         (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
          torch.backends.cudnn.benchmark) = saved[:3]
-        if precision is not None and _matmul_precision() != precision:  # "medium" is no allow_tf32 value
+        if precision is not None and matmul_precision() != precision:  # "medium" is no allow_tf32 value
             torch.set_float32_matmul_precision(precision)
         if torch.get_num_threads() != saved[3]:
             torch.set_num_threads(saved[3])

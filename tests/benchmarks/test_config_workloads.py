@@ -12,15 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-
-def build(case) -> tuple[torch.nn.Module, torch.Tensor]:
-    """The layer and a seeded random input on the case's device, as `bench run` builds them."""
-    w = case.plan.workload
-    torch.manual_seed(0)
-    with torch.device(case.device):
-        module = w.module()
-    module = module.to(device=case.device, dtype=w.torch_dtype).eval()
-    return module, torch.randn(w.input_shape, dtype=w.torch_dtype, device=case.device)
+from bench.run import build
 
 
 def timed_step(module: Callable, x: torch.Tensor, device: str, *,
@@ -41,7 +33,7 @@ def timed_step(module: Callable, x: torch.Tensor, device: str, *,
 
 
 def test_workload(benchmark, case):
-    module, x = build(case)
+    module, x = build(case.plan, case.device)  # as `bench run` builds them
     step = timed_step(module, x, case.device)
     benchmark.group = case.device
     benchmark.extra_info.update(dtype=case.plan.workload.dtype, flops=case.plan.flops, bytes=case.plan.bytes_moved,

@@ -22,7 +22,7 @@ import torch.utils.benchmark as tub
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import config, plan  # noqa: E402
 from bench.measure import Policy, measure  # noqa: E402
-from bench.run import _build, default_timer  # noqa: E402
+from bench.run import build, default_timer  # noqa: E402
 from bench.stats import summarize  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
             except ImportError:
                 print("note: triton not importable; do_bench skipped", file=sys.stderr)
         for p in plans:
-            module, x = _build(p, device)
+            module, x = build(p, device)
             with torch.inference_mode():
                 fn = lambda: module(x)  # noqa: E731
                 times = {t: [] for t in tools_here}
