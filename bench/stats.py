@@ -51,7 +51,7 @@ def rel_iqr(samples_s: list[float]) -> float:
     return summarize(samples_s).rel_iqr if samples_s else float("inf")
 
 
-# ------------------------------------------- comparing two sets of samples (used by bench.compare)
+# ------------------------------------------- comparing two sets of samples (used by bench.gate.compare)
 # Written with numpy rather than taken from scipy: scipy is not a runtime dependency (torch, pandas and
 # matplotlib are) for two short functions. The tests check them against scipy.stats where it is installed.
 @lru_cache(maxsize=None)

@@ -4,8 +4,8 @@ VARIANTS is read by `bench run` for this config (as if given with --variants); w
 recorded there as "not-applicable" with the reason (TF32, cudnn.benchmark and CUDA graphs on the CPU; channels_last on
 an input that is not 4-d; a CPU thread count on CUDA). Sweeps are plain Python: `sweep` is a cross product.
 """
-from bench.config import load
-from bench.variants import Variant, sweep
+from bench.suite.config import load
+from bench.suite.variants import Variant, sweep
 
 WORKLOADS = [d.workload for d in load("seed")]
 

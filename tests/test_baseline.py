@@ -6,13 +6,14 @@ import json
 import pandas as pd
 import pytest
 
-from bench import config, plan as planning
-from bench.baseline import calibrate, load_noise, noise_of, promote, save_calibration, store_dir
-from bench.compare import compare
+from bench.suite import config
+from bench.suite import plan as planning
+from bench.gate.baseline import calibrate, load_noise, noise_of, promote, save_calibration, store_dir
+from bench.gate.compare import compare
 from bench.errors import BenchError
-from bench.measure import Measurement
-from bench.results import load_run
-from bench.run import Record
+from bench.measure.sampling import Measurement
+from bench.store.runs import load_run
+from bench.measure.runner import Record
 from test_compare import ENV, samples, write_run
 
 KEY = ENV["machine_keys"]["cpu"]
@@ -113,7 +114,7 @@ def test_saved_calibration_seeds_a_baseline_and_widens_thresholds(smoke_plans, t
 
 
 def test_rounds_folder_pools_samples_and_keeps_failures(tmp_path):
-    from bench.baseline import load_rounds
+    from bench.gate.baseline import load_rounds
 
     write_run(tmp_path / "ci" / "r1", {"a": samples(1e-3, n=10), "b": samples(1e-3, n=10)})
     write_run(tmp_path / "ci" / "r2", {"a": samples(1e-3, n=12, seed=2), "b": []}, status={"b": "oom"})
@@ -126,7 +127,7 @@ def test_rounds_folder_pools_samples_and_keeps_failures(tmp_path):
 
 
 def test_rounds_must_share_their_environment(tmp_path):
-    from bench.baseline import load_rounds
+    from bench.gate.baseline import load_rounds
 
     write_run(tmp_path / "ci" / "r1", {"a": samples(1e-3)})
     write_run(tmp_path / "ci" / "r2", {"a": samples(1e-3)}, env={"torch": "2.0.0"})
@@ -196,7 +197,7 @@ def _rounds(tmp_path, *argvs, rows=None, complete=None):
 
 
 def test_rounds_may_differ_in_out_only(tmp_path):
-    from bench.baseline import load_rounds
+    from bench.gate.baseline import load_rounds
 
     other_out = ARGV[:-1] + ["results/elsewhere"]
     folder = _rounds(tmp_path, ARGV, other_out, ARGV[:-2] + ["--out=x"])
@@ -211,7 +212,7 @@ def test_rounds_may_differ_in_out_only(tmp_path):
     (None, ["argv"]),
 ])
 def test_rounds_with_another_command_line_are_refused(tmp_path, argv, needles, one_line):
-    from bench.baseline import load_rounds
+    from bench.gate.baseline import load_rounds
 
     folder = _rounds(tmp_path, ARGV, argv)
     with pytest.raises(BenchError) as err:
@@ -220,7 +221,7 @@ def test_rounds_with_another_command_line_are_refused(tmp_path, argv, needles, o
 
 
 def test_incomplete_round_is_refused(tmp_path, one_line):
-    from bench.baseline import load_rounds
+    from bench.gate.baseline import load_rounds
 
     folder = _rounds(tmp_path, ARGV, ARGV, complete=(True, False))
     with pytest.raises(BenchError) as err:
@@ -231,7 +232,7 @@ def test_incomplete_round_is_refused(tmp_path, one_line):
 
 
 def test_rounds_with_other_rows_are_refused(tmp_path, one_line):
-    from bench.baseline import load_rounds
+    from bench.gate.baseline import load_rounds
 
     folder = _rounds(tmp_path, ARGV, ARGV, rows=[{"a": samples(1e-3), "b": samples(1e-3)},
                                                  {"a": samples(1e-3), "c": samples(1e-3)}])

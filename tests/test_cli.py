@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.cli import main
-from bench.config import load
+from bench.cli.main import main
+from bench.suite.config import load
 
 RUN_ARGS = ["--device", "cpu", "--budget-s", "0.05", "--warmup-s", "0.01", "--min-samples", "3"]
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -11,8 +11,8 @@ import itertools
 
 import pytest
 
-from bench.clock import CudaTimer
-from bench.measure import Policy, measure
+from bench.measure.clock import CudaTimer
+from bench.measure.sampling import Policy, measure
 
 U = 2.0 ** -10
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.compare import Rule, compare, compare_frames, decide
+from bench.gate.compare import Rule, compare, compare_frames, decide
 from bench.stats import mann_whitney_p, ratio_interval
 from bench.errors import BenchError
-from bench.results import SCHEMA_VERSION
+from bench.store.runs import SCHEMA_VERSION
 
 ENV = {"schema_version": SCHEMA_VERSION, "complete": True, "torch": "2.13.0+cpu", "threads": 1,
        "float32_matmul_precision": "highest", "cpu_name": "Test CPU", "cpu_count": 2, "cuda": "", "cudnn": "",

@@ -7,12 +7,12 @@ import io
 import pytest
 import torch
 
-from bench.clock import CudaTimer
-from bench.config import load
-from bench.measure import Policy
-from bench.plan import plan_one
-from bench.results import to_frame
-from bench.run import run_one
+from bench.measure.clock import CudaTimer
+from bench.suite.config import load
+from bench.measure.sampling import Policy
+from bench.suite.plan import plan_one
+from bench.store.runs import to_frame
+from bench.measure.runner import run_one
 
 pytestmark = pytest.mark.cuda
 
@@ -51,7 +51,7 @@ def test_tiny_linear_is_flagged_launch_bound():
 
 
 def test_cli_run_on_all_devices_draws_the_speedup(tmp_path, repo_root):
-    from bench.cli import main
+    from bench.cli.main import main
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
         status = main(["run", "smoke", "--device", "all", "--out", str(tmp_path), "--budget-s", "0.05",

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from bench.cli import main
-from bench.export import export_run, pytest_benchmark_stats
+from bench.cli.main import main
+from bench.store.export import export_run, pytest_benchmark_stats
 from test_compare import samples, write_run
 
 pb_stats = pytest.importorskip("pytest_benchmark.stats")

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from bench import Workload
-from bench.cli import main
-from bench.measure import Policy
-from bench.plan import plan_one
-from bench.results import new_run_dir
-from bench.run import run_one, run_suite
+from bench.cli.main import main
+from bench.measure.sampling import Policy
+from bench.suite.plan import plan_one
+from bench.store.runs import new_run_dir
+from bench.measure.runner import run_one, run_suite
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = Policy(warmup_s=0.0, min_block_s=1e-4, min_samples=3, floor_samples=2, budget_s=0.005)
@@ -50,14 +50,14 @@ def _plan(name, module, shape=(2, 4)):
     (RuntimeError('"addmm_impl_cpu_" not implemented for \'Half\''), "unsupported"),
 ])
 def test_a_failing_forward_becomes_a_row_with_status_and_one_line_reason(exc, status):
-    record = run_one(_plan("bad", lambda: RaisesOnRealDevice(exc)), "cpu", timer=__import__("bench.clock").clock.CpuTimer(), policy=FAST)
+    record = run_one(_plan("bad", lambda: RaisesOnRealDevice(exc)), "cpu", timer=__import__("bench.measure.clock", fromlist=["CpuTimer"]).CpuTimer(), policy=FAST)
     assert record.status == status
     assert "\n" not in record.reason and str(exc).splitlines()[0][:40] in record.reason
     assert record.measurement is None
 
 
 def test_timeout_from_the_first_call_estimate():
-    from bench.clock import Block
+    from bench.measure.clock import Block
 
     class SlowTimer:
         device = "cpu"
@@ -208,7 +208,7 @@ class HangsAfterTwoCalls(nn.Module):
 
 
 def test_a_row_that_hangs_is_stopped_at_its_deadline_and_the_suite_goes_on():
-    from bench.clock import CpuTimer
+    from bench.measure.clock import CpuTimer
 
     policy = Policy(warmup_s=0.0, min_block_s=1e-4, min_samples=3, floor_samples=2, budget_s=0.05, timeout_s=0.5)
     plans = [_plan("hangs", HangsAfterTwoCalls), _plan("fine", lambda: nn.Linear(4, 4))]
@@ -218,7 +218,7 @@ def test_a_row_that_hangs_is_stopped_at_its_deadline_and_the_suite_goes_on():
 
 
 def test_deadline_is_restored_after_the_block():
-    from bench.deadline import deadline
+    from bench.measure.deadline import deadline
 
     before = signal.getsignal(signal.SIGALRM)
     with deadline(5.0):

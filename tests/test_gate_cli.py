@@ -1,4 +1,4 @@
-"""The gate's commands through bench.cli.main: every exit status, every bad input, the reports' content."""
+"""The gate's commands through bench.cli.main.main: every exit status, every bad input, the reports' content."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from bench.cli import main
-from bench.results import SCHEMA_VERSION
+from bench.cli.main import main
+from bench.store.runs import SCHEMA_VERSION
 from test_compare import samples, write_run
 
 TINY = ["--device", "cpu", "--budget-s", "0.05", "--warmup-s", "0.01", "--min-samples", "3"]

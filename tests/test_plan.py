@@ -13,8 +13,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import BenchError, Workload
-from bench.config import CONFIG_DIR, Declared, load
-from bench.plan import check, plan_one, plan_suite
+from bench.suite.config import CONFIG_DIR, Declared, load
+from bench.suite.plan import check, plan_one, plan_suite
 
 SHIPPED = [c for c in ("seed", "smoke", "linear", "conv2d") if (CONFIG_DIR / f"{c}.py").is_file()]
 DECLARED = [d for c in SHIPPED for d in load(c)]
@@ -270,7 +270,7 @@ def test_duplicate_names_in_one_file():
 def test_duplicate_names_across_two_config_files(write_config):
     text = "from torch import nn\nfrom bench import Workload\nWORKLOADS = [Workload(name='same', module=nn.ReLU, input_shape=(2,))]\n"
     a, b = write_config(text, "a.py"), write_config(text, "b.py")
-    from bench.config import load_all
+    from bench.suite.config import load_all
 
     _, problems = plan_suite(load_all([str(a), str(b)]))
     [p] = problems

@@ -10,16 +10,19 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from bench import Workload, config, env as envmod, plan as planning
-from bench.clock import Block
-from bench.cli import main
-from bench.measure import Policy
-from bench.report import MIN_SPEEDUP, best_variants, build_report
-from bench.report_figures import speedup_table
-from bench.report_render import write_report
-from bench.results import RunWriter
-from bench.run import run_suite
-from bench.variants import parse_variants
+from bench import Workload
+from bench.suite import config
+from bench.measure import env as envmod
+from bench.suite import plan as planning
+from bench.measure.clock import Block
+from bench.cli.main import main
+from bench.measure.sampling import Policy
+from bench.report.build import MIN_SPEEDUP, best_variants, build_report
+from bench.report.figures import speedup_table
+from bench.report.render import write_report
+from bench.store.runs import RunWriter
+from bench.measure.runner import run_suite
+from bench.suite.variants import parse_variants
 
 FAST = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=5, floor_samples=5, max_samples=5, budget_s=1.0)
 # Per-call seconds by (workload, variant): bfloat16 halves smoke-linear; smoke-flatten is launch-bound.

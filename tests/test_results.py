@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from bench import BenchError
-from bench.config import load
-from bench.measure import Measurement
-from bench.plan import plan_one
-from bench.results import SCHEMA_VERSION, RunWriter, load_run, new_run_dir, to_frame, to_samples, write_atomic
-from bench.run import Record
+from bench.suite.config import load
+from bench.measure.sampling import Measurement
+from bench.suite.plan import plan_one
+from bench.store.runs import SCHEMA_VERSION, RunWriter, load_run, new_run_dir, to_frame, to_samples, write_atomic
+from bench.measure.runner import Record
 
 DEVICE_S = (1e-3, 2e-3, 3e-3, 4e-3, 10e-3)
 HOST_S = (2e-3, 2e-3, 4e-3, 5e-3, 11e-3)
@@ -139,7 +139,7 @@ def test_new_run_dir_never_reuses_a_folder(tmp_path, monkeypatch):
         def now(cls, tz=None):
             return datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
-    monkeypatch.setattr("bench.results.datetime", FrozenClock)
+    monkeypatch.setattr("bench.store.runs.datetime", FrozenClock)
     dirs = [new_run_dir(tmp_path / "results") for _ in range(3)]
     assert [d.name for d in dirs] == ["20260102-030405", "20260102-030405-1", "20260102-030405-2"]
     assert all(d.is_dir() for d in dirs)

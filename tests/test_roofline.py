@@ -7,11 +7,12 @@ import math
 import pandas as pd
 import pytest
 
-from bench import config, plan as planning
+from bench.suite import config
+from bench.suite import plan as planning
 from bench.errors import BenchError
-from bench.peaks import Peaks, from_json, load_overrides, peaks_for, probe
-from bench.results import LAUNCH_BOUND_S
-from bench.roofline import annotate, roofline_figure, roofline_row, verdict
+from bench.measure.peaks import Peaks, from_json, load_overrides, peaks_for, probe
+from bench.store.runs import LAUNCH_BOUND_S
+from bench.report.roofline import annotate, roofline_figure, roofline_row, verdict
 
 F32 = 4  # bytes per float32
 
@@ -120,7 +121,7 @@ def test_quick_probe_is_cached_per_machine_and_threads(tmp_path, monkeypatch):
     assert first.threads == 1 and first.flops_per_s["float32"] > 0 and first.bytes_per_s > 0
     (path,) = tmp_path.glob("cpu-*.json")
     assert "quick-threads=1" in json.loads(path.read_text())["entries"]
-    monkeypatch.setattr("bench.peaks.probe", lambda *a, **k: pytest.fail("probed again despite the cache"))
+    monkeypatch.setattr("bench.measure.peaks.probe", lambda *a, **k: pytest.fail("probed again despite the cache"))
     assert peaks_for("cpu", threads=1, quick=True, cache_dir=tmp_path) == first
 
 
@@ -130,7 +131,7 @@ def test_probe_measures_with_the_given_timer():
 
 
 def test_config_peaks_override_the_probe(tmp_path, write_config, one_line, monkeypatch):
-    monkeypatch.setattr("bench.peaks.probe", lambda *a, **k: pytest.fail("probed despite an override"))
+    monkeypatch.setattr("bench.measure.peaks.probe", lambda *a, **k: pytest.fail("probed despite an override"))
     cfg = write_config('WORKLOADS = []\nPEAKS = {"cpu": {"flops_per_s": {"float32": 2e12}, "bytes_per_s": 5e10}}\n')
     p = peaks_for("cpu", cache_dir=tmp_path, overrides=load_overrides(str(cfg)))
     assert p.flops_per_s == {"float32": 2e12} and p.bytes_per_s == 5e10 and p.source == "config"

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from bench import Workload
-from bench.cli import main
+from bench.cli.main import main
 from bench.errors import BenchError
-from bench.plan import plan_one
+from bench.suite.plan import plan_one
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -10,15 +10,15 @@ from hypothesis import strategies as st
 from torch import nn
 
 from bench import Workload
-from bench.clock import Block, graph_replay
-from bench.cli import main
+from bench.measure.clock import Block, graph_replay
+from bench.cli.main import main
 from bench.errors import BenchError
-from bench.measure import Policy
-from bench.plan import plan_one
-from bench.results import to_frame, to_samples
-from bench.run import run_one, run_suite
-from bench.variant_run import applied, cost, max_rel_diff
-from bench.variants import DEFAULT, SWEEPS, Variant, config_variants, parse_variants, skip_reason, sweep
+from bench.measure.sampling import Policy
+from bench.suite.plan import plan_one
+from bench.store.runs import to_frame, to_samples
+from bench.measure.runner import run_one, run_suite
+from bench.measure.apply import applied, cost, max_rel_diff
+from bench.suite.variants import DEFAULT, SWEEPS, Variant, config_variants, parse_variants, skip_reason, sweep
 
 FAST = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=3, floor_samples=3, max_samples=3, budget_s=1.0)
 
@@ -272,7 +272,7 @@ def test_cli_run_with_variants_writes_n_a_rows_and_succeeds(tmp_path, capsys):
 
 @pytest.mark.cuda
 def test_on_a_real_gpu_graph_replay_tf32_and_backward_variants_run_and_say_their_math():
-    from bench.clock import CudaTimer
+    from bench.measure.clock import CudaTimer
 
     linear = _plan(lambda: nn.Linear(28, 10), (256, 1, 28, 28))
     graph = run_one(linear, "cuda", timer=CudaTimer(), policy=FAST, variant=Variant(cuda_graph=True))
@@ -290,7 +290,7 @@ def test_on_a_real_gpu_graph_replay_tf32_and_backward_variants_run_and_say_their
 
 @pytest.mark.cuda
 def test_quick_cuda_probe_finds_tf32_and_bfloat16_above_float32(tmp_path):
-    from bench.peaks import peaks_for
+    from bench.measure.peaks import peaks_for
 
     p = peaks_for("cuda", quick=True, cache_dir=tmp_path)
     assert p.threads == 0 and p.bytes_per_s > 1e11

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bench import BenchError, Workload
-from bench.config import CONFIG_DIR, load, load_all, resolve
+from bench.suite.config import CONFIG_DIR, load, load_all, resolve
 
 VALID = """
 from torch import nn

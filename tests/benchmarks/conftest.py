@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from bench import config, plan as planning
-from bench.plan import Plan
+from bench.suite import config
+from bench.suite import plan as planning
+from bench.suite.plan import Plan
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from bench.run import build
+from bench.measure.runner import build
 
 
 def timed_step(module: Callable, x: torch.Tensor, device: str, *,

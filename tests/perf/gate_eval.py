@@ -9,8 +9,8 @@ shared 2-core machine two threads let another process stall a small conv by up t
 
     .venv/bin/python tests/perf/gate_eval.py [--pairs 24] [--rounds 3] [--budget-s 0.1] [--json FILE]
 
-Our verdicts come from bench.compare with default settings (threshold 10%); pytest-benchmark's from
-its own PercentageRegressionCheck on our runs exported by bench.export. Takes about 9 s per pair (4 runs x 3 rounds).
+Our verdicts come from bench.gate.compare with default settings (threshold 10%); pytest-benchmark's from
+its own PercentageRegressionCheck on our runs exported by bench.store.export. Takes about 9 s per pair (4 runs x 3 rounds).
 """
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench import config, env as envmod, plan as planning  # noqa: E402
-from bench.compare import Rule, compare_frames  # noqa: E402
-from bench.export import to_pytest_benchmark  # noqa: E402
-from bench.measure import Policy  # noqa: E402
-from bench.results import to_frame, to_samples  # noqa: E402
-from bench.run import Record, run_suite  # noqa: E402
+from bench.suite import config
+from bench.measure import env as envmod
+from bench.suite import plan as planning  # noqa: E402
+from bench.gate.compare import Rule, compare_frames  # noqa: E402
+from bench.store.export import to_pytest_benchmark  # noqa: E402
+from bench.measure.sampling import Policy  # noqa: E402
+from bench.store.runs import to_frame, to_samples  # noqa: E402
+from bench.measure.runner import Record, run_suite  # noqa: E402
 
 
 class ExtraWork(nn.Module):

@@ -1,6 +1,6 @@
-"""The regression gate's subcommands: compare, baseline, calibrate, export. Registered by bench.cli.
+"""The regression gate's subcommands: compare, baseline, calibrate, export. Registered by bench.cli.main.
 
-Each command returns an exit status; BenchError and ValueError reach bench.cli.main, which prints one
+Each command returns an exit status; BenchError and ValueError reach bench.cli.main.main, which prints one
 line and returns 2. compare: 0 when no row is slower, 1 when some row is, 2 for bad input.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError, Problem
-from bench.measure import Policy
+from bench.measure.sampling import Policy
 
 EXIT_OK, EXIT_SLOWER, EXIT_USAGE = 0, 1, 2
 
@@ -44,7 +44,7 @@ def int_at_least(low: int):
 def write_output(path: Path, text: str, *, option: str) -> Path:
     """Write text atomically to a user-given path, creating its folder; an OSError (a parent that is a
     file, no permission, a read-only or virtual file system) becomes a one-line BenchError naming it."""
-    from bench.results import write_atomic
+    from bench.store.runs import write_atomic
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,8 +60,8 @@ def write_output(path: Path, text: str, *, option: str) -> Path:
 
 
 def cmd_compare(args) -> int:
-    from bench.compare import Rule, compare
-    from bench.gate_report import console, markdown, ratio_figure, save_figure
+    from bench.gate.compare import Rule, compare
+    from bench.gate.render import console, markdown, ratio_figure, save_figure
 
     cmp = compare(args.baseline, args.candidate, rule=Rule(threshold=args.threshold),
                   allow_env_mismatch=args.allow_env_mismatch)
@@ -84,7 +84,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from bench.baseline import BASELINES_DIR, promote, store_dir
+    from bench.gate.baseline import BASELINES_DIR, promote, store_dir
 
     root = Path(args.root) if args.root else BASELINES_DIR
     if args.where:
@@ -101,10 +101,12 @@ def cmd_baseline(args) -> int:
 def cmd_calibrate(args) -> int:
     import torch
 
-    from bench import config, env as envmod, plan as planning
-    from bench.baseline import BASELINES_DIR, calibrate, save_calibration
-    from bench.compare import Rule
-    from bench.run import available_devices
+    from bench.suite import config
+    from bench.measure import env as envmod
+    from bench.suite import plan as planning
+    from bench.gate.baseline import BASELINES_DIR, calibrate, save_calibration
+    from bench.gate.compare import Rule
+    from bench.measure.runner import available_devices
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,7 +134,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from bench.export import export_run
+    from bench.store.export import export_run
 
     text = json.dumps(export_run(args.run_dir), indent=4) + "\n"
     if args.out:
@@ -144,7 +146,7 @@ def cmd_export(args) -> int:
 
 
 def register(sub) -> None:
-    """Add compare, baseline, calibrate and export to bench.cli's subparsers."""
+    """Add compare, baseline, calibrate and export to bench.cli.main's subparsers."""
     p = sub.add_parser("compare", help="compare two runs: exit 0 nothing slower, 1 something slower, 2 bad input")
     p.add_argument("baseline", help="a run folder (or its results.csv), e.g. results/baselines/<machine>")
     p.add_argument("candidate", help="a run folder (or its results.csv); gate.md and gate.png are written there")

@@ -4,7 +4,7 @@ The probe times a large square matrix product per dtype (2 n^3 FLOPs; on CUDA fl
 "tf32" with it on) and a large device-to-device copy (bytes read + bytes written), each with the same
 `measure` and timers as the workloads, and keeps the best sample (a roof is an upper bound). On the CPU it
 runs with the threads in use, which are part of the cache key. Results are cached as JSON under
-results/peaks/<machine_key>.json (bench.env.machine_key) and reused; a config module may define
+results/peaks/<machine_key>.json (bench.measure.env.machine_key) and reused; a config module may define
 `PEAKS = {"cuda": {"flops_per_s": {"float32": 51.6e12, "tf32": 369e12, "bfloat16": 747e12},
 "bytes_per_s": 3.0e12}}` (keys: a device or a machine key) to replace the probe's figures.
 """
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from bench.env import device_name, machine_key
+from bench.measure.env import device_name, machine_key
 from bench.errors import BenchError, Problem
-from bench.measure import Policy, measure
-from bench.run import default_timer
-from bench.variant_run import applied
-from bench.variants import Variant
+from bench.measure.sampling import Policy, measure
+from bench.measure.runner import default_timer
+from bench.measure.apply import applied
+from bench.suite.variants import Variant
 
 SCHEMA_VERSION = 1
 PEAKS_DIR = Path("results") / "peaks"
@@ -122,7 +122,7 @@ def load_cache(path: Path) -> dict:
 
 
 def save_cache(path: Path, entries: dict) -> None:
-    from bench.results import write_atomic
+    from bench.store.runs import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps({"schema_version": SCHEMA_VERSION, "entries": entries}, indent=2) + "\n")
@@ -154,7 +154,7 @@ def peaks_for(device: str, *, threads: int = 0, quick: bool = False, refresh: bo
 
 def load_overrides(spec: str) -> dict:
     """A config module's PEAKS dict (device or machine key -> {"flops_per_s": {...}, "bytes_per_s": ...})."""
-    from bench.config import _display, _import, resolve
+    from bench.suite.config import _display, _import, resolve
 
     path = resolve(spec)
     peaks = getattr(_import(path), "PEAKS", None)

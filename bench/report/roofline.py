@@ -1,4 +1,4 @@
-"""Per-row roofline analysis against a device's peaks (bench.peaks), and the roofline plot.
+"""Per-row roofline analysis against a device's peaks (bench.measure.peaks), and the roofline plot.
 
 For a row that ran: arithmetic intensity = FLOPs / bytes (both of the timed pass, from the plan: a
 multiply-add counts 2 FLOPs; bytes are input, weights and output once each), the roof at that intensity
@@ -20,8 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.peaks import Peaks  # noqa: E402
-from bench.results import LAUNCH_BOUND_S  # noqa: E402
+from bench.measure.peaks import Peaks  # noqa: E402
+from bench.store.runs import LAUNCH_BOUND_S  # noqa: E402
 
 ROOFLINE_COLUMNS = ["peak_flops_per_s", "peak_bytes_per_s", "ridge_flop_per_byte", "roof_flops_per_s",
                     "pct_of_roof", "verdict"]

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.compare import VERDICTS, Comparison, Verdict  # noqa: E402
+from bench.gate.compare import VERDICTS, Comparison, Verdict  # noqa: E402
 from bench.units import fmt_s  # noqa: E402
 
 MARK = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same", "unsure": "⚪ unsure"}

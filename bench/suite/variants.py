@@ -3,7 +3,7 @@
 A `Variant` is frozen data with a readable, parseable `name` ("default", "bfloat16+channels_last+cudnn_benchmark",
 "threads=1"). `sweep` builds cross products, `parse_variants` reads `--variants`, `config_variants` a config's
 VARIANTS, and `skip_reason` says why a variant cannot run on a device (a reason, not an error). How a
-variant is applied to a module and timed is in bench.variant_run.
+variant is applied to a module and timed is in bench.measure.apply.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError, Problem
-from bench.workload import DTYPES
+from bench.suite.workload import DTYPES
 
 FLAGS = ("channels_last", "cudnn_benchmark", "backward", "compile", "cuda_graph")
 
@@ -24,7 +24,7 @@ FLAGS = ("channels_last", "cudnn_benchmark", "backward", "compile", "cuda_graph"
 class Variant:
     """How to run a workload. Every field's default leaves torch and the workload as they are.
 
-    dtype: "" for the workload's own, else a key of bench.workload.DTYPES. tf32: None leaves torch's
+    dtype: "" for the workload's own, else a key of bench.suite.workload.DTYPES. tf32: None leaves torch's
     defaults (cuDNN convs may use TF32, matmuls may not); True/False allows/forbids TF32 for both.
     channels_last: NHWC memory format for a 4-d input and the module. cudnn_benchmark: let cuDNN try its
     algorithms per shape. backward: time forward plus backward (gradients of the input and the
@@ -121,21 +121,21 @@ def parse_variants(text: str, *, where: str = "--variants") -> tuple[Variant, ..
 
 def config_variants(specs: list[str]) -> tuple[Variant, ...]:
     """The VARIANTS lists (Variant objects or variant names) of config modules that define one, in order."""
-    from bench.config import _display, _import, resolve
+    from bench.suite.config import _display, _import, resolve
 
     out: list[Variant] = []
     for spec in specs:
         path = resolve(spec)
         declared = getattr(_import(path), "VARIANTS", ())
         if not isinstance(declared, (list, tuple)):
-            raise BenchError(Problem(where=_display(path), field="VARIANTS", expected="a list of bench.variants.Variant",
+            raise BenchError(Problem(where=_display(path), field="VARIANTS", expected="a list of bench.suite.variants.Variant",
                                      found=type(declared).__name__))
         for i, v in enumerate(declared):
             if isinstance(v, str):
                 v = Variant.parse(v, where=f"{_display(path)}: VARIANTS[{i}]")
             if not isinstance(v, Variant):
                 raise BenchError(Problem(where=_display(path), field=f"VARIANTS[{i}]",
-                                         expected="a bench.variants.Variant or a variant name", found=type(v).__name__))
+                                         expected="a bench.suite.variants.Variant or a variant name", found=type(v).__name__))
             out.append(v)
     return tuple(out)
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import BenchError, Problem, one_line
-from bench.workload import Workload
+from bench.suite.workload import Workload
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,7 @@
 
 A failure in one row (out of memory, an exception in forward, an unsupported dtype, a timeout)
 becomes that row's status and reason; the rest of the suite goes on. Each row runs under one
-`Variant` (bench.variants): its settings are applied around the measurement and restored afterwards;
+`Variant` (bench.suite.variants): its settings are applied around the measurement and restored afterwards;
 a variant that cannot run on a device gives a row with status "not-applicable" and the reason.
 Ctrl-C is not swallowed: the records finished so far have already been handed to `on_record`.
 """
@@ -17,17 +17,17 @@ from typing import Callable, Sequence
 import torch
 from torch.utils._pytree import tree_leaves
 
-from bench.clock import CpuTimer, CudaTimer, Timer, graph_replay
-from bench.deadline import DeadlineExceeded, deadline
-from bench.env import device_name
+from bench.measure.clock import CpuTimer, CudaTimer, Timer, graph_replay
+from bench.measure.deadline import DeadlineExceeded, deadline
+from bench.measure.env import device_name
 from bench.errors import one_line
-from bench.measure import Measurement, Policy, WorkloadTimeout, measure
-from bench.plan import Plan
-from bench.variant_run import applied, convert, cost, math_mode, max_rel_diff, step
-from bench.variants import DEFAULT, Variant, skip_reason
+from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure
+from bench.suite.plan import Plan
+from bench.measure.apply import applied, convert, cost, math_mode, max_rel_diff, step
+from bench.suite.variants import DEFAULT, Variant, skip_reason
 
 CUDA_POLICY = Policy(warmup_s=0.5)  # long enough for GPU clocks to ramp and cuDNN to pick its algorithm
-# not-applicable: the row's variant cannot run on that device (see bench.variants.skip_reason)
+# not-applicable: the row's variant cannot run on that device (see bench.suite.variants.skip_reason)
 STATUSES = ("ok", "error", "oom", "timeout", "unsupported", "skipped", "not-applicable")
 ACCURACY_ROWS = 8  # the float64 reference is computed on the first rows of the batch only (dim 0)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.run import Record
+from bench.measure.runner import Record
 from bench.stats import NOISY_REL_IQR, summarize
 
 SCHEMA_VERSION = 1
@@ -30,7 +30,7 @@ RESULT_COLUMNS = [
     "median_s", "iqr_s", "mean_s", "std_s", "min_s", "max_s", "n_samples", "calls_per_sample", "rel_iqr", "noisy",
     "host_median_s", "host_iqr_s", "enqueue_median_s", "launch_bound", "flops_per_s", "bytes_per_s",
     "threads", "device_name", "warmup_calls", "first_call_s", "stop_reason", "tags", "source", "note", "threshold",
-    # the variant the row ran under (bench.variants), its pass, its accuracy and the compute roof that applies
+    # the variant the row ran under (bench.suite.variants), its pass, its accuracy and the compute roof that applies
     "variant", "pass", "max_rel_diff", "math", "arithmetic_intensity",
 ]
 # Columns read back as numbers: a value that is not one is a corrupt file, named with its row.

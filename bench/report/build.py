@@ -1,6 +1,6 @@
 """A report over one or more run folders (one or many machines): merged rows, roofline, best variants, figures.
 
-`build_report(run_dirs)` returns a `Report` (data only); `bench.report_render` turns it into report.html
+`build_report(run_dirs)` returns a `Report` (data only); `bench.report.render` turns it into report.html
 (self-contained: figures embedded as base64 PNG, no network) and report.md. Peaks come, per machine and
 device, from a config's PEAKS, a run folder's peaks.json, this machine's cache, or a new probe when the run
 was measured on this machine; a run from another machine without peaks gets no roofline, and a note says so.
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import env as envmod
+from bench.measure import env as envmod
 from bench.errors import BenchError, Problem
-from bench.peaks import PEAKS_DIR, Peaks, from_json, load_cache, peaks_for
-from bench.report_figures import report_figures
-from bench.results import load_run, write_atomic
-from bench.roofline import annotate
-from bench.run import available_devices
+from bench.measure.peaks import PEAKS_DIR, Peaks, from_json, load_cache, peaks_for
+from bench.report.figures import report_figures
+from bench.store.runs import load_run, write_atomic
+from bench.report.roofline import annotate
+from bench.measure.runner import available_devices
 
 MIN_SPEEDUP = 1.05
 BEST_COLUMNS = ["machine", "device", "workload", "variants_tried", "default_median_s", "best_variant", "best_median_s",

@@ -27,7 +27,7 @@ BASE_KEY = ("workload", "device", "dtype")
 ENV_ALWAYS = ("torch", "threads", "float32_matmul_precision")  # change CPU and CUDA results alike
 ENV_CUDA = ("cuda", "cudnn", "allow_tf32_matmul", "allow_tf32_cudnn", "cudnn_benchmark", "cudnn_deterministic")
 ENV_INFO = ("git_commit", "python", "platform", "host", "complete")  # shown, never refused
-NOT_APPLICABLE = "not-applicable"  # a variant that cannot run on a device (bench.variants.skip_reason): not a failure
+NOT_APPLICABLE = "not-applicable"  # a variant that cannot run on a device (bench.suite.variants.skip_reason): not a failure
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,7 +256,7 @@ def compare(baseline, candidate, *, rule: Rule = Rule(), allow_env_mismatch: boo
     its per-workload noise then widens thresholds."""
     from pathlib import Path
 
-    from bench.baseline import load_noise, load_rounds
+    from bench.gate.baseline import load_noise, load_rounds
 
     base, cand = load_rounds(baseline), load_rounds(candidate)
     folder = Path(baseline) if Path(baseline).is_dir() else Path(baseline).parent

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.compare import key_columns
+from bench.gate.compare import key_columns
 
 PYTEST_BENCHMARK_VERSION = "5.2.3"  # the version whose layout this follows (and whose loader the tests run)
 TEST_FILE = "tests/benchmarks/test_config_workloads.py"
@@ -118,6 +118,6 @@ def to_pytest_benchmark(results: pd.DataFrame, samples: pd.DataFrame, env: dict)
 def export_run(run_dir: Path | str) -> dict:
     """Load a run folder (or a folder of rounds) and return its pytest-benchmark document (BenchError
     for a bad folder)."""
-    from bench.baseline import load_rounds
+    from bench.gate.baseline import load_rounds
 
     return to_pytest_benchmark(*load_rounds(run_dir))

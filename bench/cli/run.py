@@ -1,4 +1,4 @@
-"""The `run` and `plot` subcommands (registered by bench.cli): progress, the summary table, Ctrl-C handling.
+"""The `run` and `plot` subcommands (registered by bench.cli.main): progress, the summary table, Ctrl-C handling.
 
 Ctrl-C or SIGTERM during a run: the rows finished so far are already on disk (RunWriter saves after each
 row), the run is marked incomplete, exit 130; a second Ctrl-C exits at once.
@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import config, plan as planning
-from bench.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _err, number
+from bench.suite import config
+from bench.suite import plan as planning
+from bench.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _err, number
 from bench.errors import BenchError
-from bench.measure import Policy
+from bench.measure.sampling import Policy
 from bench.units import fmt_s, fmt_si
-from bench.run import CUDA_POLICY, Progress, Record, available_devices, run_suite
+from bench.measure.runner import CUDA_POLICY, Progress, Record, available_devices, run_suite
 
 
 def register(sub) -> None:
@@ -75,9 +76,9 @@ def _summary(frame: pd.DataFrame) -> str:
 
 
 def cmd_run(args) -> int:
-    from bench import env as envmod
-    from bench.plots import save_plots
-    from bench.results import RunWriter, new_run_dir
+    from bench.measure import env as envmod
+    from bench.report.plots import save_plots
+    from bench.store.runs import RunWriter, new_run_dir
 
     if args.threads:
         import torch
@@ -96,7 +97,7 @@ def cmd_run(args) -> int:
     policy = Policy(**common, warmup_s=args.warmup_s)
     cuda_policy = Policy(**common, warmup_s=max(args.warmup_s, CUDA_POLICY.warmup_s))
     devices = _devices(args.device)
-    from bench.variants import config_variants, parse_variants
+    from bench.suite.variants import config_variants, parse_variants
 
     variants = tuple(dict.fromkeys(parse_variants(args.variants) + config_variants(args.configs)))  # before the folder
     run_dir = new_run_dir(Path(args.out))
@@ -154,13 +155,13 @@ def cmd_run(args) -> int:
 
 
 def _frame(records):
-    from bench.results import to_frame
+    from bench.store.runs import to_frame
 
     return to_frame(records)
 
 
 def _samples(records):
-    from bench.results import to_samples
+    from bench.store.runs import to_samples
 
     return to_samples(records)
 
@@ -179,8 +180,8 @@ def _raise_interrupt(signum, frame):
 
 # ---------------------------------------------------------------- plot
 def cmd_plot(args) -> int:
-    from bench.plots import save_plots
-    from bench.results import load_run
+    from bench.report.plots import save_plots
+    from bench.store.runs import load_run
 
     results, samples, _ = load_run(Path(args.run_dir))
     written = save_plots(Path(args.run_dir), *_default_variant(results, samples))

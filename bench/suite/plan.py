@@ -17,9 +17,9 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.config import Declared
+from bench.suite.config import Declared
 from bench.errors import BenchError, Problem, one_line
-from bench.workload import Workload
+from bench.suite.workload import Workload
 
 
 @dataclass(frozen=True, kw_only=True)

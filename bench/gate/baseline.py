@@ -18,13 +18,13 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.compare import BASE_KEY, NOT_APPLICABLE, env_differences, key_columns
-from bench.env import machine_key
+from bench.gate.compare import BASE_KEY, NOT_APPLICABLE, env_differences, key_columns
+from bench.measure.env import machine_key
 from bench.errors import BenchError, Problem
-from bench.measure import Policy
-from bench.plan import Plan
-from bench.results import RESULTS_DIR, RunWriter, load_run, to_frame, write_atomic
-from bench.run import CUDA_POLICY, Record, run_suite
+from bench.measure.sampling import Policy
+from bench.suite.plan import Plan
+from bench.store.runs import RESULTS_DIR, RunWriter, load_run, to_frame, write_atomic
+from bench.measure.runner import CUDA_POLICY, Record, run_suite
 
 BASELINES_DIR = RESULTS_DIR / "baselines"
 NOISE_FILE = "noise.csv"

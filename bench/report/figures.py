@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
-from bench.peaks import Peaks  # noqa: E402
-from bench.plots import latency_figure  # noqa: E402
-from bench.roofline import roofline_figure  # noqa: E402
+from bench.measure.peaks import Peaks  # noqa: E402
+from bench.report.plots import latency_figure  # noqa: E402
+from bench.report.roofline import roofline_figure  # noqa: E402
 
 
 def png(fig) -> bytes:

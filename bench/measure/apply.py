@@ -1,4 +1,4 @@
-"""Applying a bench.variants.Variant: its torch settings, the module and input it times, the cost and accuracy.
+"""Applying a bench.suite.variants.Variant: its torch settings, the module and input it times, the cost and accuracy.
 
 `applied` sets the TF32 / cudnn.benchmark flags and the thread count and restores them; `convert` puts the
 module and input in the variant's dtype and memory format; `step` is the function to time (forward, or
@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.env import matmul_precision
-from bench.plan import Plan, plan_one
-from bench.variants import Variant
-from bench.workload import DTYPES
+from bench.measure.env import matmul_precision
+from bench.suite.plan import Plan, plan_one
+from bench.suite.variants import Variant
+from bench.suite.workload import DTYPES
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Command line for `report` and `peaks` (registered into bench.cli's parser). Prints; the core does not."""
+"""Command line for `report` and `peaks` (registered into bench.cli.main's parser). Prints; the core does not."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from bench.errors import BenchError, Problem
 
 
 def _overrides(spec: str) -> dict | None:
-    from bench.peaks import load_overrides
+    from bench.measure.peaks import load_overrides
 
     return load_overrides(spec) if spec else None
 
@@ -24,8 +24,8 @@ def latest_run(root: Path) -> Path:
 
 
 def cmd_report(args) -> int:
-    from bench.report import build_report
-    from bench.report_render import write_report
+    from bench.report.build import build_report
+    from bench.report.render import write_report
 
     run_dirs = list(args.run_dirs) or ([latest_run(Path(args.root))] if args.latest else [])
     if not run_dirs:
@@ -50,8 +50,8 @@ def cmd_report(args) -> int:
 def cmd_peaks(args) -> int:
     import pandas as pd
 
-    from bench.peaks import peaks_for
-    from bench.run import available_devices
+    from bench.measure.peaks import peaks_for
+    from bench.measure.runner import available_devices
 
     have = available_devices()
     devices = have if args.device == "all" else [args.device]
@@ -71,7 +71,7 @@ def cmd_peaks(args) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `report` and `peaks` commands to bench.cli's subparsers."""
+    """Add the `report` and `peaks` commands to bench.cli.main's subparsers."""
     p = sub.add_parser("report", help="write report.html and report.md from one or more run folders")
     p.add_argument("run_dirs", nargs="*", help="run folders (results/<run>), from one or many machines")
     p.add_argument("--latest", action="store_true", help="report on the newest run folder under --root")

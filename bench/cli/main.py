@@ -12,7 +12,8 @@ import sys
 
 import pandas as pd
 
-from bench import config, plan as planning
+from bench.suite import config
+from bench.suite import plan as planning
 from bench.errors import BenchError
 from bench.units import fmt_si
 
@@ -90,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_list)
 
-    from bench import gate_cli, report_cli, run_cli
+    from bench.cli import gate as gate_cli
+    from bench.cli import report as report_cli
+    from bench.cli import run as run_cli
 
     run_cli.register(sub)
     gate_cli.register(sub)

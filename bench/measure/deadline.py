@@ -3,7 +3,7 @@
 Uses SIGALRM (`signal.setitimer`), which Python delivers between bytecodes: a layer stuck in Python, or a
 stack of layers, is stopped at once; a single native call (one huge kernel) is stopped when it returns.
 Only the main thread can receive signals: elsewhere (and on platforms without SIGALRM) the limit is not
-enforced and the first-call estimate in bench.measure is the only guard.
+enforced and the first-call estimate in bench.measure.sampling is the only guard.
 """
 from __future__ import annotations
 

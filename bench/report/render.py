@@ -1,4 +1,4 @@
-"""Render a bench.report.Report as report.html (self-contained: inline CSS, figures as base64 PNG) and report.md."""
+"""Render a bench.report.build.Report as report.html (self-contained: inline CSS, figures as base64 PNG) and report.md."""
 from __future__ import annotations
 
 import base64
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import Report, save_peaks
-from bench.results import write_atomic
+from bench.report.build import Report, save_peaks
+from bench.store.runs import write_atomic
 from bench.units import fmt_s, fmt_si
 
 ENV_FIELDS = [("host", "host"), ("time_utc", "time (UTC)"), ("git_commit", "commit"), ("torch", "torch"),

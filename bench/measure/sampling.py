@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from bench.clock import Block, Timer
+from bench.measure.clock import Block, Timer
 from bench.stats import rel_iqr
 
 
