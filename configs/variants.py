@@ -7,7 +7,7 @@ an input that is not 4-d; a CPU thread count on CUDA). Sweeps are plain Python: 
 from bench.suite.config import load
 from bench.suite.variants import Variant, sweep
 
-WORKLOADS = [d.workload for d in load("seed")]
+WORKLOADS = list(load("seed").workloads)
 
 VARIANTS = [
     # precision x layout: the default, bfloat16 and float16, each in NCHW and channels_last (+ cudnn.benchmark)

@@ -53,3 +53,4 @@ def _check_one_line(text: str, *needles: str) -> str:
 def one_line():
     """one_line(text, *needles): the text is a single line naming every needle (file, workload, field...)."""
     return _check_one_line
+

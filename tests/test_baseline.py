@@ -8,44 +8,46 @@ import pytest
 
 from bench.suite import config
 from bench.suite import plan as planning
-from bench.gate.baseline import calibrate, load_noise, noise_of, promote, save_calibration, store_dir
-from bench.gate.compare import compare
+from bench.api import comparison as compare
+from bench.gate.baseline import load_noise, promote, store_dir
+from bench.gate.calibrate import calibrate, noise_of, save_calibration
 from bench.errors import BenchError
 from bench.measure.sampling import Measurement
-from bench.store.runs import load_run
-from bench.measure.runner import Record
+from bench.measure.record import Record
+from bench.store.runs import load as load_rounds
+from helpers import frames
 from test_compare import ENV, samples, write_run
 
 KEY = ENV["machine_keys"]["cpu"]
 
 
 def test_store_dir_uses_the_recorded_key_or_this_machine(tmp_path):
-    assert store_dir("cpu", root=tmp_path, key="k") == tmp_path / "k"
+    assert store_dir("cpu", root=tmp_path, key="k") == tmp_path / "baselines" / "k"
     assert store_dir("cpu", root=tmp_path).name.startswith("cpu-")
 
 
 def test_promote_copies_one_folder_per_device_and_keeps_noise(tmp_path):
     run = write_run(tmp_path / "run", {"a": samples(1e-3), ("a", "cuda", "float32", "default"): samples(1e-4)},
                     env={"machine_keys": {"cpu": KEY, "cuda": "cuda-test-1"}})
-    folders = promote(run, root=tmp_path / "store")
+    folders = promote(load_rounds(run), root=tmp_path / "store")
     assert sorted(f.name for f in folders) == [KEY, "cuda-test-1"]
-    results, samp, env = load_run(tmp_path / "store" / KEY)
+    results, samp, env = frames(load_rounds(tmp_path / "store" / "baselines" / KEY))
     assert set(results["device"]) == {"cpu"} and set(samp["device"]) == {"cpu"} and len(samp) == 20
-    assert json.loads((tmp_path / "store" / KEY / "baseline.json").read_text())["source"] == str(run)
-    (tmp_path / "store" / KEY / "noise.csv").write_text("workload,device,dtype,noise\na,cpu,float32,0.05\n")
-    promote(run, root=tmp_path / "store")
-    assert load_noise(tmp_path / "store" / KEY) == {("a", "cpu", "float32"): 0.05}
+    assert json.loads((tmp_path / "store" / "baselines" / KEY / "baseline.json").read_text())["source"] == str(run)
+    (tmp_path / "store" / "baselines" / KEY / "noise.csv").write_text("workload,device,dtype,noise\na,cpu,float32,0.05\n")
+    promote(load_rounds(run), root=tmp_path / "store")
+    assert load_noise(tmp_path / "store" / "baselines" / KEY) == {("a", "cpu", "float32"): 0.05}
 
 
 def test_promote_refuses_incomplete_and_failed_runs(tmp_path):
     run = write_run(tmp_path / "a", {"a": samples(1e-3)}, env={"complete": False})
     with pytest.raises(BenchError, match="complete"):
-        promote(run, root=tmp_path / "store")
+        promote(load_rounds(run), root=tmp_path / "store")
     run = write_run(tmp_path / "b", {"a": samples(1e-3), "b": []}, status={"b": "error"})
     with pytest.raises(BenchError, match="1 failed row"):
-        promote(run, root=tmp_path / "store")
+        promote(load_rounds(run), root=tmp_path / "store")
     with pytest.raises(BenchError, match="no such folder"):
-        promote(tmp_path / "missing", root=tmp_path / "store")
+        promote(load_rounds(tmp_path / "missing"), root=tmp_path / "store")
 
 
 def test_load_noise_rejects_bad_files(tmp_path):
@@ -67,7 +69,7 @@ def test_noise_is_max_over_min_of_medians():
 
 @pytest.fixture(scope="module")
 def smoke_plans():
-    return planning.check(config.load("smoke"))
+    return planning.check(config.load("smoke").declared)
 
 
 def scripted_runner(scales):
@@ -103,7 +105,7 @@ def test_saved_calibration_seeds_a_baseline_and_widens_thresholds(smoke_plans, t
     assert (folder / "noise.csv").is_file() and (folder / "calibration.csv").is_file()
     assert (folder / "results.csv").is_file()  # no baseline there before: the first repeat became it
     cand = tmp_path / "cand"
-    run_frames = load_run(folder)
+    run_frames = frames(load_rounds(folder))
     cand.mkdir()
     for frame, name in zip(run_frames[:2], ("results.csv", "samples.csv")):
         frame.to_csv(cand / name, index=False)
@@ -114,32 +116,28 @@ def test_saved_calibration_seeds_a_baseline_and_widens_thresholds(smoke_plans, t
 
 
 def test_rounds_folder_pools_samples_and_keeps_failures(tmp_path):
-    from bench.gate.baseline import load_rounds
-
     write_run(tmp_path / "ci" / "r1", {"a": samples(1e-3, n=10), "b": samples(1e-3, n=10)})
     write_run(tmp_path / "ci" / "r2", {"a": samples(1e-3, n=12, seed=2), "b": []}, status={"b": "oom"})
-    results, samp, env = load_rounds(tmp_path / "ci")
+    results, samp, env = frames(load_rounds(tmp_path / "ci"))
     assert env["rounds"] == 2 and env["complete"] is True
     assert results.set_index("workload")["status"].to_dict() == {"a": "ok", "b": "oom"}
     assert len(samp[samp["workload"] == "a"]) == 22 and samp[samp["workload"] == "a"]["sample"].tolist() == list(range(22))
-    single = load_rounds(tmp_path / "ci" / "r1")
+    single = frames(load_rounds(tmp_path / "ci" / "r1"))
     assert len(single[1]) == 20 and "rounds" not in single[2]
 
 
 def test_rounds_must_share_their_environment(tmp_path):
-    from bench.gate.baseline import load_rounds
-
     write_run(tmp_path / "ci" / "r1", {"a": samples(1e-3)})
     write_run(tmp_path / "ci" / "r2", {"a": samples(1e-3)}, env={"torch": "2.0.0"})
     with pytest.raises(BenchError, match="r2/env.json: torch"):
-        load_rounds(tmp_path / "ci")
+        frames(load_rounds(tmp_path / "ci"))
 
 
 def test_compare_and_promote_accept_a_folder_of_rounds(tmp_path):
     for i in range(3):
         write_run(tmp_path / "ci" / f"r{i}", {"a": samples(1e-3, n=8, seed=i)})
-    (folder,) = promote(tmp_path / "ci", root=tmp_path / "store")
-    assert len(load_run(folder)[1]) == 24
+    (folder,) = promote(load_rounds(tmp_path / "ci"), root=tmp_path / "store")
+    assert len(frames(load_rounds(folder))[1]) == 24
     for i in range(3):
         write_run(tmp_path / "new" / f"r{i}", {"a": samples(1.3e-3, n=8, seed=10 + i)})
     (v,) = compare(folder, tmp_path / "new").verdicts
@@ -151,13 +149,13 @@ def test_promote_keeps_not_applicable_rows_and_they_are_not_failures(tmp_path):
     results = pd.read_csv(run / "results.csv")
     results.loc[1, "status"] = "not-applicable"
     results.to_csv(run / "results.csv", index=False)
-    (folder,) = promote(run, root=tmp_path / "store")
-    stored = load_run(folder)[0].set_index("variant")["status"].to_dict()
+    (folder,) = promote(load_rounds(run), root=tmp_path / "store")
+    stored = frames(load_rounds(folder))[0].set_index("variant")["status"].to_dict()
     assert stored == {"default": "ok", "cuda_graph": "not-applicable"}
     results.loc[0, "status"] = "error"  # a real failure is still refused
     results.to_csv(run / "results.csv", index=False)
     with pytest.raises(BenchError, match="1 failed row.*a: error"):
-        promote(run, root=tmp_path / "store")
+        promote(load_rounds(run), root=tmp_path / "store")
 
 
 def test_noise_needs_at_least_two_repeats():
@@ -197,11 +195,9 @@ def _rounds(tmp_path, *argvs, rows=None, complete=None):
 
 
 def test_rounds_may_differ_in_out_only(tmp_path):
-    from bench.gate.baseline import load_rounds
-
     other_out = ARGV[:-1] + ["results/elsewhere"]
     folder = _rounds(tmp_path, ARGV, other_out, ARGV[:-2] + ["--out=x"])
-    results, samp, env = load_rounds(folder)
+    results, samp, env = frames(load_rounds(folder))
     assert env["rounds"] == 3 and len(samp) == 60
 
 
@@ -212,31 +208,25 @@ def test_rounds_may_differ_in_out_only(tmp_path):
     (None, ["argv"]),
 ])
 def test_rounds_with_another_command_line_are_refused(tmp_path, argv, needles, one_line):
-    from bench.gate.baseline import load_rounds
-
     folder = _rounds(tmp_path, ARGV, argv)
     with pytest.raises(BenchError) as err:
-        load_rounds(folder)
+        frames(load_rounds(folder))
     one_line(err.value, f"{folder}: argv", "expected", "found", *needles)
 
 
 def test_incomplete_round_is_refused(tmp_path, one_line):
-    from bench.gate.baseline import load_rounds
-
     folder = _rounds(tmp_path, ARGV, ARGV, complete=(True, False))
     with pytest.raises(BenchError) as err:
-        load_rounds(folder)
+        frames(load_rounds(folder))
     one_line(err.value, str(folder / "r1" / "env.json"), "complete", f"every round of {folder} finished", "incomplete")
     with pytest.raises(BenchError, match="incomplete"):
-        promote(folder, root=tmp_path / "store")
+        promote(load_rounds(folder), root=tmp_path / "store")
 
 
 def test_rounds_with_other_rows_are_refused(tmp_path, one_line):
-    from bench.gate.baseline import load_rounds
-
     folder = _rounds(tmp_path, ARGV, ARGV, rows=[{"a": samples(1e-3), "b": samples(1e-3)},
                                                  {"a": samples(1e-3), "c": samples(1e-3)}])
     with pytest.raises(BenchError) as err:
-        load_rounds(folder)
+        frames(load_rounds(folder))
     one_line(err.value, f"{folder}: rows", "expected the 2 rows of r0", "1 row(s) missing, e.g. b / cpu / float32",
              "1 extra row(s), e.g. c / cpu / float32", "in r1")

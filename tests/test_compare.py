@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.gate.compare import Rule, compare, compare_frames, decide
+from bench.api import comparison as compare
+from bench.gate.compare import compare_runs
+from bench.gate.rule import Rule, decide
+from bench.store.folder import Run
 from bench.stats import mann_whitney_p, ratio_interval
 from bench.errors import BenchError
-from bench.store.runs import SCHEMA_VERSION
+from bench.schema import SCHEMA_VERSION
 
 ENV = {"schema_version": SCHEMA_VERSION, "complete": True, "torch": "2.13.0+cpu", "threads": 1,
        "float32_matmul_precision": "highest", "cpu_name": "Test CPU", "cpu_count": 2, "cuda": "", "cudnn": "",
@@ -39,6 +42,11 @@ def run_frames(rows: dict, *, env: dict | None = None, variant: bool = True, thr
     if not variant:
         results, samp = results.drop(columns="variant"), samp.drop(columns="variant")
     return results, samp, dict(ENV, **(env or {}))
+
+
+def compare_frames(base, cand, **kw):
+    """compare_runs over two (results, samples, env) triples."""
+    return compare_runs(*(Run(results=r, samples=s, env=e) for r, s, e in (base, cand)), **kw)
 
 
 def write_run(folder: Path, rows: dict, **kw) -> Path:
@@ -130,9 +138,9 @@ def test_ratio_interval_brackets_a_known_ratio():
 
 
 def test_rule_rejects_impossible_values():
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(BenchError, match="threshold"):
         Rule(threshold=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(BenchError, match="alpha"):
         Rule(alpha=2)
 
 
@@ -141,15 +149,15 @@ def test_rows_match_on_identity_and_added_removed_are_listed():
     base = run_frames({"a": samples(1e-3), "b": samples(2e-3), ("a", "cpu", "bfloat16", "default"): samples(3e-3)})
     cand = run_frames({"a": samples(1e-3, seed=9), "c": samples(2e-3), ("a", "cpu", "float32", "x"): samples(1e-3)})
     cmp = compare_frames(base, cand)
-    assert [v.label for v in cmp.verdicts] == ["a / default / cpu / float32"]
+    assert [v.label for v in cmp.verdicts] == ["a / cpu / float32"]
     assert cmp.verdicts[0].verdict == "same"
-    assert set(cmp.removed) == {"b / cpu / float32 / default", "a / cpu / bfloat16 / default"}
-    assert set(cmp.added) == {"c / cpu / float32 / default", "a / cpu / float32 / x"}
+    assert set(cmp.removed) == {"b / cpu / float32", "a / cpu / bfloat16"}
+    assert set(cmp.added) == {"c / cpu / float32", "a / x / cpu / float32"}
 
 
 def test_variant_ignored_when_one_run_lacks_the_column():
     cmp = compare_frames(run_frames({"a": samples(1e-3)}, variant=False), run_frames({"a": samples(1e-3)}))
-    assert [v.workload for v in cmp.verdicts] == ["a"] and cmp.verdicts[0].variant == ""
+    assert [v.workload for v in cmp.verdicts] == ["a"] and cmp.verdicts[0].variant == "default"
 
 
 def test_duplicate_rows_are_bad_input():
@@ -201,7 +209,7 @@ def test_incomplete_run_is_noted(tmp_path):
     b = write_run(tmp_path / "b", {"a": samples(1e-3)}, env={"complete": False, "incomplete_reason": "interrupted"})
     cmp = compare(a, b / "results.csv")
     assert any("incomplete (interrupted)" in n for n in cmp.notes)
-    assert cmp.to_frame()["verdict"].tolist() == ["same"]
+    assert cmp.frame["verdict"].tolist() == ["same"]
 
 
 def test_launch_bound_rows_are_held_to_the_wide_threshold():
@@ -231,10 +239,10 @@ def test_not_applicable_rows_are_listed_apart_not_judged():
                        ("b", "cpu", "float32", "x"): samples(1e-3)})
     cand[0].loc[1, "status"] = "not-applicable"
     cmp = compare_frames(base, cand)
-    assert cmp.not_applicable == ("a / cpu / float32 / cuda_graph",)
+    assert cmp.not_applicable == ("a / cuda_graph / cpu / float32",)
     got = {v.label: v for v in cmp.verdicts}
-    assert sorted(got) == ["a / default / cpu / float32", "b / x / cpu / float32"]
-    assert got["a / default / cpu / float32"].verdict == "same"
+    assert sorted(got) == ["a / cpu / float32", "b / x / cpu / float32"]
+    assert got["a / cpu / float32"].verdict == "same"
     one_side = got["b / x / cpu / float32"]
     assert one_side.verdict == "unsure"
     assert "not-applicable (x needs a GPU) in baseline" in one_side.reason and "ok in candidate" in one_side.reason

@@ -11,7 +11,7 @@ from bench.measure.clock import CudaTimer
 from bench.suite.config import load
 from bench.measure.sampling import Policy
 from bench.suite.plan import plan_one
-from bench.store.runs import to_frame
+from bench.store.frames import to_frame
 from bench.measure.runner import run_one
 
 pytestmark = pytest.mark.cuda
@@ -24,7 +24,7 @@ def plan(config: str, name: str):
     return plan_one(d.workload, d.source)
 
 
-@pytest.mark.parametrize("name", [d.workload.name for d in load("smoke")])
+@pytest.mark.parametrize("name", [d.workload.name for d in load("smoke").declared])
 def test_smoke_workload_runs_on_cuda(name):
     record = run_one(plan("smoke", name), "cuda", timer=CudaTimer(), policy=POLICY)
     assert record.status == "ok", record.reason

@@ -8,7 +8,13 @@ import sys
 import pytest
 
 from bench.cli.main import main
-from bench.store.export import export_run, pytest_benchmark_stats
+from bench.store.export import pytest_benchmark_stats, to_pytest_benchmark
+from bench.store.runs import load as load_run
+
+
+def export_run(path):
+    return to_pytest_benchmark(load_run(path))
+
 from test_compare import samples, write_run
 
 pb_stats = pytest.importorskip("pytest_benchmark.stats")
@@ -51,9 +57,10 @@ def test_pytest_benchmark_loads_and_compares_our_files(two_runs, tmp_path):
 
     paths = []
     for run in two_runs:
-        out = tmp_path / f"{run.name}.json"
+        out = tmp_path / run.name  # --out is the folder the command writes into
         assert main(["export", str(run), "--format", "pytest-benchmark", "--out", str(out)]) == 0
-        paths.append(out)
+        (out / "pytest-benchmark.json").rename(tmp_path / f"{run.name}.json")
+        paths.append(tmp_path / f"{run.name}.json")
 
     class Logger:
         def __init__(self):
@@ -90,12 +97,12 @@ def test_export_bad_input(tmp_path, capsys):
 
 def test_export_to_an_unwritable_path_is_one_line(two_runs, tmp_path, capsys, one_line):
     (tmp_path / "afile").write_text("")
-    target = tmp_path / "afile" / "x.json"
-    assert main(["export", str(two_runs[0]), "--format", "pytest-benchmark", "--out", str(target)]) == 2
-    one_line(capsys.readouterr().err.strip(), f"{target}: --out", "expected a writable file path",
-             f"{tmp_path / 'afile'} is a file, not a folder")
-    assert main(["export", str(two_runs[0]), "--format", "pytest-benchmark", "--out", str(tmp_path)]) == 2
-    one_line(capsys.readouterr().err.strip(), f"{tmp_path}: --out", "expected a writable file path")
+    for target in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        assert main(["export", str(two_runs[0]), "--format", "pytest-benchmark", "--out", str(target)]) == 2
+        one_line(capsys.readouterr().err.strip(), f"{target / 'pytest-benchmark.json'}: --out",
+                 "expected a writable file path", f"{tmp_path / 'afile'} is a file, not a folder")
+    assert main(["export", str(two_runs[0]), "--format", "pytest-benchmark", "--out", str(tmp_path / "new")]) == 0
+    assert json.loads((tmp_path / "new" / "pytest-benchmark.json").read_text())["benchmarks"]
 
 
 def test_export_leaves_out_not_applicable_rows(tmp_path):

@@ -19,7 +19,7 @@ from bench import Workload
 from bench.cli.main import main
 from bench.measure.sampling import Policy
 from bench.suite.plan import plan_one
-from bench.store.runs import new_run_dir
+from bench.store.writer import new_run_dir
 from bench.measure.runner import run_one, run_suite
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.cli.main import main
-from bench.store.runs import SCHEMA_VERSION
+from bench.schema import SCHEMA_VERSION
 from test_compare import samples, write_run
 
 TINY = ["--device", "cpu", "--budget-s", "0.05", "--warmup-s", "0.01", "--min-samples", "3"]
@@ -35,8 +35,8 @@ def test_exit_1_when_something_is_slower_and_the_markdown_report(runs, tmp_path,
     assert main(["compare", str(base), str(slow), "--markdown", str(md)]) == 1
     text = md.read_text()
     assert text.startswith("### ❌ 1 row(s) slower")
-    assert "| a / default / cpu / float32 | 🔴 slower |" in text
-    assert "removed (only in the baseline): `gone / cpu / float32 / default`" in text
+    assert "| a / cpu / float32 | 🔴 slower |" in text
+    assert "removed (only in the baseline): `gone / cpu / float32`" in text
     assert "Environments match." in text and "Mann-Whitney" in text
     assert (slow / "gate.md").read_text() == text
     assert "1 slower" in capsys.readouterr().out
@@ -92,18 +92,18 @@ def test_baseline_promote_and_where(runs, tmp_path, capsys):
     base = runs[0]
     assert main(["baseline", str(base), "--root", str(tmp_path / "store")]) == 0
     assert "baseline: " in capsys.readouterr().out
-    assert (tmp_path / "store" / "cpu-test-cpu-0000" / "results.csv").is_file()
+    assert (tmp_path / "store" / "baselines" / "cpu-test-cpu-0000" / "results.csv").is_file()
     assert main(["baseline", "--where", "--root", str(tmp_path / "store")]) == 0
-    assert capsys.readouterr().out.strip().startswith(str(tmp_path / "store" / "cpu-"))
+    assert capsys.readouterr().out.strip().startswith(str(tmp_path / "store" / "baselines" / "cpu-"))
     assert main(["baseline", "--root", str(tmp_path / "store")]) == 2
-    assert "RUN_DIR" in capsys.readouterr().err
+    assert "RUN" in capsys.readouterr().err
 
 
 def test_end_to_end_run_calibrate_compare(tmp_path, capsys):
     """Real (tiny) measurements: too few samples to decide, so every row is unsure and the exit is 0."""
     store = tmp_path / "store"
     assert main(["calibrate", "smoke", "--repeats", "2", "--root", str(store), *TINY[:-2], "--min-samples", "3"]) == 0
-    (folder,) = list(store.iterdir())
+    (folder,) = list((store / "baselines").iterdir())
     assert (folder / "noise.csv").is_file() and (folder / "results.csv").is_file()
     assert main(["run", "smoke", "--out", str(tmp_path / "runs"), *TINY]) in (0, 1)
     (cand,) = list((tmp_path / "runs").iterdir())
@@ -154,8 +154,8 @@ def test_not_applicable_rows_pass_baseline_and_are_listed_apart_by_compare(tmp_p
     out = capsys.readouterr().out
     assert "cuda_graph" not in out.split("not compared")[0]  # not in the verdict table
     assert "0 slower, 0 unsure, 1 same, 0 faster; 1 row(s) not applicable on both sides" in out
-    assert "not compared: 1 row(s) not applicable on both sides" in out and "a / cpu / float32 / cuda_graph" in out
-    assert "`a / cpu / float32 / cuda_graph`" in (run / "gate.md").read_text()
+    assert "not compared: 1 row(s) not applicable on both sides" in out and "a / cuda_graph / cpu / float32" in out
+    assert "`a / cuda_graph / cpu / float32`" in (run / "gate.md").read_text()
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.measure.clock import Block, CpuTimer
+from bench.errors import BenchError
 from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure
 
 U = 2.0 ** -10
@@ -163,17 +164,17 @@ def test_timeout_from_the_first_call():
 
 
 def test_policy_rejects_impossible_settings():
-    with pytest.raises(ValueError):
+    with pytest.raises(BenchError):
         Policy(floor_samples=5, min_samples=3)
-    with pytest.raises(ValueError):
+    with pytest.raises(BenchError):
         Policy(min_samples=20, max_samples=10)
-    with pytest.raises(ValueError):
+    with pytest.raises(BenchError):
         Policy(floor_samples=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(BenchError):
         Policy(budget_s=-1.0)
     for bad in (dict(warmup_s=float("nan")), dict(budget_s=float("inf")), dict(timeout_s=0.0),
                 dict(target_rel_iqr=-1.0), dict(min_block_s=float("nan"))):
-        with pytest.raises(ValueError, match=next(iter(bad))):
+        with pytest.raises(BenchError, match=next(iter(bad))):
             Policy(**bad)
 
 

@@ -17,10 +17,10 @@ from bench.suite import plan as planning
 from bench.measure.clock import Block
 from bench.cli.main import main
 from bench.measure.sampling import Policy
-from bench.report.build import MIN_SPEEDUP, best_variants, build_report
+from bench import api
+from bench.report.build import MIN_SPEEDUP, best_variants
 from bench.report.figures import speedup_table
-from bench.report.render import write_report
-from bench.store.runs import RunWriter
+from helpers import RecordWriter as RunWriter
 from bench.measure.runner import run_suite
 from bench.suite.variants import parse_variants
 
@@ -64,7 +64,7 @@ class Broken(nn.Module):
 
 
 def _cpu_run(root: Path) -> Path:
-    plans = [p for p in planning.check(config.load("smoke")) if p.name in TIMES]
+    plans = [p for p in planning.check(config.load("smoke").declared) if p.name in TIMES]
     plans.append(planning.plan_one(Workload(name="broken", module=Broken, input_shape=(2, 4)), "test"))
     variants = parse_variants("bfloat16,cuda_graph,backward")
     rows = iter([(p.name, v.name) for p in plans for v in variants])
@@ -135,8 +135,8 @@ class Page(HTMLParser):
 @pytest.fixture(scope="module")
 def written(runs):
     cpu, gpu, root = runs
-    report = build_report([cpu, gpu], probe=True, quick=True, cache_dir=root / "peaks")
-    html_path, md_path = write_report(report, root / "out")
+    report = api.report([cpu, gpu], out=root / "out", probe_peaks=True, quick_peaks=True, root=root)
+    html_path, md_path = root / "out" / "report.html", root / "out" / "report.md"
     page = Page()
     page.feed(html_path.read_text(encoding="utf-8"))
     return report, page, md_path
@@ -216,10 +216,10 @@ def test_cli_report_writes_into_the_first_run_folder_and_reports_errors_in_one_l
     cpu, gpu, _ = runs
     monkeypatch.chdir(tmp_path)  # the peaks cache is results/peaks under the working directory
     out = tmp_path / "out"
-    assert main(["report", str(gpu), "--out", str(out), "--no-probe"]) == 0
+    assert main(["report", str(gpu), "--out", str(out)]) == 0
     assert (out / "report.html").is_file() and "report.html" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "missing")]) == 2
     one_line(capsys.readouterr().err, "missing", "run folder")
     assert main(["report", "--latest", "--root", str(tmp_path / "empty")]) == 2
     one_line(capsys.readouterr().err, "--latest", "found none")
-    assert main(["report", "--latest", "--root", str(cpu.parent), "--out", str(out), "--no-probe"]) == 0
+    assert main(["report", "--latest", "--root", str(cpu.parent), "--out", str(out)]) == 0

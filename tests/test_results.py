@@ -13,8 +13,13 @@ from bench import BenchError
 from bench.suite.config import load
 from bench.measure.sampling import Measurement
 from bench.suite.plan import plan_one
-from bench.store.runs import SCHEMA_VERSION, RunWriter, load_run, new_run_dir, to_frame, to_samples, write_atomic
-from bench.measure.runner import Record
+from bench.schema import SCHEMA_VERSION
+from bench.store.files import write_atomic
+from bench.store.frames import to_frame, to_samples
+from bench.store.runs import load as read_run
+from bench.store.writer import new_run_dir
+from helpers import RecordWriter as RunWriter, frames
+from bench.measure.record import Record
 
 DEVICE_S = (1e-3, 2e-3, 3e-3, 4e-3, 10e-3)
 HOST_S = (2e-3, 2e-3, 4e-3, 5e-3, 11e-3)
@@ -26,7 +31,7 @@ REQUIRED = ["workload", "device", "dtype", "status", "reason", "input_shape", "o
 
 @pytest.fixture(scope="module")
 def plans():
-    return {d.workload.name: plan_one(d.workload, d.source) for d in load("smoke")}
+    return {d.workload.name: plan_one(d.workload, d.source) for d in load("smoke").declared}
 
 
 def measurement(device_s=DEVICE_S, host_s=HOST_S, enqueue_s=ENQUEUE_S) -> Measurement:
@@ -109,18 +114,18 @@ def test_writer_leaves_valid_files_after_each_record(plans, tmp_path):
     assert env["schema_version"] == SCHEMA_VERSION and env["complete"] is False and env["torch"] == "x.y"
 
     writer.add(ok(plans["smoke-linear"]))
-    results, samples, env = load_run(run_dir)
+    results, samples, env = frames(read_run(run_dir))
     assert results["workload"].tolist() == ["smoke-linear"] and len(samples) == 5
     assert results["median_s"].tolist() == [3e-3]  # exact round trip through the CSV
     assert env["complete"] is False
 
     writer.add(failed(plans["smoke-conv"]))
-    results, samples, _ = load_run(run_dir)
+    results, samples, _ = frames(read_run(run_dir))
     assert results["status"].tolist() == ["ok", "error"] and math.isnan(results["median_s"][1])
     assert len(samples) == 5
 
     writer.finish(complete=True)
-    results, _, env = load_run(run_dir / "results.csv")  # a file in the folder names the folder too
+    results, _, env = frames(read_run(run_dir / "results.csv"))  # a file in the folder names the folder too
     assert env["complete"] is True and "finished_utc" in env and len(results) == 2
     assert sorted(p.name for p in run_dir.iterdir()) == ["env.json", "results.csv", "samples.csv"]  # no temp files
 
@@ -129,7 +134,7 @@ def test_interrupted_run_is_marked_incomplete(plans, tmp_path):
     writer = RunWriter(new_run_dir(tmp_path), {})
     writer.add(ok(plans["smoke-linear"]))
     writer.finish(complete=False, note="interrupted")
-    _, _, env = load_run(writer.run_dir)
+    _, _, env = frames(read_run(writer.run_dir))
     assert env["complete"] is False and env["incomplete_reason"] == "interrupted"
 
 
@@ -139,7 +144,7 @@ def test_new_run_dir_never_reuses_a_folder(tmp_path, monkeypatch):
         def now(cls, tz=None):
             return datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
-    monkeypatch.setattr("bench.store.runs.datetime", FrozenClock)
+    monkeypatch.setattr("bench.store.writer.datetime", FrozenClock)
     dirs = [new_run_dir(tmp_path / "results") for _ in range(3)]
     assert [d.name for d in dirs] == ["20260102-030405", "20260102-030405-1", "20260102-030405-2"]
     assert all(d.is_dir() for d in dirs)
@@ -170,7 +175,7 @@ def run_dir(plans, tmp_path):
 
 def load_error(path) -> str:
     with pytest.raises(BenchError) as info:
-        load_run(path)
+        frames(read_run(path))
     text = str(info.value)
     assert "\n" not in text and "Traceback" not in text, text
     return text

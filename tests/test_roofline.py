@@ -10,8 +10,13 @@ import pytest
 from bench.suite import config
 from bench.suite import plan as planning
 from bench.errors import BenchError
-from bench.measure.peaks import Peaks, from_json, load_overrides, peaks_for, probe
-from bench.store.runs import LAUNCH_BOUND_S
+from bench import api
+from bench.measure import env as envmod
+from bench.measure.probe import probe
+from bench.measure.roofs import Peaks
+from bench.store.folder import Run
+from bench.store.peaks import from_json
+from bench.schema import LAUNCH_BOUND_S, is_launch_bound
 from bench.report.roofline import annotate, roofline_figure, roofline_row, verdict
 
 F32 = 4  # bytes per float32
@@ -19,7 +24,7 @@ F32 = 4  # bytes per float32
 
 @pytest.fixture(scope="module")
 def seed_plans():
-    return {p.name: p for p in planning.check(config.load("seed"))}
+    return {p.name: p for p in planning.check(config.load("seed").declared)}
 
 
 def test_seed_conv_is_26_3_gflop_with_a_multiply_add_counted_as_two(seed_plans):
@@ -60,12 +65,16 @@ def _row(**kw) -> pd.Series:
 
 
 def test_verdicts():
-    assert verdict(median_s=1e-3, launch_bound=True, intensity=100, ridge=10) == "launch-bound"
-    assert verdict(median_s=LAUNCH_BOUND_S / 2, launch_bound=False, intensity=100, ridge=10) == "launch-bound"
-    assert verdict(median_s=1e-3, launch_bound=False, intensity=10, ridge=10) == "compute-bound"
-    assert verdict(median_s=1e-3, launch_bound=False, intensity=9.9, ridge=10) == "memory-bound"
-    assert verdict(median_s=1e-3, launch_bound=False, intensity=5, ridge=None) == ""
-    assert verdict(median_s=1e-3, launch_bound=False, intensity=0, ridge=10, no_work=True) == "launch-bound"
+    assert verdict(launch_bound=True, intensity=100, ridge=10) == "launch-bound"
+    assert verdict(launch_bound=False, intensity=10, ridge=10) == "compute-bound"
+    assert verdict(launch_bound=False, intensity=9.9, ridge=10) == "memory-bound"
+    assert verdict(launch_bound=False, intensity=5, ridge=None) == ""
+    assert verdict(launch_bound=False, intensity=0, ridge=10, no_work=True) == "launch-bound"
+    # one definition of launch-bound (bench.schema): a fast CPU row is not launch-bound, only CUDA rows can be
+    assert not is_launch_bound(device="cpu", median_s=LAUNCH_BOUND_S / 2, enqueue_median_s=LAUNCH_BOUND_S / 2)
+    assert is_launch_bound(device="cuda", median_s=LAUNCH_BOUND_S / 2, enqueue_median_s=0.0)
+    assert is_launch_bound(device="cuda", median_s=1e-3, enqueue_median_s=0.9e-3)
+    assert not is_launch_bound(device="cuda", median_s=1e-3, enqueue_median_s=0.1e-3)
 
 
 def test_roofline_row_on_the_compute_side():
@@ -117,27 +126,44 @@ def test_roofline_figure_is_log_log_with_both_roofs_and_labelled_points():
 
 
 def test_quick_probe_is_cached_per_machine_and_threads(tmp_path, monkeypatch):
-    first = peaks_for("cpu", threads=1, quick=True, cache_dir=tmp_path)
+    (first,) = api.peaks("cpu", threads=1, quick=True, root=tmp_path)
     assert first.threads == 1 and first.flops_per_s["float32"] > 0 and first.bytes_per_s > 0
-    (path,) = tmp_path.glob("cpu-*.json")
+    assert first.load_avg_1m is not None and first.measured_utc and "1 thread" in first.provenance
+    (path,) = (tmp_path / "peaks").glob("cpu-*.json")
     assert "quick-threads=1" in json.loads(path.read_text())["entries"]
-    monkeypatch.setattr("bench.measure.peaks.probe", lambda *a, **k: pytest.fail("probed again despite the cache"))
-    assert peaks_for("cpu", threads=1, quick=True, cache_dir=tmp_path) == first
+    monkeypatch.setattr("bench.api.probe", lambda *a, **k: pytest.fail("probed again despite the cache"))
+    assert api.peaks("cpu", threads=1, quick=True, root=tmp_path) == [first]
 
 
-def test_probe_measures_with_the_given_timer():
-    p = probe("cpu", quick=True)
+def test_probe_measures_and_announces_each_step():
+    steps = []
+    p = probe("cpu", quick=True, on_step=steps.append)
     assert set(p.flops_per_s) == {"float32", "bfloat16", "float16"} and p.source == "quick probe"
+    assert len(steps) == 4 and steps[0].startswith("cpu float32 matrix product") and "copy" in steps[-1]
 
 
-def test_config_peaks_override_the_probe(tmp_path, write_config, one_line, monkeypatch):
-    monkeypatch.setattr("bench.measure.peaks.probe", lambda *a, **k: pytest.fail("probed despite an override"))
+def _ran_on(key: str, threads: int = 2) -> Run:
+    results = pd.DataFrame([dict(workload="w", device="cpu", dtype="float32", status="ok", threads=threads,
+                                 median_s=1e-3)])
+    return Run(results=results, samples=pd.DataFrame(columns=["workload", "device", "dtype", "sample", "device_s"]),
+               env={"machine_keys": {"cpu": key}})
+
+
+def test_the_report_never_probes_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.setattr("bench.api.probe", lambda *a, **k: pytest.fail("the report measured"))
+    here = envmod.machine_key("cpu")
+    assert api.gather_peaks([_ran_on(here)], root=tmp_path) == []  # nothing cached, nothing given: no roofs
+
+
+def test_config_peaks_are_given_roofs(tmp_path, write_config, one_line, monkeypatch):
+    monkeypatch.setattr("bench.api.probe", lambda *a, **k: pytest.fail("probed despite given peaks"))
     cfg = write_config('WORKLOADS = []\nPEAKS = {"cpu": {"flops_per_s": {"float32": 2e12}, "bytes_per_s": 5e10}}\n')
-    p = peaks_for("cpu", cache_dir=tmp_path, overrides=load_overrides(str(cfg)))
-    assert p.flops_per_s == {"float32": 2e12} and p.bytes_per_s == 5e10 and p.source == "config"
+    (p,) = api.gather_peaks([_ran_on("cpu-elsewhere", threads=4)], peaks=str(cfg), root=tmp_path, probe_missing=True)
+    assert p.flops_per_s == {"float32": 2e12} and p.bytes_per_s == 5e10 and p.source.startswith("config ")
+    assert (p.machine_key, p.threads) == ("cpu-elsewhere", 4)
     bad = write_config('PEAKS = {"cuda": {"flops_per_s": {"float32": 2e12}, "bytes_per_s": -1}}\n', name="bad.py")
     with pytest.raises(BenchError) as exc:
-        load_overrides(str(bad))
+        api.gather_peaks([_ran_on("k")], peaks=str(bad))
     one_line(str(exc.value), "PEAKS['cuda']", "bytes_per_s", "-1")
     with pytest.raises(BenchError):
         from_json({"flops_per_s": {}, "bytes_per_s": 1e9}, where="x")

@@ -59,7 +59,7 @@ def test_a_non_number_in_a_csv_names_file_row_and_column(tmp_path, capsys):
     lines[2] = ",".join(cells)
     (run_dir / "samples.csv").write_text("\n".join(lines) + "\n")
     capsys.readouterr()
-    for command in (["plot", str(run_dir)], ["report", str(run_dir), "--no-probe"],
+    for command in (["plot", str(run_dir)], ["report", str(run_dir)],
                     ["export", str(run_dir), "--format", "pytest-benchmark"]):
         assert main(command) == 2
         err = capsys.readouterr().err
@@ -74,7 +74,7 @@ def test_report_names_missing_columns(tmp_path, capsys):
     frame = pd.read_csv(run_dir / "results.csv")
     frame.drop(columns="flops").to_csv(run_dir / "results.csv", index=False)
     capsys.readouterr()
-    assert main(["report", str(run_dir), "--no-probe"]) == 2
+    assert main(["report", str(run_dir)]) == 2
     assert "expected columns flops" in capsys.readouterr().err
 
 

@@ -15,10 +15,15 @@ from bench.cli.main import main
 from bench.errors import BenchError
 from bench.measure.sampling import Policy
 from bench.suite.plan import plan_one
-from bench.store.runs import to_frame, to_samples
+from bench.store.frames import to_frame, to_samples
 from bench.measure.runner import run_one, run_suite
 from bench.measure.apply import applied, cost, max_rel_diff
-from bench.suite.variants import DEFAULT, SWEEPS, Variant, config_variants, parse_variants, skip_reason, sweep
+from bench.suite.config import load_suite
+from bench.suite.variants import DEFAULT, SWEEPS, Variant, parse_variants, skip_reason, sweep
+
+
+def config_variants(specs):
+    return load_suite(specs).variants
 
 FAST = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=3, floor_samples=3, max_samples=3, budget_s=1.0)
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bench import BenchError, Workload
-from bench.suite.config import CONFIG_DIR, load, load_all, resolve
+from bench.suite.config import CONFIG_DIR, load, load_suite, resolve
 
 VALID = """
 from torch import nn
@@ -73,8 +73,8 @@ def test_every_field_problem_is_reported_at_once():
 
 # ---------------------------------------------------------------- resolve / load
 def test_config_by_name_or_path_gives_same_workloads(repo_root):
-    by_name = load("seed")
-    by_path = load("configs/seed.py")
+    by_name = load("seed").declared
+    by_path = load("configs/seed.py").declared
     assert [d.workload.name for d in by_name] == [d.workload.name for d in by_path]
     assert len(by_name) == 6
     assert {d.source for d in by_name} == {"configs/seed.py"}
@@ -83,7 +83,7 @@ def test_config_by_name_or_path_gives_same_workloads(repo_root):
 
 def test_config_anywhere_on_disk(write_config):
     path = write_config(VALID)
-    [declared] = load(str(path))
+    [declared] = load(str(path)).declared
     assert declared.workload.name == "ok" and declared.source == str(path)
 
 
@@ -152,19 +152,19 @@ def test_non_workload_entries_each_get_a_line(write_config, one_line):
     one_line(str(err.problems[1]), str(path), "WORKLOADS[2]", "tuple")
 
 
-def test_load_all_reports_every_file_at_once(write_config, tmp_path):
+def test_load_suite_reports_every_file_at_once(write_config, tmp_path):
     good = write_config(VALID, "good.py")
     broken = write_config("WORKLOADS = (\n", "broken.py")
     empty = write_config("X = 1\n", "empty.py")
     with pytest.raises(BenchError) as info:
-        load_all([str(broken), str(good), str(empty), str(tmp_path / "gone.py")])
+        load_suite([str(broken), str(good), str(empty), str(tmp_path / "gone.py")])
     wheres = [p.where for p in info.value.problems]
     assert len(wheres) == 3
     assert wheres[0].startswith(str(broken) + ":")
     assert wheres[1:] == [str(empty), str(tmp_path / "gone.py")]
-    assert len(load_all([str(good), "smoke"])) == 1 + len(load("smoke"))
+    assert len(load_suite([str(good), "smoke"]).declared) == 1 + len(load("smoke").declared)
 
 
 def test_tuple_of_workloads_is_accepted(write_config):
     path = write_config(VALID.replace("WORKLOADS = [", "WORKLOADS = (").replace("))]", ")),)"))
-    assert [d.workload.name for d in load(str(path))] == ["ok"]
+    assert [d.workload.name for d in load(str(path)).declared] == ["ok"]

@@ -1,74 +1,118 @@
-"""The `run` and `plot` subcommands (registered by bench.cli.main): progress, the summary table, Ctrl-C handling.
+"""`list`, `run` and `plot`: check a suite, time it with progress and a summary table, redraw a run's plots.
 
-Ctrl-C or SIGTERM during a run: the rows finished so far are already on disk (RunWriter saves after each
-row), the run is marked incomplete, exit 130; a second Ctrl-C exits at once.
+Ctrl-C or SIGTERM during a run: the rows finished so far are already on disk, the run is marked incomplete,
+exit 130; a second Ctrl-C exits at once.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
-from pathlib import Path
 
 import pandas as pd
 
-from bench.suite import config
-from bench.suite import plan as planning
-from bench.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, _err, number
-from bench.errors import BenchError
+from bench import api
+from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
+                              number)
+from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
+from bench.report.plots import save_plots
+from bench.schema import NOT_APPLICABLE
+from bench.stats import summarize
+from bench.suite.config import load_suite, matches
+from bench.suite.plan import plan_suite
 from bench.units import fmt_s, fmt_si
-from bench.measure.runner import CUDA_POLICY, Progress, Record, available_devices, run_suite
+
+FILTER_HELP = "only workloads whose name contains one of these comma-separated parts, or with one as a tag " \
+              "(case-insensitive); empty: all"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="time the workloads and write a run folder under results/")
-    p.add_argument("configs", nargs="+")
-    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
-    p.add_argument("--out", default="results", help="folder to create the run folder in (default results)")
-    p.add_argument("--filter", default="", help="only workloads whose name contains this, or with this tag")
+    p = command(sub, "list", help="check workloads on the meta device: shapes, FLOPs, bytes, problems")
+    p.add_argument("configs", nargs="+", help="config names in configs/ (seed) or paths to .py files")
+    p.add_argument("--filter", default="", help=FILTER_HELP)
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table (stdout holds JSON only)")
+    p.set_defaults(func=cmd_list)
+
+    p = command(sub, "run", help="time the workloads and write a run folder <out>/<UTC time>[-label]/")
+    p.add_argument("configs", nargs="+", help="config names in configs/ (seed) or paths to .py files")
+    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="where to time")
+    p.add_argument("--out", default=RESULTS, help="the folder this command writes into: a new run folder is made there")
+    p.add_argument("--label", default="", help="a name for the run, appended to its folder's name")
+    p.add_argument("--filter", default="", help=FILTER_HELP)
     p.add_argument("--budget-s", type=number(), default=Policy.budget_s, help="sampling seconds per row")
-    p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s)
+    p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s, help="warm-up seconds per row (CUDA: 0.5 at least)")
     p.add_argument("--timeout-s", type=number(strict=True), default=Policy.timeout_s,
-                   help="skip a row whose first call predicts more than this")
-    p.add_argument("--min-samples", type=number(minimum=1, integer=True), default=Policy.min_samples)
-    p.add_argument("--target-rel-iqr", type=number(), default=Policy.target_rel_iqr)
+                   help="skip a row whose first call predicts more than this; stop one that runs past it")
+    p.add_argument("--min-samples", type=number(minimum=1, integer=True), default=Policy.min_samples,
+                   help="samples per row before the noise target may stop it")
+    p.add_argument("--target-rel-iqr", type=number(), default=Policy.target_rel_iqr,
+                   help="stop sampling a row once its IQR / median is below this")
     p.add_argument("--threads", type=number(minimum=1, integer=True), default=None,
                    help="CPU threads (default: torch's)")
     p.add_argument("--variants", default="", help="comma-separated sweeps (dtypes, standard, compile) and variant "
                    "names such as bfloat16+channels_last+cudnn_benchmark, float32+no-tf32, backward, cuda_graph, "
                    "threads=1; the default variant always runs")
+    p.add_argument("--report", action="store_true", help="also write report.html and report.md into the run folder")
+    p.add_argument("--probe-peaks", action="store_true",
+                   help="with --report: measure this machine's peaks when none are cached (announced)")
+    add_root(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("plot", help="redraw a run folder's plots")
-    p.add_argument("run_dir")
+    p = command(sub, "plot", help="redraw a run's plots (latency.png, speedup.png) into its folder")
+    p.add_argument("run", help="a run folder, the folder given to `run --out`, or a run's results.csv")
     p.set_defaults(func=cmd_plot)
 
 
-def _devices(choice: str) -> list[str]:
-    have = available_devices()
-    if choice == "all":
-        if "cuda" not in have:
-            _err("note: no CUDA device here; timing on the CPU only.")
-        return have
-    if choice == "cuda" and "cuda" not in have:
-        raise BenchError("--device cuda: expected a CUDA device, found none (torch.cuda.is_available() is False)")
-    return [choice]
+# ---------------------------------------------------------------- list
+def cmd_list(args) -> int:
+    suite = load_suite(args.configs)
+    plans, problems = plan_suite(suite.declared)
+    plans = [p for p in plans if matches(p.workload, args.filter)]
+    if args.json:
+        print(json.dumps([{
+            "name": p.name, "source": p.source, "input_shape": list(p.workload.input_shape),
+            "output_shape": list(p.output_shape), "dtype": p.workload.dtype, "flops": p.flops, "params": p.params,
+            "bytes": p.bytes_moved, "is_view": p.is_view, "shape_notes": list(p.shape_notes), "tags": list(p.workload.tags),
+        } for p in plans], indent=2))
+    else:
+        table = pd.DataFrame([{
+            "workload": p.name, "input": str(list(p.workload.input_shape)), "output": str(list(p.output_shape)),
+            "dtype": p.workload.dtype, "params": fmt_si(p.params), "FLOPs": fmt_si(p.flops),
+            "bytes": fmt_si(p.bytes_moved, "B"), "note": p.workload.note,
+        } for p in plans])
+        if len(table):
+            print(table.to_string(index=False))
+        notes = [f"  {p.name}: {n}" for p in plans for n in p.shape_notes]
+        if notes:
+            print("\nConv output sizes, floor((in + 2*padding - dilation*(kernel - 1) - 1) / stride) + 1:")
+            print("\n".join(notes))
+        print(f"\n{len(plans)} workloads checked. FLOPs: a multiply-add counts 2 (FlopCounterMode); "
+              "bytes: input, weights and output once each.")
+    for p in problems:
+        err(str(p))
+    if problems:
+        err(f"{len(problems)} problem(s): fix them before `bench run`.")
+        return EXIT_USAGE
+    return EXIT_OK
 
 
-def _summary(frame: pd.DataFrame) -> str:
+# ---------------------------------------------------------------- run
+def summary(frame: pd.DataFrame) -> str:
+    """The console table of a run: one line per row, with its flags."""
     rows = []
     for _, r in frame.iterrows():
-        flags = [] if r["status"] == "ok" else [f"{r['status']}: {r['reason']}"]
-        if r["status"] == "ok" and r["noisy"]:
+        ok = r["status"] == "ok"
+        flags = [] if ok else [f"{r['status']}: {r['reason']}"]
+        if ok and r["noisy"]:
             flags.append("noisy")
-        if r["status"] == "ok" and r["n_samples"] < 5:
+        if ok and r["n_samples"] < 5:
             flags.append(f"few samples ({r['stop_reason']})")
-        if r["status"] == "ok" and r["launch_bound"]:
+        if ok and r["launch_bound"]:
             flags.append("launch-bound")
         rows.append({
-            "workload": r["workload"], "variant": r.get("variant", "default"), "device": r["device"], "dtype": r["dtype"],
-            "median": fmt_s(r["median_s"]),
-            "IQR": "-" if pd.isna(r["rel_iqr"]) else f"{100 * r['rel_iqr']:.1f}%",
+            "workload": r["workload"], "variant": r["variant"], "device": r["device"], "dtype": r["dtype"],
+            "median": fmt_s(r["median_s"]), "IQR": "-" if pd.isna(r["rel_iqr"]) else f"{100 * r['rel_iqr']:.1f}%",
             "host/call": fmt_s(r["host_median_s"]), "FLOP/s": fmt_si(r["flops_per_s"]),
             "n": "-" if pd.isna(r["n_samples"]) else int(r["n_samples"]), "flags": "; ".join(flags)[:90],
         })
@@ -76,114 +120,63 @@ def _summary(frame: pd.DataFrame) -> str:
 
 
 def cmd_run(args) -> int:
-    from bench.measure import env as envmod
-    from bench.report.plots import save_plots
-    from bench.store.runs import RunWriter, new_run_dir
-
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    import torch
-
-    declared = config.load_all(args.configs)
-    plans = planning.check(declared)
-    if args.filter:
-        plans = [p for p in plans if args.filter in p.name or args.filter in p.workload.tags]
-        if not plans:
-            raise BenchError(f"--filter {args.filter!r}: expected a name part or tag of some workload, found none")
-    common = dict(budget_s=args.budget_s, timeout_s=args.timeout_s, min_samples=args.min_samples,
-                  floor_samples=min(Policy.floor_samples, args.min_samples), target_rel_iqr=args.target_rel_iqr)
-    policy = Policy(**common, warmup_s=args.warmup_s)
-    cuda_policy = Policy(**common, warmup_s=max(args.warmup_s, CUDA_POLICY.warmup_s))
-    devices = _devices(args.device)
-    from bench.suite.variants import config_variants, parse_variants
-
-    variants = tuple(dict.fromkeys(parse_variants(args.variants) + config_variants(args.configs)))  # before the folder
-    run_dir = new_run_dir(Path(args.out))
-    argv = ["bench", *(args.argv or [])]
-    writer = RunWriter(run_dir, envmod.capture(devices=devices, argv=argv, threads=torch.get_num_threads()))
-    load, cores = writer.env.get("load_avg_1m"), writer.env.get("cpu_count") or 1
+    prepared = api.prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
+                           timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
+                           threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv)
+    if args.device == "all" and "cuda" not in prepared.devices:
+        err("note: no CUDA device here; timing on the CPU only.")
+    load, cores = prepared.env.get("load_avg_1m"), prepared.env.get("cpu_count") or 1
     if load is not None and load > 0.75 * cores:
-        _err(f"note: this machine is busy (load average {load:.1f} on {cores} cores): CPU times may be inflated "
-             "and noisy; --threads 1 suffers least from a busy neighbour.")
-    rows = len(plans) * len(devices) * len(variants)
-    times = f" x {len(variants)} variants" if len(variants) > 1 else ""
-    _err(f"{len(plans)} workloads x {len(devices)} device(s){times} = {rows} rows; sampling budget {args.budget_s:g} s "
-         f"per row (about {rows * (args.budget_s + args.warmup_s):.0f} s in all, longer only for workloads whose "
-         f"single call exceeds the budget); writing {run_dir}")
+        err(f"note: this machine is busy (load average {load:.1f} on {cores} cores): CPU times may be inflated "
+            "and noisy; --threads 1 suffers least from a busy neighbour.")
+
+    def start(run_dir) -> None:
+        times = f" x {len(prepared.variants)} variants" if len(prepared.variants) > 1 else ""
+        err(f"{len(prepared.plans)} workloads x {len(prepared.devices)} device(s){times} = {prepared.rows} rows; "
+            f"at least {prepared.least_s:.0f} s (warm-up and sampling budget per row; longer for workloads whose "
+            f"single call exceeds the budget); writing {run_dir}")
 
     def progress(p: Progress) -> None:
         variant = "" if p.variant == "default" else f" [{p.variant}]"
-        _err(f"[{p.index}/{p.total}] {p.workload}{variant} on {p.device} (about {p.left_s:.0f} s left)")
+        err(f"[{p.index}/{p.total}] {p.workload}{variant} on {p.device} (about {p.left_s:.0f} s left)")
 
     def record(r: Record) -> None:
-        writer.add(r)
         if r.status == "ok":
             m = r.measurement
-            from bench.stats import summarize
-
             s = summarize(m.device_s)
-            _err(f"    {fmt_s(s.median_s)} per call, IQR {100 * s.rel_iqr:.1f}%, {s.n_samples} samples x "
-                 f"{m.calls_per_sample} calls ({m.stop_reason})")
+            err(f"    {fmt_s(s.median_s)} per call, IQR {100 * s.rel_iqr:.1f}%, {s.n_samples} samples x "
+                f"{m.calls_per_sample} calls ({m.stop_reason})")
         else:
-            _err(f"    {r.status}: {r.reason}")
+            err(f"    {r.status}: {r.reason}")
 
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        run_suite(plans, devices, policy=policy, cuda_policy=cuda_policy, on_progress=progress, on_record=record,
-                  variants=variants)
+        run = api.execute(prepared, out=args.out, label=args.label, on_start=start, on_progress=progress,
+                          on_record=record)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))  # a second Ctrl-C exits at once
-        writer.finish(complete=False, note="interrupted")
-        _err(f"interrupted: {len(writer.records)} of {rows} rows saved in {run_dir} (marked incomplete)")
+        err(f"interrupted: the rows finished so far are saved under {args.out} (marked incomplete)")
         return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-    writer.finish(complete=True)
-    frame = _frame(writer.records)
-    plots = save_plots(run_dir, *_default_variant(frame, _samples(writer.records)))
-    print(_summary(frame))
+    print(summary(run.results))
+    written = [p.name for p in sorted(run.source.glob("*.png"))]
     print(f"\nTimes are per call; median is device time (CUDA events on a GPU, the host clock on the CPU), "
-          f"host/call is what the caller waits.\nWrote {run_dir}/results.csv, samples.csv, env.json"
-          + "".join(f", {p.name}" for p in plots))
-    failed = frame[~frame["status"].isin(["ok", "not-applicable"])]  # a variant that does not apply is no failure
+          f"host/call is what the caller waits.\nWrote {run.source}/results.csv, samples.csv, env.json"
+          + "".join(f", {name}" for name in written))
+    if args.report:
+        rep = api.report([run], out=run.source, root=args.root, probe_peaks=args.probe_peaks,
+                         on_step=lambda s: err(f"measuring peaks: {s}"))
+        for note in rep.notes:
+            err(f"note: {note}")
+        print(f"Wrote {run.source}/report.html, report.md")
+    failed = run.results[~run.results["status"].isin(["ok", NOT_APPLICABLE])]  # a variant that does not apply is no failure
     if len(failed):
-        _err(f"{len(failed)} of {len(frame)} rows did not run: see the status and reason columns.")
+        err(f"{len(failed)} of {len(run.results)} rows did not run: see the status and reason columns.")
         return EXIT_FAILED
     return EXIT_OK
 
 
-def _frame(records):
-    from bench.store.runs import to_frame
-
-    return to_frame(records)
-
-
-def _samples(records):
-    from bench.store.runs import to_samples
-
-    return to_samples(records)
-
-
-def _default_variant(results: pd.DataFrame, samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Only the default variant's rows: the latency plot has one bar per workload and device (variants: `report`)."""
-    def keep(f: pd.DataFrame) -> pd.DataFrame:
-        return f[f["variant"].fillna("default") == "default"] if "variant" in f.columns else f
-
-    return keep(results), keep(samples)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 # ---------------------------------------------------------------- plot
 def cmd_plot(args) -> int:
-    from bench.report.plots import save_plots
-    from bench.store.runs import load_run
-
-    results, samples, _ = load_run(Path(args.run_dir))
-    written = save_plots(Path(args.run_dir), *_default_variant(results, samples))
+    run = api.load(args.run)
+    written = save_plots(api.default_report_dir(run), run.results, run.samples)
     print("\n".join(str(p) for p in written) if written else "no successful rows to plot")
     return EXIT_OK

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.gate.compare import VERDICTS, Comparison, Verdict  # noqa: E402
+from bench.gate.compare import Comparison, Verdict  # noqa: E402
+from bench.gate.rule import VERDICTS  # noqa: E402
 from bench.units import fmt_s  # noqa: E402
 
 MARK = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same", "unsure": "⚪ unsure"}

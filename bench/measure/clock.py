@@ -99,6 +99,11 @@ class CudaTimer:
         )
 
 
+def default_timer(device: str) -> Timer:
+    """The real timer for a device: CUDA events on "cuda", the host clock elsewhere."""
+    return CudaTimer() if device == "cuda" else CpuTimer()
+
+
 def graph_replay(fn: Callable[[], Any], *, warmup_calls: int = 3, cuda: Any = None) -> Callable[[], Any]:
     """Capture `fn` into a CUDA graph and return a function that replays it (and returns fn's static output).
 

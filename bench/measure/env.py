@@ -7,8 +7,10 @@ import platform
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
@@ -89,3 +91,31 @@ def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
     }
+
+
+# ---------------------------------------------------------------- which settings make two runs incomparable
+ENV_ALWAYS = ("torch", "threads", "float32_matmul_precision")  # change CPU and CUDA results alike
+ENV_CUDA = ("cuda", "cudnn", "allow_tf32_matmul", "allow_tf32_cudnn", "cudnn_benchmark", "cudnn_deterministic")
+ENV_INFO = ("git_commit", "python", "platform", "host", "complete")  # shown, never refused
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvDiff:
+    """One setting that differs between two runs; `blocking` when results taken so should not be compared."""
+
+    field: str
+    baseline: str
+    candidate: str
+    blocking: bool
+
+
+def env_differences(base_env: Mapping, cand_env: Mapping, *, devices: set[str]) -> list[EnvDiff]:
+    """Settings that differ between two runs' env.json; `blocking` ones make a comparison meaningless."""
+    checks = list(ENV_ALWAYS) + (["cpu_name", "cpu_count"] if "cpu" in devices else [])
+    checks += (["cuda_device", *ENV_CUDA] if "cuda" in devices else [])
+    out = []
+    for name in checks + [f for f in ENV_INFO if f not in checks]:
+        a, b = base_env.get(name), cand_env.get(name)
+        if a != b:
+            out.append(EnvDiff(field=name, baseline=str(a), candidate=str(b), blocking=name in checks))
+    return out

@@ -11,56 +11,24 @@ from __future__ import annotations
 import copy
 import os
 import time
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from torch.utils._pytree import tree_leaves
 
-from bench.measure.clock import CpuTimer, CudaTimer, Timer, graph_replay
+from bench.errors import one_line
+from bench.measure.apply import applied, convert, cost, math_mode, max_rel_diff, step
+from bench.measure.clock import Timer, default_timer, graph_replay
 from bench.measure.deadline import DeadlineExceeded, deadline
 from bench.measure.env import device_name
-from bench.errors import one_line
+from bench.measure.record import Progress, Record
 from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure
+from bench.schema import NOT_APPLICABLE
 from bench.suite.plan import Plan
-from bench.measure.apply import applied, convert, cost, math_mode, max_rel_diff, step
 from bench.suite.variants import DEFAULT, Variant, skip_reason
 
 CUDA_POLICY = Policy(warmup_s=0.5)  # long enough for GPU clocks to ramp and cuDNN to pick its algorithm
-# not-applicable: the row's variant cannot run on that device (see bench.suite.variants.skip_reason)
-STATUSES = ("ok", "error", "oom", "timeout", "unsupported", "skipped", "not-applicable")
 ACCURACY_ROWS = 8  # the float64 reference is computed on the first rows of the batch only (dim 0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Record:
-    """The outcome of one workload on one device: a measurement when status is 'ok', a reason otherwise."""
-
-    plan: Plan
-    device: str
-    device_name: str
-    threads: int
-    status: str
-    reason: str = ""
-    measurement: Measurement | None = None
-    wall_s: float = 0.0
-    variant: Variant = DEFAULT
-    flops: int | None = None  # of one timed call under the variant; None: the plan's forward FLOPs
-    bytes_moved: int | None = None  # likewise; None: the plan's bytes_moved
-    max_rel_diff: float | None = None  # output vs a float64 CPU reference (see variants.max_rel_diff)
-    math: str = ""  # the compute roof that applies: the dtype, or "tf32" for float32 that may use TF32
-
-
-@dataclass(frozen=True, kw_only=True)
-class Progress:
-    """Reported before each row: row `index` (1-based) of `total`, and the estimated seconds left."""
-
-    index: int
-    total: int
-    workload: str
-    device: str
-    left_s: float
-    variant: str = "default"
 
 
 def available_devices() -> list[str]:
@@ -142,7 +110,7 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
     reason = skip_reason(variant, device=device, input_ndim=len(w.input_shape), workload_dtype=w.dtype)
     if reason:
         return Record(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(),
-                      status="not-applicable", reason=reason, variant=variant)
+                      status=NOT_APPLICABLE, reason=reason, variant=variant)
     started = time.perf_counter()
     with applied(variant):
         base = dict(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(), variant=variant)
@@ -179,10 +147,6 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                 torch.cuda.empty_cache()
 
 
-def default_timer(device: str) -> Timer:
-    return CudaTimer() if device == "cuda" else CpuTimer()
-
-
 def run_suite(
     plans: list[Plan],
     devices: list[str],
@@ -210,7 +174,7 @@ def run_suite(
                                  left_s=per_row * (len(rows) - i), variant=variant.name))
         start = time.perf_counter()
         record = run_one(plan, device, timer=timer_for(device), policy=pol, variant=variant)
-        if record.status != "not-applicable":
+        if record.status != NOT_APPLICABLE:
             spent, timed = spent + time.perf_counter() - start, timed + 1
         records.append(record)
         if on_record:

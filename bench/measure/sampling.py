@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from bench.errors import BenchError, Problem
 from bench.measure.clock import Block, Timer
 from bench.stats import rel_iqr
 
@@ -34,11 +35,11 @@ class Policy:
             value = getattr(self, name)
             positive = name == "timeout_s"  # 0 elsewhere is meaningful: no warm-up, one call a sample, floor only
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
-                raise ValueError(f"Policy.{name}: expected a finite number {'> 0' if positive else '>= 0'}, "
-                                 f"found {value!r}")
+                raise BenchError(Problem(where="Policy", field=name, found=repr(value),
+                                         expected=f"a finite number {'> 0' if positive else '>= 0'}"))
         if not 1 <= self.floor_samples <= self.min_samples <= self.max_samples:
-            raise ValueError(f"Policy.min_samples: expected {self.floor_samples} to {self.max_samples} "
-                             f"(floor_samples to max_samples), found {self.min_samples}")
+            raise BenchError(Problem(where="Policy", field="min_samples", found=repr(self.min_samples),
+                                     expected=f"{self.floor_samples} to {self.max_samples} (floor_samples to max_samples)"))
 
     def bound_s(self, first_call_s: float) -> float:
         """Upper bound on this workload's measuring time when every call takes `first_call_s`: the first call,

@@ -1,42 +1,27 @@
-"""A report over one or more run folders (one or many machines): merged rows, roofline, best variants, figures.
+"""A report over one or more runs (one or many machines): merged rows, roofline, best variants, figures.
 
-`build_report(run_dirs)` returns a `Report` (data only); `bench.report.render` turns it into report.html
-(self-contained: figures embedded as base64 PNG, no network) and report.md. Peaks come, per machine and
-device, from a config's PEAKS, a run folder's peaks.json, this machine's cache, or a new probe when the run
-was measured on this machine; a run from another machine without peaks gets no roofline, and a note says so.
+`build_report(runs, peaks=...)` returns a `Report` (data only); bench.report.render turns it into report.html
+(self-contained: figures embedded as base64 PNG, no network) and report.md. The report never measures:
+the roofs come in as data, each with its provenance (bench.measure.roofs.Peaks).
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
-from bench.measure import env as envmod
 from bench.errors import BenchError, Problem
-from bench.measure.peaks import PEAKS_DIR, Peaks, from_json, load_cache, peaks_for
+from bench.measure.roofs import Peaks
 from bench.report.figures import report_figures
-from bench.store.runs import load_run, write_atomic
+from bench.report.model import Report
 from bench.report.roofline import annotate
-from bench.measure.runner import available_devices
+from bench.store.folder import Run
 
 MIN_SPEEDUP = 1.05
 BEST_COLUMNS = ["machine", "device", "workload", "variants_tried", "default_median_s", "best_variant", "best_median_s",
                 "speedup", "default_max_rel_diff", "best_max_rel_diff", "backward_over_forward", "noisy"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Report:
-    """Everything a report shows. frame: every row of every run, with run, machine and roofline columns."""
-
-    run_dirs: tuple[Path, ...]
-    envs: tuple[dict, ...]
-    frame: pd.DataFrame
-    best: pd.DataFrame
-    peaks: tuple[Peaks, ...]
-    figures: dict[str, bytes]  # caption -> PNG
-    notes: tuple[str, ...]
+# What the report reads from results.csv beyond what every run has.
+REPORT_COLUMNS = ("flops", "bytes", "rel_iqr", "noisy", "host_median_s", "flops_per_s", "bytes_per_s", "reason")
 
 
 def _machine(env: dict, device: str) -> str:
@@ -47,76 +32,49 @@ def _machine(env: dict, device: str) -> str:
     return " ".join(w for w in name.split() if w != "Processor") or "CPU"
 
 
-# What the report reads from results.csv beyond what load_run itself requires.
-REPORT_COLUMNS = ("flops", "bytes", "rel_iqr", "noisy", "host_median_s", "flops_per_s", "bytes_per_s", "reason")
+def merge_runs(runs: Sequence[Run]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    """Merge runs into one results frame and one samples frame, with run, machine and machine_key columns.
 
-
-def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
-    """Merge run folders into one results frame and one samples frame, with run, machine and machine_key columns."""
-    frames, samples, envs = [], [], []
-    for run_dir in run_dirs:
-        results, samp, env = load_run(run_dir)
-        missing = [c for c in REPORT_COLUMNS if c not in results.columns]
+    Runs get distinct names ("seed", "seed (2)"); a machine seen in several runs is named with its run
+    ("Xeon (seed (2))"), so that every (machine, device, workload, variant) of the report is one row.
+    """
+    frames, samples, envs, seen = [], [], [], {}
+    for run in runs:
+        missing = [c for c in REPORT_COLUMNS if c not in run.results.columns]
         if missing:
-            raise BenchError(Problem(where=str(Path(run_dir) / "results.csv"), expected=f"columns {', '.join(missing)}",
+            raise BenchError(Problem(where=f"{run.source}/results.csv", expected=f"columns {', '.join(missing)}",
                                      found="a file without them (written by another tool, or cut)"))
-        env = {**env, "run_dir": str(run_dir)}
+        seen[run.name] = seen.get(run.name, 0) + 1
+        name = run.name if seen[run.name] == 1 else f"{run.name} ({seen[run.name]})"
+        env = {**run.env, "run_dir": str(run.source), "run": name}
         keys = env.get("machine_keys") or {}
-        for f in (results, samp):
-            f["run"] = Path(run_dir).name
-            if "variant" not in f.columns:  # a run from before variants: every row is the default
-                f["variant"] = "default"
-            f["variant"] = f["variant"].fillna("default")
+        results, samp = run.results.assign(run=name), run.samples.assign(run=name)
         results["machine"] = [_machine(env, d) for d in results["device"]]
         results["machine_key"] = [keys.get(d, f"{d}-{env.get('host', '?')}") for d in results["device"]]
         samp["machine"] = [_machine(env, d) for d in samp["device"]]
         frames.append(results)
         samples.append(samp)
         envs.append(env)
-    return pd.concat(frames, ignore_index=True), pd.concat(samples, ignore_index=True), envs
+    frame, samp = pd.concat(frames, ignore_index=True), pd.concat(samples, ignore_index=True)
+    shared = {m for m, g in frame.groupby("machine") if g["run"].nunique() > 1}
+    for f in (frame, samp):
+        f["machine"] = [f"{m} ({r})" if m in shared else m for m, r in zip(f["machine"], f["run"])]
+    return frame, samp, envs
 
 
-def _stored_peaks(run_dirs: list[Path]) -> list[Peaks]:
-    out = []
-    for run_dir in run_dirs:
-        path = Path(run_dir) / "peaks.json"
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise BenchError(Problem(where=str(path), expected="valid JSON", found=str(exc))) from None
-            out += [from_json(p, where=f"{path}[{i}]") for i, p in enumerate(data.get("peaks", []))]
-    return out
-
-
-def resolve_peaks(frame: pd.DataFrame, run_dirs: list[Path], *, overrides: dict | None, probe: bool, quick: bool,
-                  cache_dir: Path) -> tuple[dict[tuple[str, int], Peaks], list[str]]:
-    """Peaks per (machine_key, threads) for the rows that ran (threads 0 on CUDA), and notes on what is missing."""
-    stored = {(p.machine_key, p.threads): p for p in _stored_peaks(run_dirs)}
-    found: dict[tuple[str, int], Peaks] = {}
-    notes: list[str] = []
+def peaks_for_rows(frame: pd.DataFrame, peaks: Sequence[Peaks]) -> tuple[dict[tuple[str, int], Peaks], list[str]]:
+    """The given peaks per (machine_key, threads) that the rows which ran need (threads 0 on CUDA), and a
+    note for each machine and thread count without any: its rows get no roofline."""
+    given = {(p.machine_key, p.threads): p for p in peaks}
+    found, notes = {}, []
     ok = frame[frame["status"] == "ok"]
     for (key, device, threads), _ in ok.groupby(["machine_key", "device", "threads"]):
-        threads = int(threads) if device == "cpu" else 0
-        local = device in available_devices() and key == envmod.machine_key(device)
-        named = next((overrides[n] for n in (key, device) if overrides and n in overrides), None)
-        if named is not None:
-            peaks = from_json(named, where=f"PEAKS['{key if key in overrides else device}']", default=dict(
-                device=device, machine_key=key, device_name=device, threads=threads, source="config"))
-        elif (key, threads) in stored:
-            peaks = stored[(key, threads)]
-        elif local and probe:
-            peaks = peaks_for(device, threads=threads, quick=quick, cache_dir=cache_dir)
-        elif local:
-            cached = load_cache(cache_dir / f"{key}.json").get(f"threads={threads}")
-            peaks = from_json(cached, where=str(cache_dir)) if cached else None
-        else:
-            peaks = None
-        if peaks is None:
-            notes.append(f"no peaks for {key} ({threads} threads): no roofline for its rows; run "
-                         f"`python -m bench peaks` on that machine or give PEAKS in a config (--peaks)")
-        else:
-            found[(key, threads)] = peaks
+        need = (key, int(threads) if device == "cpu" else 0)
+        if need in given:
+            found[need] = given[need]
+        elif need not in found:
+            notes.append(f"no peaks for {key} ({need[1]} threads): no roofline for its rows; run `bench peaks` "
+                         f"on that machine, give PEAKS in a config (--peaks), or use --probe-peaks there")
     return found, notes
 
 
@@ -154,23 +112,15 @@ def best_variants(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=BEST_COLUMNS)
 
 
-def build_report(run_dirs: list[Path | str], *, overrides: dict | None = None, probe: bool = True, quick: bool = False,
-                 cache_dir: Path = PEAKS_DIR) -> Report:
-    """Load, merge and analyse run folders. Probes peaks for runs taken on this machine when probe=True."""
-    dirs = [Path(d) for d in run_dirs]
-    frame, samples, envs = load_runs(dirs)
-    peaks, notes = resolve_peaks(frame, dirs, overrides=overrides, probe=probe, quick=quick, cache_dir=cache_dir)
+def build_report(runs: Sequence[Run], *, peaks: Sequence[Peaks] = ()) -> Report:
+    """Merge and analyse runs. Never measures: `peaks` are given as data (stored, cached, configured or
+    probed beforehand by the caller); rows of a machine without peaks get no roofline, and a note says so."""
+    frame, samples, envs = merge_runs(runs)
+    found, notes = peaks_for_rows(frame, peaks)
 
     def peaks_of(row: pd.Series) -> Peaks | None:
-        return peaks.get((row["machine_key"], int(row["threads"]) if row["device"] == "cpu" else 0))
+        return found.get((row["machine_key"], int(row["threads"]) if row["device"] == "cpu" else 0))
 
     frame = annotate(frame, peaks_of)
-    return Report(run_dirs=tuple(dirs), envs=tuple(envs), frame=frame, best=best_variants(frame),
-                  peaks=tuple(peaks.values()), figures=report_figures(frame, samples, peaks), notes=tuple(notes))
-
-
-def save_peaks(report: Report, folder: Path) -> Path:
-    """Write the peaks a report used as folder/peaks.json (so a run folder carries its machine's roofs)."""
-    path = folder / "peaks.json"
-    write_atomic(path, json.dumps({"schema_version": 1, "peaks": [asdict(p) for p in report.peaks]}, indent=2) + "\n")
-    return path
+    return Report(runs=tuple(runs), envs=tuple(envs), frame=frame, best=best_variants(frame),
+                  peaks=tuple(found.values()), figures=report_figures(frame, samples, found), notes=tuple(notes))

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
-from bench.measure.peaks import Peaks  # noqa: E402
+from bench.measure.roofs import Peaks  # noqa: E402
 from bench.report.plots import latency_figure  # noqa: E402
 from bench.report.roofline import roofline_figure  # noqa: E402
 
@@ -62,7 +62,7 @@ def report_figures(frame: pd.DataFrame, samples: pd.DataFrame, peaks: dict[tuple
         where = f"{machine} ({device}{f', {threads} thread{plural}' if device == 'cpu' else ''})"
         if (key, threads) in peaks:
             figures[f"Roofline: {where}"] = png(roofline_figure(g, peaks[(key, threads)], title=f"Roofline: {where}"))
-        table = speedup_table(frame[(frame["machine_key"] == key) & (frame["device"] == device)])
+        table = speedup_table(frame[(frame["machine"] == machine) & (frame["device"] == device)])
         if table.shape[1] > 1:
             title = f"Variants: speed-up over the default, {where}"
             figures[title] = png(variant_figure(table, title=title))

@@ -1,6 +1,7 @@
 """Matplotlib figures of a run: latency per workload and device, and the CPU-to-CUDA speed-up."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.store.files import write_atomic  # noqa: E402
 from bench.units import fmt_s  # noqa: E402
 
 
@@ -75,17 +77,23 @@ def speedup_figure(results: pd.DataFrame):
     return fig
 
 
+def default_variant(frame: pd.DataFrame) -> pd.DataFrame:
+    """Only the default variant's rows: a run's plots have one bar per workload and device (variants: `report`)."""
+    return frame[frame["variant"].fillna("default") == "default"] if "variant" in frame.columns else frame
+
+
 def save_plots(run_dir: Path, results: pd.DataFrame, samples: pd.DataFrame) -> list[Path]:
-    """Write latency.png (and speedup.png when CPU and CUDA both ran) into run_dir; return the paths."""
+    """Write latency.png (and speedup.png when CPU and CUDA both ran) of the default variant's rows into
+    run_dir, atomically; return the paths written (none when no row ran)."""
+    results, samples = default_variant(results), default_variant(samples)
     written = []
     if (results["status"] == "ok").any():
         figures = {"latency.png": latency_figure(results, samples), "speedup.png": speedup_figure(results)}
         for name, fig in figures.items():
             if fig is None:
                 continue
-            tmp = run_dir / f".{name}.tmp.png"
-            fig.savefig(tmp, dpi=110)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110)
             plt.close(fig)
-            tmp.replace(run_dir / name)
-            written.append(run_dir / name)
+            written.append(write_atomic(run_dir / name, buf.getvalue()))
     return written

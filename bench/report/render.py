@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.build import Report, save_peaks
-from bench.store.runs import write_atomic
+from bench.report.model import Report
+from bench.store.files import write_atomic
+from bench.store.peaks import write_peaks_file
 from bench.units import fmt_s, fmt_si
 
 ENV_FIELDS = [("host", "host"), ("time_utc", "time (UTC)"), ("git_commit", "commit"), ("torch", "torch"),
@@ -118,14 +119,14 @@ def _html_table(headers: list[str], rows: list[list[str]], classes: list[str] | 
 
 def _env_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """One column per run folder, one row per setting (few runs, many settings)."""
-    headers = ["setting"] + [Path(e["run_dir"]).name for e in report.envs]
+    headers = ["setting"] + [e["run"] for e in report.envs]
     return headers, [[label] + [str(e.get(k, "")) for e in report.envs] for k, label in ENV_FIELDS]
 
 
 def _peak_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    headers = ["device", "name", "threads", "FLOP/s per dtype", "bytes/s", "source", "measured"]
+    headers = ["device", "name", "threads", "FLOP/s per dtype", "bytes/s", "where the roofs come from"]
     return headers, [[p.device, p.device_name, str(p.threads), ", ".join(f"{k} {fmt_si(v)}" for k, v in p.flops_per_s.items()),
-                      fmt_si(p.bytes_per_s, "B/s"), p.source, p.measured_utc] for p in report.peaks]
+                      fmt_si(p.bytes_per_s, "B/s"), p.provenance] for p in report.peaks]
 
 
 def render_html(report: Report) -> str:
@@ -133,7 +134,7 @@ def render_html(report: Report) -> str:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>layerbench report</title>"
              f"<style>{CSS}</style></head><body><h1>layerbench report</h1>",
-             f"<p class='note'>{len(report.run_dirs)} run folder(s), {len(report.frame)} rows; written {now}. Times are "
+             f"<p class='note'>{len(report.runs)} run(s), {len(report.frame)} rows; written {now}. Times are "
              "per call: median device time (CUDA events on a GPU, the host clock on a CPU). FLOPs count a multiply-add "
              "as 2; bytes are input, weights and output once each.</p>"]
     parts += [f"<p class='note'>Note: {html.escape(n)}</p>" for n in report.notes]
@@ -164,7 +165,7 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def render_md(report: Report, *, figure_files: dict[str, str]) -> str:
     """The report as Markdown; figures are referenced by file name (figure_files: caption -> file)."""
-    out = ["# layerbench report", "", f"{len(report.run_dirs)} run folder(s), {len(report.frame)} rows.", ""]
+    out = ["# layerbench report", "", f"{len(report.runs)} run(s), {len(report.frame)} rows.", ""]
     out += [f"> Note: {n}" for n in report.notes]
     out += ["## Environment", "", _md_table(*_env_rows(report)), "", "## Suite", "", _md_table(*suite_rows(report)[:2]),
             "", "## Roofline and latency", "", ROOFLINE_NOTE, "", _md_table(*_peak_rows(report)), ""]
@@ -181,11 +182,11 @@ def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
     files = {}
     for i, (caption, png) in enumerate(report.figures.items()):
         name = f"report-{i + 1}-{caption.split(':')[0].split()[0].lower()}.png"
-        (out_dir / name).write_bytes(png)
+        write_atomic(out_dir / name, png)
         files[caption] = name
     write_atomic(out_dir / "roofline.csv", report.frame.to_csv(index=False))
     if report.peaks:
-        save_peaks(report, out_dir)
+        write_peaks_file(out_dir / "peaks.json", list(report.peaks))
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
     write_atomic(html_path, render_html(report))
     write_atomic(md_path, render_md(report, figure_files=files))

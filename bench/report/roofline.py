@@ -1,13 +1,12 @@
-"""Per-row roofline analysis against a device's peaks (bench.measure.peaks), and the roofline plot.
+"""Per-row roofline analysis against a device's peaks (bench.measure.roofs), and the roofline plot.
 
 For a row that ran: arithmetic intensity = FLOPs / bytes (both of the timed pass, from the plan: a
 multiply-add counts 2 FLOPs; bytes are input, weights and output once each), the roof at that intensity
 = min(peak FLOP/s of the row's math mode, intensity x peak bytes/s), and the percent of that roof the row
-achieved. Verdict: "launch-bound" when results.py flagged it (CUDA: the host took nearly as long to issue
-the calls as the GPU to run them, or under LAUNCH_BOUND_S of device time) or its time per call is under
-LAUNCH_BOUND_S on any device, or it does no work (no FLOPs, no bytes: a view); else "compute-bound" at or
-right of the ridge point, "memory-bound" left of it. Percent of roof can pass 100% on a CPU when a workload's
-data stays in cache: the memory roof is the probe's large copy, from DRAM.
+achieved. Verdict: "launch-bound" when the row is launch-bound by bench.schema's one rule (CUDA rows whose
+time per call is launch overhead), or when it does no work at all (no FLOPs, no bytes: a view); else
+"compute-bound" at or right of the ridge point, "memory-bound" left of it. Percent of roof can pass 100% on a
+CPU when a workload's data stays in cache: the memory roof is the probe's large copy, from DRAM.
 """
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.measure.peaks import Peaks  # noqa: E402
-from bench.store.runs import LAUNCH_BOUND_S  # noqa: E402
+from bench.measure.roofs import Peaks  # noqa: E402
 
 ROOFLINE_COLUMNS = ["peak_flops_per_s", "peak_bytes_per_s", "ridge_flop_per_byte", "roof_flops_per_s",
                     "pct_of_roof", "verdict"]
@@ -29,13 +27,13 @@ MARKERS = {"float32": "o", "bfloat16": "s", "float16": "^", "float64": "D"}
 VERDICT_COLORS = {"compute-bound": "#d62728", "memory-bound": "#1f77b4", "launch-bound": "#7f7f7f", "": "#bcbd22"}
 
 
-def verdict(*, median_s: float, launch_bound: bool, intensity: float | None, ridge: float | None,
+def verdict(*, launch_bound: bool, intensity: float | None, ridge: float | None,
             no_work: bool = False) -> str:
     """compute-bound / memory-bound / launch-bound for a row that ran ("" when no peaks say which).
 
     no_work: the row neither computes nor moves data (a view, or its gradient): its time is all overhead.
     """
-    if bool(launch_bound) or median_s < LAUNCH_BOUND_S or no_work:
+    if bool(launch_bound) or no_work:
         return "launch-bound"
     if intensity is None or ridge is None or math.isnan(intensity) or math.isnan(ridge):
         return ""
@@ -66,7 +64,7 @@ def roofline_row(row: pd.Series, peaks: Peaks | None) -> dict:
         elif nbytes > 0:  # no arithmetic: only the memory roof applies
             out.update(pct_of_roof=100 * nbytes / row["median_s"] / peaks.bytes_per_s)
     lb = row.get("launch_bound")
-    out["verdict"] = verdict(median_s=float(row["median_s"]), launch_bound=bool(lb) if not pd.isna(lb) else False,
+    out["verdict"] = verdict(launch_bound=bool(lb) if not pd.isna(lb) else False,
                              intensity=intensity if flops > 0 else 0.0, ridge=ridge, no_work=flops == 0 == nbytes)
     return out
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import math
 import statistics
 from bisect import bisect_left, bisect_right
-from pathlib import Path
 
 import pandas as pd
 
-from bench.gate.compare import key_columns
+from bench.schema import KEY_COLUMNS
+from bench.store.folder import Run
 
 PYTEST_BENCHMARK_VERSION = "5.2.3"  # the version whose layout this follows (and whose loader the tests run)
 TEST_FILE = "tests/benchmarks/test_config_workloads.py"
@@ -69,15 +69,16 @@ def pytest_benchmark_stats(data: list[float], *, iterations: int) -> dict:
     }
 
 
-def param_id(row: pd.Series, key: list[str]) -> str:
-    """The pytest parameter id of a row: workload[-variant]-device-dtype (as tests/benchmarks uses)."""
-    return "-".join(str(row[c]) for c in ["workload", *(["variant"] if "variant" in key else []), "device", "dtype"])
+def param_id(row: pd.Series) -> str:
+    """The pytest parameter id of a row: workload-variant-device-dtype (as tests/benchmarks uses)."""
+    return "-".join(str(row[c]) for c in ("workload", "variant", "device", "dtype"))
 
 
-def to_pytest_benchmark(results: pd.DataFrame, samples: pd.DataFrame, env: dict) -> dict:
-    """The JSON document (as a dict) for one loaded run; rows that did not run are left out, as
+def to_pytest_benchmark(run: Run) -> dict:
+    """The JSON document (as a dict) for one run; rows that did not run are left out, as
     pytest-benchmark leaves out benchmarks that raised."""
-    key = key_columns(results, samples)
+    results, samples, env = run.results, run.samples, run.env
+    key = list(KEY_COLUMNS)
     commit = str(env.get("git_commit") or "unversioned")
     benchmarks = []
     grouped = {k if isinstance(k, tuple) else (k,): g for k, g in samples.groupby(key)}
@@ -85,7 +86,7 @@ def to_pytest_benchmark(results: pd.DataFrame, samples: pd.DataFrame, env: dict)
         group = grouped.get(tuple(row[c] for c in key))
         if group is None or group.empty:
             continue
-        param = param_id(row, key)
+        param = param_id(row)
         data = [float(v) for v in group.sort_values("sample")["device_s"]]
         calls = int(group["calls"].iloc[0]) if "calls" in group else 1
         benchmarks.append({
@@ -113,11 +114,3 @@ def to_pytest_benchmark(results: pd.DataFrame, samples: pd.DataFrame, env: dict)
         "datetime": env.get("finished_utc") or env.get("time_utc", ""),
         "version": PYTEST_BENCHMARK_VERSION,
     }
-
-
-def export_run(run_dir: Path | str) -> dict:
-    """Load a run folder (or a folder of rounds) and return its pytest-benchmark document (BenchError
-    for a bad folder)."""
-    from bench.gate.baseline import load_rounds
-
-    return to_pytest_benchmark(*load_rounds(run_dir))

@@ -1,23 +1,55 @@
-"""Load config modules: plain Python files that define WORKLOADS, a list of bench.Workload."""
+"""Config modules: plain Python files that define WORKLOADS (a list of bench.Workload) and optionally
+VARIANTS (variants or variant names to run too) and PEAKS (roofs to use instead of probing them).
+
+Each config module is imported exactly once per command: `load` returns everything the command needs
+from it as a frozen `Config`.
+"""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 from bench.errors import BenchError, Problem, one_line
-from bench.suite.workload import Workload
+from bench.suite.variants import Variant
+from bench.suite.workload import Declared, Workload
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Declared:
-    """A workload with the config file that declared it (for messages)."""
+class Config:
+    """One config module, imported once. where: its path as shown in messages ("<python>" for workloads given
+    in code). peaks: its PEAKS as written (checked where used), or None."""
 
-    workload: Workload
-    source: str
+    where: str
+    workloads: tuple[Any, ...]
+    variants: tuple[Variant, ...] = ()
+    peaks: Any = None
+
+    @property
+    def declared(self) -> list[Declared]:
+        return [Declared(workload=w, source=self.where) for w in self.workloads]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suite:
+    """The configs of one command, in order: their workloads and their VARIANTS together."""
+
+    configs: tuple[Config, ...]
+
+    @property
+    def declared(self) -> list[Declared]:
+        return [d for c in self.configs for d in c.declared]
+
+    @property
+    def variants(self) -> tuple[Variant, ...]:
+        return tuple(dict.fromkeys(v for c in self.configs for v in c.variants))
 
 
 def resolve(spec: str) -> Path:
@@ -34,7 +66,7 @@ def resolve(spec: str) -> Path:
     raise BenchError(Problem(where=spec, expected=f"a .py path or a config name ({names})", found="neither"))
 
 
-def _display(path: Path) -> str:
+def display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
@@ -42,29 +74,50 @@ def _display(path: Path) -> str:
 
 
 def _import(path: Path) -> object:
-    where = _display(path)
+    where = display(path)
     name = f"bench_config_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise BenchError(Problem(where=where, expected="an importable Python file", found="not importable"))
     module = importlib.util.module_from_spec(spec)
+    printed = io.StringIO()  # a config's prints go to stderr: stdout carries a command's output (`list --json`)
     try:
-        spec.loader.exec_module(module)
+        with contextlib.redirect_stdout(printed):
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise BenchError(Problem(where=f"{where}:{exc.lineno}", found=f"syntax error: {exc.msg}")) from None
-    except Exception as exc:  # noqa: BLE001 - a config's own bug, reported as a user error with its line
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a config's own bug, reported as a user error with its line
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
         line = f":{frames[-1].lineno}" if frames else ""
         raise BenchError(Problem(where=f"{where}{line}", found=f"importing the config raised {one_line(exc)}")) from None
+    finally:
+        sys.stderr.write(printed.getvalue())
     return module
 
 
-def load(spec: str) -> list[Declared]:
-    """Import one config and return its workloads. Raises BenchError naming the file on any problem."""
+def _variants(module: object, where: str) -> tuple[Variant, ...]:
+    declared = getattr(module, "VARIANTS", ())
+    if not isinstance(declared, (list, tuple)):
+        raise BenchError(Problem(where=where, field="VARIANTS", expected="a list of bench.suite.variants.Variant",
+                                 found=type(declared).__name__))
+    out = []
+    for i, v in enumerate(declared):
+        if isinstance(v, str):
+            v = Variant.parse(v, where=f"{where}: VARIANTS[{i}]")
+        if not isinstance(v, Variant):
+            raise BenchError(Problem(where=where, field=f"VARIANTS[{i}]",
+                                     expected="a bench.suite.variants.Variant or a variant name", found=type(v).__name__))
+        out.append(v)
+    return tuple(out)
+
+
+def load(spec: str, *, require_workloads: bool = True) -> Config:
+    """Import one config module (once) and return its WORKLOADS, VARIANTS and PEAKS. BenchError naming the file
+    on any problem. require_workloads=False: a module that only gives PEAKS is fine."""
     path = resolve(spec)
-    where = _display(path)
+    where = display(path)
     module = _import(path)
-    workloads = getattr(module, "WORKLOADS", None)
+    workloads = getattr(module, "WORKLOADS", None if require_workloads else [])
     if workloads is None:
         raise BenchError(Problem(where=where, field="WORKLOADS",
                                  expected="a module-level list of bench.Workload", found="no WORKLOADS defined"))
@@ -77,18 +130,35 @@ def load(spec: str) -> list[Declared]:
     ]
     if problems:
         raise BenchError(*problems)
-    return [Declared(workload=w, source=where) for w in workloads]
+    return Config(where=where, workloads=tuple(workloads), variants=_variants(module, where),
+                  peaks=getattr(module, "PEAKS", None))
 
 
-def load_all(specs: list[str]) -> list[Declared]:
+def from_workloads(workloads: Sequence[Workload], *, where: str = "<python>") -> Config:
+    """Workloads given in code (the Python API) as a Config."""
+    bad = [Problem(where=where, field=f"workloads[{i}]", expected="a bench.Workload", found=type(w).__name__)
+           for i, w in enumerate(workloads) if not isinstance(w, Workload)]
+    if bad:
+        raise BenchError(*bad)
+    return Config(where=where, workloads=tuple(workloads))
+
+
+def load_suite(specs: Sequence[str]) -> Suite:
     """Load several configs into one suite, reporting the problems of every file at once."""
-    declared: list[Declared] = []
+    configs: list[Config] = []
     problems: list[Problem | str] = []
     for spec in specs:
         try:
-            declared.extend(load(spec))
+            configs.append(load(spec))
         except BenchError as exc:
             problems.extend(exc.problems)
     if problems:
         raise BenchError(*problems)
-    return declared
+    return Suite(configs=tuple(configs))
+
+
+def matches(workload: Workload, pattern: str) -> bool:
+    """`--filter`: a comma-separated list of name parts or tags, case-insensitive; any one matching selects."""
+    parts = [p.strip().lower() for p in pattern.split(",") if p.strip()]
+    name, tags = workload.name.lower(), {t.lower() for t in workload.tags}
+    return not parts or any(p in name or p in tags for p in parts)

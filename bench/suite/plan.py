@@ -1,14 +1,12 @@
 """Check every workload on the meta device before anything is timed: shape, FLOPs, bytes, errors.
 
-The layer rules (Linear's in_features, Conv's channels and kernel against the padded input, Flatten's
-dims) are checked here by hand before the meta forward runs, because the meta device accepts some
-invalid layers and words others poorly ("Invalid channel dimensions"). Shapes and FLOPs themselves
+The layer rules (bench.suite.rules) run in forward pre-hooks during the meta forward. Shapes and FLOPs themselves
 come from torch: a forward on the meta device and `torch.utils.flop_counter.FlopCounterMode`
 (a multiply-add counts as 2 FLOPs; bias adds and elementwise ops are not counted).
 """
 from __future__ import annotations
 
-import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -17,9 +15,9 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.suite.config import Declared
+from bench.suite.rules import RULES, Violation
 from bench.errors import BenchError, Problem, one_line
-from bench.suite.workload import Workload
+from bench.suite.workload import Declared, Workload
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,85 +46,6 @@ class Plan:
         return self.workload.name
 
 
-class _Violation(Exception):
-    def __init__(self, field: str, expected: str, found: str) -> None:
-        super().__init__(field)
-        self.field, self.expected, self.found = field, expected, found
-
-
-def _shape(t: torch.Tensor) -> list[int]:
-    return list(t.shape)
-
-
-def _check_sizes(path: str, m: nn.Module, least: dict[str, int]) -> None:
-    """Layer sizes must be integers >= least[attr]: torch builds Linear(4, 0), Conv2d(3, 0, 3), kernel 0,
-    padding -1 and dilation 0 without a word, and the meta device even runs them (stride 0 divides by zero)."""
-    for attr, minimum in least.items():
-        value = getattr(m, attr)
-        if isinstance(value, str):  # padding="same" or "valid"
-            continue
-        for v in value if isinstance(value, tuple) else (value,):
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                raise _Violation(f"{path}.{attr}", "a positive integer" if minimum else "an integer >= 0", repr(value))
-
-
-def _check_linear(path: str, m: nn.Linear, x: torch.Tensor, notes: list[str]) -> None:
-    _check_sizes(path, m, {"in_features": 1, "out_features": 1})
-    if x.dim() == 0 or x.shape[-1] != m.in_features:
-        last = x.shape[-1] if x.dim() else "none (a 0-d input)"
-        raise _Violation(f"{path}.in_features", f"{last}, the last dimension of its input {_shape(x)}",
-                         str(m.in_features))
-
-
-def _check_flatten(path: str, m: nn.Flatten, x: torch.Tensor, notes: list[str]) -> None:
-    ndim = max(x.dim(), 1)
-    for attr in ("start_dim", "end_dim"):
-        dim = getattr(m, attr)
-        if not -ndim <= dim < ndim:
-            raise _Violation(f"{path}.{attr}", f"a dim in [{-ndim}, {ndim - 1}] for its input {_shape(x)}", str(dim))
-    if (m.start_dim % ndim) > (m.end_dim % ndim):
-        raise _Violation(f"{path}.start_dim", f"start_dim <= end_dim ({m.end_dim})", str(m.start_dim))
-
-
-def _check_conv(path: str, m: nn.modules.conv._ConvNd, x: torch.Tensor, notes: list[str]) -> None:
-    n = len(m.kernel_size)
-    kind = type(m).__name__
-    if x.dim() not in (n + 1, n + 2):
-        raise _Violation(f"{path} input", f"a {n + 2}-d [N, C, {({1: 'L', 2: 'H, W'}).get(n, 'D, H, W')}] input "
-                         f"(or {n + 1}-d unbatched) for {kind}", f"{x.dim()}-d {_shape(x)}")
-    cdim = x.dim() - n - 1
-    _check_sizes(path, m, {"in_channels": 1, "out_channels": 1, "groups": 1, "kernel_size": 1, "stride": 1,
-                           "dilation": 1, "padding": 0})
-    if m.in_channels % m.groups or m.out_channels % m.groups:
-        raise _Violation(f"{path}.groups", f"a divisor of in_channels {m.in_channels} and out_channels {m.out_channels}",
-                         str(m.groups))
-    if x.shape[cdim] != m.in_channels:
-        raise _Violation(f"{path}.in_channels", f"{x.shape[cdim]}, the input's channels (dim {cdim} of {_shape(x)})",
-                         str(m.in_channels))
-    if m.transposed:
-        return
-    spatial = x.shape[cdim + 1:]
-    names = ("H", "W") if n == 2 else tuple(f"dim{cdim + 1 + i}" for i in range(n)) if n != 1 else ("L",)
-    for i, size in enumerate(spatial):
-        k, s, d = m.kernel_size[i], m.stride[i], m.dilation[i]
-        if isinstance(m.padding, str):
-            if m.padding == "same":
-                notes.append(f"{path} {names[i]}: padding='same' keeps {size}")
-                continue
-            p = 0
-        else:
-            p = m.padding[i]
-        span = d * (k - 1) + 1
-        if size + 2 * p < span:
-            raise _Violation(f"{path}.kernel_size", f"a kernel that fits the padded input ({size} + 2*{p} = {size + 2 * p} "
-                             f"along {names[i]} of {_shape(x)})", f"{k} (spanning {span} with dilation {d})")
-        out = math.floor((size + 2 * p - d * (k - 1) - 1) / s) + 1
-        notes.append(f"{path} {names[i]}: floor(({size} + 2*{p} - {d}*({k} - 1) - 1) / {s}) + 1 = {out}")
-
-
-_RULES = ((nn.Linear, _check_linear), (nn.Flatten, _check_flatten), (nn.modules.conv._ConvNd, _check_conv))
-
-
 def _aliases(out: torch.Tensor, x: torch.Tensor) -> bool:
     """A view of the input (Flatten, reshape): no kernel runs. An in-place layer returns the input itself
     (ReLU(inplace=True)): a kernel reads and writes it, so that is not a view."""
@@ -142,7 +61,10 @@ def plan_one(workload: Workload, source: str) -> Plan:
         return BenchError(Problem(where=source, workload=workload.name, field=field, expected=expected, found=found))
 
     try:
-        with torch.device("meta"):
+        # torch warns while building some invalid layers ("Initializing zero-element tensors is a no-op" for
+        # Conv2d(3, 0, 3)); the rules below turn those layers into one-line problems, so the warning is noise.
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             module = workload.module()
     except Exception as exc:  # noqa: BLE001 - the user's builder failed; say how, in one line
         raise problem("module", "a callable that builds an nn.Module", f"calling it raised {one_line(exc)}") from None
@@ -159,7 +81,7 @@ def plan_one(workload: Workload, source: str) -> Plan:
         def pre_hook(mod, args, label=label):
             running.append(f"{label} ({type(mod).__name__})")
             x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-            for kind, rule in _RULES:
+            for kind, rule in RULES:
                 if x is not None and isinstance(mod, kind):
                     rule(label, mod, x, notes)
 
@@ -176,7 +98,7 @@ def plan_one(workload: Workload, source: str) -> Plan:
     try:
         with torch.no_grad(), counter:
             out = module(x)
-    except _Violation as v:
+    except Violation as v:
         raise problem(v.field, v.expected, v.found) from None
     except Exception as exc:  # noqa: BLE001 - an unsupported layer combination; name the layer that failed
         at = running[-1] if running else "module"

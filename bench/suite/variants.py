@@ -1,8 +1,7 @@
 """Variants: the settings a workload can be timed under (precision, layout, cuDNN, pass, compile, graphs, threads).
 
 A `Variant` is frozen data with a readable, parseable `name` ("default", "bfloat16+channels_last+cudnn_benchmark",
-"threads=1"). `sweep` builds cross products, `parse_variants` reads `--variants`, `config_variants` a config's
-VARIANTS, and `skip_reason` says why a variant cannot run on a device (a reason, not an error). How a
+"threads=1"). `sweep` builds cross products, `parse_variants` reads `--variants`, and `skip_reason` says why a variant cannot run on a device (a reason, not an error). How a
 variant is applied to a module and timed is in bench.measure.apply.
 """
 from __future__ import annotations
@@ -117,27 +116,6 @@ def parse_variants(text: str, *, where: str = "--variants") -> tuple[Variant, ..
     for item in filter(None, (t.strip() for t in text.split(","))):
         out.extend(SWEEPS[item] if item in SWEEPS else (Variant.parse(item, where=where),))
     return tuple(dict.fromkeys(out))
-
-
-def config_variants(specs: list[str]) -> tuple[Variant, ...]:
-    """The VARIANTS lists (Variant objects or variant names) of config modules that define one, in order."""
-    from bench.suite.config import _display, _import, resolve
-
-    out: list[Variant] = []
-    for spec in specs:
-        path = resolve(spec)
-        declared = getattr(_import(path), "VARIANTS", ())
-        if not isinstance(declared, (list, tuple)):
-            raise BenchError(Problem(where=_display(path), field="VARIANTS", expected="a list of bench.suite.variants.Variant",
-                                     found=type(declared).__name__))
-        for i, v in enumerate(declared):
-            if isinstance(v, str):
-                v = Variant.parse(v, where=f"{_display(path)}: VARIANTS[{i}]")
-            if not isinstance(v, Variant):
-                raise BenchError(Problem(where=_display(path), field=f"VARIANTS[{i}]",
-                                         expected="a bench.suite.variants.Variant or a variant name", found=type(v).__name__))
-            out.append(v)
-    return tuple(out)
 
 
 def compile_supported() -> bool:

@@ -86,3 +86,11 @@ class Workload:
         ):
             bad("threshold", "a fraction such as 0.1 for 10%, or None", repr(self.threshold))
         return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Declared:
+    """A workload with the config file that declared it (for messages)."""
+
+    workload: Workload
+    source: str

@@ -33,7 +33,7 @@ class Case:
 def cases() -> list[Case]:
     spec = os.environ.get("BENCH_CONFIG", "smoke")
     devices = [d.strip() for d in os.environ.get("BENCH_DEVICES", "cpu,cuda").split(",") if d.strip()]
-    plans = planning.check(config.load_all([spec]))
+    plans = planning.check(config.load_suite([spec]).declared)
     return [Case(plan=p, device=d) for p in plans for d in devices]
 
 

@@ -65,7 +65,7 @@ def _build(make, every: int) -> nn.Module:
 
 
 def suite(every: dict[str, int]) -> list:
-    declared = config.load("smoke")
+    declared = config.load("smoke").declared
     wrapped = [replace(d, workload=replace(d.workload, module=partial(_build, d.workload.module,
                                                                       every.get(d.workload.name, 0))))
                for d in declared]
@@ -109,7 +109,7 @@ def main() -> int:
     torch.set_num_threads(1)
     policy = Policy(warmup_s=args.warmup_s, budget_s=args.budget_s, min_samples=args.min_samples)
     env = envmod.capture(devices=["cpu"], argv=["gate_eval"], threads=1)
-    names = [d.workload.name for d in config.load("smoke")]
+    names = [d.workload.name for d in config.load("smoke").declared]
     kinds = {"base": 0, "A/A": 0, "+10%": 10, "+25%": 4}
     rows = []  # one per (pair, mode, candidate run, workload)
     started, load_start = time.time(), os.getloadavg()

@@ -1,0 +1,61 @@
+"""What every subcommand shares: exit statuses, one-line argument errors, option types, printing to stderr."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+RESULTS = "results"
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints its usage block before an error; a user error here is one line (subparsers inherit this)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help shows its default."""
+
+
+def command(sub, name: str, *, help: str, description: str = "") -> OneLineParser:
+    return sub.add_parser(name, help=help, description=description or help, formatter_class=Help)
+
+
+def number(*, minimum: float = 0.0, strict: bool = False, integer: bool = False):
+    """An argparse type: a finite number (or integer) >= minimum (> minimum when strict), else one clear line."""
+    kind = "an integer" if integer else "a finite number"
+    rule = f"{kind} {'>' if strict else '>='} {minimum:g}"
+
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {rule}, found {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {rule}, found {text!r}")
+        return value
+
+    return parse
+
+
+def percent(text: str) -> float:
+    """'10%' or '0.1' -> 0.1 (argparse type): a threshold strictly between 0% and 1000%."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage such as 10% or a fraction such as 0.1, "
+                                         f"found {text!r}") from None
+    if not 0 < value < 10:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"expected a threshold between 0% and 1000%, found {text!r}")
+    return value
+
+
+def add_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", default=RESULTS, help="the results folder: holds runs, baselines/ and peaks/")

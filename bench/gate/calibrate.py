@@ -1,0 +1,77 @@
+"""Calibration, an A/A experiment: run the suite several times and store how much each row's median moves.
+
+`bench compare` widens a row's threshold to Rule.noise_factor x that noise when it exceeds the threshold the
+row would otherwise use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from bench.errors import BenchError, Problem
+from bench.gate.baseline import CALIBRATION_FILE, NOISE_FILE, RESULTS_DIR, has_baseline, promote, store_dir
+from bench.measure.record import Record
+from bench.measure.runner import CUDA_POLICY, run_suite
+from bench.measure.sampling import Policy
+from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, SCHEMA_VERSION
+from bench.store.files import write_atomic
+from bench.store.folder import Run
+from bench.store.frames import to_frame, to_samples
+from bench.suite.plan import Plan
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    """Per-row medians of every repeat (long frame: the key columns, repeat, median_s) and the noise per
+    row: max median / min median - 1 over the repeats, the largest A/A difference seen."""
+
+    medians: pd.DataFrame
+    noise: pd.DataFrame
+    records: tuple[Record, ...]  # the first repeat's records, to seed a baseline when there is none
+
+
+def noise_of(medians: pd.DataFrame) -> pd.DataFrame:
+    """noise = max/min - 1 of each row's medians over the repeats it ran in. A row with a median from fewer
+    than 2 repeats (it failed in the others) gets no noise value: one median shows no spread, and 0 would
+    claim a quiet row. `compare` then uses the row's threshold unwidened."""
+    key = [c for c in KEY_COLUMNS if c in medians.columns]
+    grouped = medians.dropna(subset=["median_s"]).groupby(key)["median_s"]
+    frame = pd.DataFrame({"noise": grouped.max() / grouped.min() - 1, "repeats": grouped.count()}).reset_index()
+    return frame[frame["repeats"] >= 2].dropna(subset=["noise"]).reset_index(drop=True)
+
+
+def calibrate(plans: list[Plan], devices: list[str], *, repeats: int = 5, policy: Policy = Policy(),
+              cuda_policy: Policy = CUDA_POLICY, run: Callable[..., list[Record]] = run_suite) -> Calibration:
+    """Run the suite `repeats` times (an A/A experiment) and measure how much each row's median moves."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 2:
+        raise BenchError(Problem(where="calibrate", field="--repeats", expected="at least 2", found=repr(repeats)))
+    frames, first = [], ()
+    for i in range(repeats):
+        records = run(plans, devices, policy=policy, cuda_policy=cuda_policy)
+        first = first or tuple(records)
+        frame = to_frame(records)
+        frame = frame[frame["status"] == "ok"][[*KEY_COLUMNS, "median_s"]].assign(repeat=i)
+        frames.append(frame)
+    medians = pd.concat(frames, ignore_index=True)
+    return Calibration(medians=medians, noise=noise_of(medians), records=first)
+
+
+def save_calibration(cal: Calibration, env: dict, *, root: Path = RESULTS_DIR) -> list[Path]:
+    """Write noise.csv and calibration.csv into each device's store folder; where a folder has no
+    baseline yet, the first repeat becomes it. Returns the folders written."""
+    written = []
+    keys = env.get("machine_keys") or {}
+    for device in sorted(set(cal.noise["device"])):
+        folder = store_dir(device, root=root, key=keys.get(device))
+        folder.mkdir(parents=True, exist_ok=True)
+        if not has_baseline(folder) and all(r.status in ("ok", NOT_APPLICABLE) for r in cal.records):
+            first = Run(results=to_frame(list(cal.records)), samples=to_samples(list(cal.records)),
+                        env={"schema_version": SCHEMA_VERSION, **env, "complete": True})
+            promote(first, root=root, source="bench calibrate (its first repeat)")
+        write_atomic(folder / NOISE_FILE, cal.noise[cal.noise["device"] == device].to_csv(index=False))
+        write_atomic(folder / CALIBRATION_FILE, cal.medians[cal.medians["device"] == device].to_csv(index=False))
+        written.append(folder)
+    return written

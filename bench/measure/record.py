@@ -1,0 +1,46 @@
+"""What measuring one row produces: a frozen `Record` (its plan, device, variant, status and measurement), and
+the `Progress` reported before each row."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.measure.sampling import Measurement
+from bench.schema import RowKey
+from bench.suite.plan import Plan
+from bench.suite.variants import DEFAULT, Variant
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """The outcome of one workload on one device: a measurement when status is 'ok', a reason otherwise."""
+
+    plan: Plan
+    device: str
+    device_name: str
+    threads: int
+    status: str
+    reason: str = ""
+    measurement: Measurement | None = None
+    wall_s: float = 0.0
+    variant: Variant = DEFAULT
+    flops: int | None = None  # of one timed call under the variant; None: the plan's forward FLOPs
+    bytes_moved: int | None = None  # likewise; None: the plan's bytes_moved
+    max_rel_diff: float | None = None  # output vs a float64 CPU reference (see variants.max_rel_diff)
+    math: str = ""  # the compute roof that applies: the dtype, or "tf32" for float32 that may use TF32
+
+    @property
+    def key(self) -> RowKey:
+        """The row's identity: workload, device, the dtype it ran in, variant."""
+        return RowKey(self.plan.name, self.device, self.variant.dtype or self.plan.workload.dtype, self.variant.name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress:
+    """Reported before each row: row `index` (1-based) of `total`, and the estimated seconds left."""
+
+    index: int
+    total: int
+    workload: str
+    device: str
+    left_s: float
+    variant: str = "default"

@@ -1,0 +1,46 @@
+"""A device's peaks, the roofs of its roofline: frozen data, with where the figures came from.
+
+Measured by bench.measure.probe, stored by bench.store.peaks, given by a config's PEAKS, read by the report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, kw_only=True)
+class Peaks:
+    """The roofs of one device: FLOP/s per math mode (float32, tf32, bfloat16, float16) and bytes/s.
+
+    source: "probe", "quick probe", or "config <path>" (given, not measured); measured_utc, load_avg_1m
+    and threads say under what conditions a probe took them (a busy machine gives low roofs).
+    """
+
+    device: str
+    machine_key: str
+    device_name: str
+    threads: int  # CPU threads the figures hold for; 0 on CUDA
+    flops_per_s: dict[str, float] = field(default_factory=dict)
+    bytes_per_s: float = 0.0
+    source: str = "probe"
+    measured_utc: str = ""
+    load_avg_1m: float | None = None
+
+    def peak_flops_per_s(self, math: str) -> float:
+        """The compute roof for a math mode; float32's when the device has no figure for it."""
+        return self.flops_per_s.get(math) or self.flops_per_s.get("float32", 0.0)
+
+    def ridge(self, math: str) -> float:
+        """FLOP per byte where the memory roof meets the compute roof."""
+        return self.peak_flops_per_s(math) / self.bytes_per_s if self.bytes_per_s > 0 else float("inf")
+
+    @property
+    def provenance(self) -> str:
+        """Where the roofs came from, in words: "probe, 2026-12-02T04:00:00+00:00, load 0.4, 2 threads"."""
+        parts = [self.source]
+        if self.measured_utc:
+            parts.append(self.measured_utc)
+        if self.load_avg_1m is not None:
+            parts.append(f"load {self.load_avg_1m:.2g}")
+        if self.device == "cpu":
+            parts.append(f"{self.threads} thread{'' if self.threads == 1 else 's'}")
+        return ", ".join(parts)

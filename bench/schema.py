@@ -1,0 +1,79 @@
+"""The run folder's schema: its files, their columns, the identity of a row, and what "launch-bound" means.
+
+A shared leaf: measuring, storing, comparing, reporting and exporting all read these names from here, so
+a column or the identity of a row is defined once. A run folder holds results.csv (RESULT_COLUMNS, one row
+per workload x device x dtype x variant), samples.csv (SAMPLE_COLUMNS, one row per kept sample) and
+env.json (the environment, SCHEMA_VERSION, whether the run completed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+SCHEMA_VERSION = 1
+RUN_FILES = ("results.csv", "samples.csv", "env.json")
+
+# A row's identity. Every key column is a string end to end (a workload named "1.0" or "NA" stays that).
+KEY_COLUMNS = ("workload", "device", "dtype", "variant")
+DEFAULT_VARIANT = "default"
+
+RESULT_COLUMNS = [
+    "workload", "device", "dtype", "status", "reason", "input_shape", "output_shape", "params", "flops", "bytes",
+    "median_s", "iqr_s", "mean_s", "std_s", "min_s", "max_s", "n_samples", "calls_per_sample", "rel_iqr", "noisy",
+    "host_median_s", "host_iqr_s", "enqueue_median_s", "launch_bound", "flops_per_s", "bytes_per_s",
+    "threads", "device_name", "warmup_calls", "first_call_s", "stop_reason", "tags", "source", "note", "threshold",
+    # the variant the row ran under (bench.suite.variants), its pass, its accuracy and the compute roof that applies
+    "variant", "pass", "max_rel_diff", "math", "arithmetic_intensity",
+]
+SAMPLE_COLUMNS = ["workload", "device", "dtype", "sample", "device_s", "host_s", "enqueue_s", "calls", "variant"]
+# Columns read back as numbers: a value that is not one is a corrupt file, named with its row.
+NUMERIC_COLUMNS = frozenset({
+    "params", "flops", "bytes", "median_s", "iqr_s", "mean_s", "std_s", "min_s", "max_s", "n_samples",
+    "calls_per_sample", "rel_iqr", "host_median_s", "host_iqr_s", "enqueue_median_s", "flops_per_s", "bytes_per_s",
+    "threads", "warmup_calls", "first_call_s", "threshold", "max_rel_diff", "arithmetic_intensity",
+    "sample", "device_s", "host_s", "enqueue_s", "calls",
+})
+BOOL_COLUMNS = frozenset({"noisy", "launch_bound"})
+# What a reader needs at least (files of older versions lack the later columns; variant defaults to "default").
+REQUIRED_RESULT_COLUMNS = ("workload", "device", "dtype", "status", "median_s")
+REQUIRED_SAMPLE_COLUMNS = ("workload", "device", "dtype", "sample", "device_s")
+
+STATUSES = ("ok", "error", "oom", "timeout", "unsupported", "skipped", "not-applicable")
+NOT_APPLICABLE = "not-applicable"  # a variant that cannot run on a device: a reason, not a failure
+
+# Launch-bound, one definition for results.csv, the roofline verdict and the gate: a CUDA row whose device
+# time per call is under LAUNCH_BOUND_S, or whose host needed LAUNCH_BOUND_ENQUEUE of the device time just to
+# issue the calls (the GPU waited on the host). Such a row times the launch path, not the kernel.
+LAUNCH_BOUND_S = 10e-6
+LAUNCH_BOUND_ENQUEUE = 0.8
+
+
+def is_launch_bound(*, device: str, median_s: float, enqueue_median_s: float) -> bool:
+    """The launch-bound rule above; only CUDA rows can be launch-bound."""
+    return device == "cuda" and (median_s < LAUNCH_BOUND_S or enqueue_median_s >= LAUNCH_BOUND_ENQUEUE * median_s)
+
+
+@dataclass(frozen=True, order=True)
+class RowKey:
+    """The identity of a row: the same workload, device, dtype and variant in two runs is the same row."""
+
+    workload: str
+    device: str
+    dtype: str
+    variant: str = DEFAULT_VARIANT
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> "RowKey":
+        """The key of a results or samples row (a dict or a pandas Series); a missing variant is the default."""
+        variant = row.get("variant")
+        return cls(str(row["workload"]), str(row["device"]), str(row["dtype"]),
+                   DEFAULT_VARIANT if variant is None or variant != variant or variant == "" else str(variant))
+
+    @property
+    def label(self) -> str:
+        """"seed-conv11 / bfloat16 / cuda / bfloat16" (the default variant is left out)."""
+        parts = (self.workload, "" if self.variant == DEFAULT_VARIANT else self.variant, self.device, self.dtype)
+        return " / ".join(p for p in parts if p)
+
+    def astuple(self) -> tuple[str, str, str, str]:
+        return (self.workload, self.device, self.dtype, self.variant)

@@ -1,0 +1,112 @@
+"""Files on disk: atomic writes, and reading CSV and JSON back with one-line errors naming file, row and field."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from bench.errors import BenchError, Problem
+from bench.schema import BOOL_COLUMNS, KEY_COLUMNS, NUMERIC_COLUMNS
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write text or bytes to path via a temporary file in the same folder and a rename (atomic on POSIX):
+    a crash never leaves half a file, and the temporary file is removed on any failure."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would have
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_output(path: Path, data: str | bytes, *, option: str) -> Path:
+    """write_atomic to a user-given path, creating its folder; an OSError (a parent that is a file, no
+    permission, a read-only file system) becomes a one-line BenchError naming the path and the option."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_atomic(path, data)
+    except OSError as exc:
+        found = exc.strerror or str(exc)
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            found = f"{blocker} is a file, not a folder ({found})"
+        raise BenchError(Problem(where=str(path), field=option, expected="a writable file path", found=found)) from None
+
+
+def read_json_object(path: Path, *, what: str) -> dict:
+    """A JSON object from path; BenchError (one line) when missing, unreadable or not an object."""
+    if not path.is_file():
+        raise BenchError(Problem(where=str(path), expected=what, found="no such file"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BenchError(Problem(where=str(path), expected="valid JSON", found=type(exc).__name__)) from None
+    if not isinstance(data, dict):
+        raise BenchError(Problem(where=str(path), expected="a JSON object", found=type(data).__name__))
+    return data
+
+
+def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
+    """A CSV written by bench: key columns as strings (never numbers or NaN), NUMERIC_COLUMNS as numbers.
+
+    BenchError (one line, naming the file and the row) for a missing file, a file cut short, an unreadable
+    CSV, a missing required column, a non-numeric number or an empty key cell.
+    """
+    if not path.is_file():
+        raise BenchError(Problem(where=str(path), expected="a file written by `bench run`", found="no such file"))
+    try:
+        raw = path.read_bytes()
+        # We always end a file with a newline: one without it was cut short (pandas would fill the rest with NaN).
+        if raw and not raw.endswith(b"\n"):
+            raise BenchError(Problem(where=str(path), expected="a complete CSV ending in a newline",
+                                     found="a file cut short in its last row"))
+        # Every cell is read as text with no NA guessing, then typed column by column below: a workload named
+        # "NA", "None", "1.0" or "007" stays that string, and a number column holding text is an error.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise BenchError(Problem(where=str(path), expected="a readable CSV", found=f"{type(exc).__name__}: {first}")) from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise BenchError(Problem(where=str(path), expected=f"columns {', '.join(missing)}",
+                                 found="a file without them (truncated, or not written by `bench run`)"))
+    for column in frame.columns:
+        if column in KEY_COLUMNS:
+            continue
+        text = frame[column]
+        if column in NUMERIC_COLUMNS:
+            values = pd.to_numeric(text.replace("", None), errors="coerce")
+            bad = (text != "") & values.isna()
+            if bad.any():
+                row = int(bad.to_numpy().nonzero()[0][0])
+                raise BenchError(Problem(where=f"{path}:{row + 2}", field=column, expected="a number",
+                                         found=repr(text.iloc[row])))
+            frame[column] = values
+        elif column in BOOL_COLUMNS:
+            bad = ~text.isin(["True", "False", ""])
+            if bad.any():
+                row = int(bad.to_numpy().nonzero()[0][0])
+                raise BenchError(Problem(where=f"{path}:{row + 2}", field=column, expected="True, False or empty",
+                                         found=repr(text.iloc[row])))
+            frame[column] = text.map({"True": True, "False": False, "": None})
+        else:
+            frame[column] = text.replace("", None)  # an empty text cell is a missing value
+    for column in KEY_COLUMNS[:3]:
+        if column in frame.columns and (frame[column] == "").any():
+            row = int((frame[column] == "").to_numpy().nonzero()[0][0]) + 2  # 1-based, after the header line
+            raise BenchError(Problem(where=f"{path}:{row}", field=column, expected="a value in every row", found="none"))
+    return frame
