@@ -40,26 +40,19 @@ gpu-check:
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Regression gate (README, "CI regression gate"): time the smoke suite in CI_ROUNDS rounds (their samples
-# are pooled) and compare with the committed baseline of this machine type
-# (results/baselines/<machine_key>/), creating that baseline on first use.
-# Exit status 1 when a row got slower, 2 for bad input or mismatched environments.
+# Regression gate (docs/gate.md): .ci/bench-gate times the smoke suite in CI_ROUNDS rounds and compares them with
+# the committed baseline of this machine type, creating it on first use. The script exits 0 (no row slower),
+# 1 (a row slower) or 2 (bad input); make turns any failure into its own 2, so the line below names the status.
 CI_DEVICE ?= cpu
 CI_ROUNDS ?= 3
 CI_BENCH_ARGS ?= --threads 1 --budget-s 0.3 --warmup-s 0.1 --min-samples 20
 CI_BENCH_OUT ?= results/ci
 
 ci-bench: setup
-	rm -rf $(CI_BENCH_OUT)
-	for i in $$(seq $(CI_ROUNDS)); do \
-		$(PY) -m bench run smoke --device $(CI_DEVICE) --out $(CI_BENCH_OUT) $(CI_BENCH_ARGS) || exit $$?; \
-	done
-	@base=$$($(PY) -m bench baseline --where --device $(CI_DEVICE)); \
-	if [ -f "$$base/results.csv" ]; then \
-		$(PY) -m bench compare "$$base" $(CI_BENCH_OUT); \
-	else \
-		$(PY) -m bench baseline $(CI_BENCH_OUT) && echo "ci-bench: first use on this machine type: created $$base; commit it"; \
-	fi
+	@PY=$(PY) CI_DEVICE=$(CI_DEVICE) CI_ROUNDS=$(CI_ROUNDS) CI_BENCH_ARGS="$(CI_BENCH_ARGS)" CI_BENCH_OUT=$(CI_BENCH_OUT) \
+		bash .ci/bench-gate; status=$$?; \
+	case $$status in 0) ;; 1) echo "ci-bench: exit 1: a row is slower (see $(CI_BENCH_OUT)/gate.md)";; \
+		*) echo "ci-bench: exit $$status: bad input, not a verdict";; esac; exit $$status
 
 # Evidence for the gate: A/A false alarms and injected-slowdown detection, ours vs pytest-benchmark (~4 min).
 gate-eval: setup
