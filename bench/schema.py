@@ -8,9 +8,11 @@ env.json (the environment, SCHEMA_VERSION, whether the run completed).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 SCHEMA_VERSION = 1
+RESULTS_DIR = Path("results")  # the default results root (--root): runs, baselines/ and peaks/
 RUN_FILES = ("results.csv", "samples.csv", "env.json")
 
 # A row's identity. Every key column is a string end to end (a workload named "1.0" or "NA" stays that).

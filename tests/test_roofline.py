@@ -131,7 +131,7 @@ def test_quick_probe_is_cached_per_machine_and_threads(tmp_path, monkeypatch):
     assert first.load_avg_1m is not None and first.measured_utc and "1 thread" in first.provenance
     (path,) = (tmp_path / "peaks").glob("cpu-*.json")
     assert "quick-threads=1" in json.loads(path.read_text())["entries"]
-    monkeypatch.setattr("bench.api.probe", lambda *a, **k: pytest.fail("probed again despite the cache"))
+    monkeypatch.setattr("bench.api.reporting.probe", lambda *a, **k: pytest.fail("probed again despite the cache"))
     assert api.peaks("cpu", threads=1, quick=True, root=tmp_path) == [first]
 
 
@@ -150,13 +150,13 @@ def _ran_on(key: str, threads: int = 2) -> Run:
 
 
 def test_the_report_never_probes_unless_asked(tmp_path, monkeypatch):
-    monkeypatch.setattr("bench.api.probe", lambda *a, **k: pytest.fail("the report measured"))
+    monkeypatch.setattr("bench.api.reporting.probe", lambda *a, **k: pytest.fail("the report measured"))
     here = envmod.machine_key("cpu")
     assert api.gather_peaks([_ran_on(here)], root=tmp_path) == []  # nothing cached, nothing given: no roofs
 
 
 def test_config_peaks_are_given_roofs(tmp_path, write_config, one_line, monkeypatch):
-    monkeypatch.setattr("bench.api.probe", lambda *a, **k: pytest.fail("probed despite given peaks"))
+    monkeypatch.setattr("bench.api.reporting.probe", lambda *a, **k: pytest.fail("probed despite given peaks"))
     cfg = write_config('WORKLOADS = []\nPEAKS = {"cpu": {"flops_per_s": {"float32": 2e12}, "bytes_per_s": 5e10}}\n')
     (p,) = api.gather_peaks([_ran_on("cpu-elsewhere", threads=4)], peaks=str(cfg), root=tmp_path, probe_missing=True)
     assert p.flops_per_s == {"float32": 2e12} and p.bytes_per_s == 5e10 and p.source.startswith("config ")

@@ -5,8 +5,10 @@ import argparse
 import math
 import sys
 
+from bench.schema import RESULTS_DIR
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-RESULTS = "results"
+RESULTS = str(RESULTS_DIR)
 
 
 def err(text: str) -> None:

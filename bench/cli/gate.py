@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
-from bench import api
+from bench.api.comparing import comparison, load
+from bench.api.running import check
+from bench.measure.runner import devices_for
 from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent
 from bench.errors import BenchError, Problem
 from bench.gate.baseline import promote, store_dir
@@ -68,7 +70,7 @@ def register(sub) -> None:
 
 
 def cmd_compare(args) -> int:
-    cmp = api.comparison(args.baseline, args.candidate, threshold=args.threshold,
+    cmp = comparison(args.baseline, args.candidate, threshold=args.threshold,
                          allow_env_mismatch=args.allow_env_mismatch)
     print(console(cmp))
     if args.out:
@@ -99,18 +101,18 @@ def cmd_baseline(args) -> int:
     if not args.run:
         raise BenchError(Problem(where="bench baseline", field="RUN", expected="a run to promote "
                                  "(or --where to print this machine's store folder)", found="nothing"))
-    for folder in promote(api.load(args.run), root=root):
+    for folder in promote(load(args.run), root=root):
         print(f"baseline: {folder}")
     return EXIT_OK
 
 
 def cmd_calibrate(args) -> int:
-    devices = api.devices_for(args.device)
+    devices = devices_for(args.device)
     policy = Policy(budget_s=args.budget_s, warmup_s=args.warmup_s, min_samples=args.min_samples,
                     floor_samples=min(Policy.floor_samples, args.min_samples))
     cuda_policy = Policy(budget_s=args.budget_s, warmup_s=max(args.warmup_s, 0.5), min_samples=args.min_samples,
                          floor_samples=min(Policy.floor_samples, args.min_samples))
-    plans = api.check(args.configs)
+    plans = check(args.configs)
     err(f"calibrating: {len(plans)} workloads x {len(devices)} device(s), {args.repeats} repeats")
     with applied(Variant(threads=args.threads or 0)):
         cal = calibrate(plans, devices, repeats=args.repeats, policy=policy, cuda_policy=cuda_policy)
@@ -129,7 +131,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    text = json.dumps(to_pytest_benchmark(api.load(args.run)), indent=4) + "\n"
+    text = json.dumps(to_pytest_benchmark(load(args.run)), indent=4) + "\n"
     if args.out:
         path = write_output(Path(args.out) / "pytest-benchmark.json", text, option="--out")
         print(f"Wrote {path}", file=sys.stderr)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import api
+from bench.api.comparing import load
+from bench.api.reporting import default_report_dir, peaks, report
 from bench.cli.common import EXIT_OK, add_root, command, err, number
 from bench.errors import BenchError, Problem
 from bench.store.folder import latest_run_dir
@@ -43,23 +44,23 @@ def cmd_report(args) -> int:
         runs.append(str(latest))
     if not runs:
         raise BenchError(Problem(where="report", field="RUNS", expected="one or more runs (or --latest)", found="none"))
-    loaded = [api.load(r) for r in runs]
-    out = Path(args.out) if args.out else api.default_report_dir(loaded[0])
-    report = api.report(loaded, out=out, peaks=args.peaks or None, probe_peaks=args.probe_peaks,
+    loaded = [load(r) for r in runs]
+    out = Path(args.out) if args.out else default_report_dir(loaded[0])
+    written = report(loaded, out=out, peaks=args.peaks or None, probe_peaks=args.probe_peaks,
                         quick_peaks=args.quick_peaks, root=args.root, on_step=lambda s: err(f"measuring peaks: {s}"))
-    for note in report.notes:
+    for note in written.notes:
         err(f"note: {note}")
-    ok = report.frame[report.frame["status"] == "ok"]
-    print(f"{len(ok)} of {len(report.frame)} rows ran, from {len(report.runs)} run(s); "
+    ok = written.frame[written.frame["status"] == "ok"]
+    print(f"{len(ok)} of {len(written.frame)} rows ran, from {len(written.runs)} run(s); "
           f"{(ok['verdict'] == 'launch-bound').sum()} launch-bound, {ok['noisy'].astype(bool).sum()} noisy.")
-    if len(report.best):
-        print(report.best[["machine", "device", "workload", "best_variant", "speedup"]].to_string(index=False))
+    if len(written.best):
+        print(written.best[["machine", "device", "workload", "best_variant", "speedup"]].to_string(index=False))
     print(f"Wrote {out / 'report.html'}\nWrote {out / 'report.md'}")
     return EXIT_OK
 
 
 def cmd_peaks(args) -> int:
-    found = api.peaks(args.device, threads=args.threads, quick=args.quick, refresh=args.refresh, root=args.root,
+    found = peaks(args.device, threads=args.threads, quick=args.quick, refresh=args.refresh, root=args.root,
                       on_step=lambda s: err(f"measuring peaks: {s}"))
     rows = [{"device": p.device, "name": p.device_name, "threads": p.threads,
              **{f"{k} TFLOP/s": round(v / 1e12, 3) for k, v in p.flops_per_s.items()},

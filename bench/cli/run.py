@@ -11,7 +11,9 @@ import signal
 
 import pandas as pd
 
-from bench import api
+from bench.api.comparing import load
+from bench.api.reporting import default_report_dir, report
+from bench.api.running import execute, prepare
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
                               number)
 from bench.measure.record import Progress, Record
@@ -120,7 +122,7 @@ def summary(frame: pd.DataFrame) -> str:
 
 
 def cmd_run(args) -> int:
-    prepared = api.prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
+    prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv)
     if args.device == "all" and "cuda" not in prepared.devices:
@@ -150,7 +152,7 @@ def cmd_run(args) -> int:
             err(f"    {r.status}: {r.reason}")
 
     try:
-        run = api.execute(prepared, out=args.out, label=args.label, on_start=start, on_progress=progress,
+        run = execute(prepared, out=args.out, label=args.label, on_start=start, on_progress=progress,
                           on_record=record)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))  # a second Ctrl-C exits at once
@@ -162,7 +164,7 @@ def cmd_run(args) -> int:
           f"host/call is what the caller waits.\nWrote {run.source}/results.csv, samples.csv, env.json"
           + "".join(f", {name}" for name in written))
     if args.report:
-        rep = api.report([run], out=run.source, root=args.root, probe_peaks=args.probe_peaks,
+        rep = report([run], out=run.source, root=args.root, probe_peaks=args.probe_peaks,
                          on_step=lambda s: err(f"measuring peaks: {s}"))
         for note in rep.notes:
             err(f"note: {note}")
@@ -176,7 +178,7 @@ def cmd_run(args) -> int:
 
 # ---------------------------------------------------------------- plot
 def cmd_plot(args) -> int:
-    run = api.load(args.run)
-    written = save_plots(api.default_report_dir(run), run.results, run.samples)
+    run = load(args.run)
+    written = save_plots(default_report_dir(run), run.results, run.samples)
     print("\n".join(str(p) for p in written) if written else "no successful rows to plot")
     return EXIT_OK

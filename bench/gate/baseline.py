@@ -15,11 +15,10 @@ import pandas as pd
 
 from bench.errors import BenchError, Problem
 from bench.measure.env import machine_key
-from bench.schema import KEY_COLUMNS, NOT_APPLICABLE
+from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR
 from bench.store.files import write_atomic
 from bench.store.folder import Run
 
-RESULTS_DIR = Path("results")
 NOISE_FILE = "noise.csv"
 CALIBRATION_FILE = "calibration.csv"
 

@@ -12,11 +12,11 @@ from typing import Callable
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.gate.baseline import CALIBRATION_FILE, NOISE_FILE, RESULTS_DIR, has_baseline, promote, store_dir
+from bench.gate.baseline import CALIBRATION_FILE, NOISE_FILE, has_baseline, promote, store_dir
 from bench.measure.record import Record
 from bench.measure.runner import CUDA_POLICY, run_suite
 from bench.measure.sampling import Policy
-from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, SCHEMA_VERSION
+from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR, SCHEMA_VERSION
 from bench.store.files import write_atomic
 from bench.store.folder import Run
 from bench.store.frames import to_frame, to_samples

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import torch
 from torch.utils._pytree import tree_leaves
 
-from bench.errors import one_line
+from bench.errors import BenchError, Problem, one_line
 from bench.measure.apply import applied, convert, cost, math_mode, max_rel_diff, step
 from bench.measure.clock import Timer, default_timer, graph_replay
 from bench.measure.deadline import DeadlineExceeded, deadline
@@ -33,6 +33,20 @@ ACCURACY_ROWS = 8  # the float64 reference is computed on the first rows of the 
 
 def available_devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def devices_for(choice: str) -> list[str]:
+    """"all" (the CPU and CUDA when present), "cpu" or "cuda" (BenchError without a GPU)."""
+    have = available_devices()
+    if choice == "all":
+        return have
+    if choice not in ("cpu", "cuda"):
+        raise BenchError(Problem(where="run", field="device", expected="cpu, cuda or all", found=repr(choice)))
+    if choice not in have:
+        raise BenchError(Problem(where="run", field="--device cuda", expected="a CUDA device",
+                                 found="none (torch.cuda.is_available() is False)"))
+    return [choice]
+
 
 
 def free_bytes(device: str) -> int:

@@ -16,7 +16,7 @@ from bisect import bisect_left, bisect_right
 
 import pandas as pd
 
-from bench.schema import KEY_COLUMNS
+from bench.schema import KEY_COLUMNS, RowKey
 from bench.store.folder import Run
 
 PYTEST_BENCHMARK_VERSION = "5.2.3"  # the version whose layout this follows (and whose loader the tests run)
@@ -69,31 +69,31 @@ def pytest_benchmark_stats(data: list[float], *, iterations: int) -> dict:
     }
 
 
-def param_id(row: pd.Series) -> str:
+def param_id(key: RowKey) -> str:
     """The pytest parameter id of a row: workload-variant-device-dtype (as tests/benchmarks uses)."""
-    return "-".join(str(row[c]) for c in ("workload", "variant", "device", "dtype"))
+    return "-".join((key.workload, key.variant, key.device, key.dtype))
 
 
 def to_pytest_benchmark(run: Run) -> dict:
     """The JSON document (as a dict) for one run; rows that did not run are left out, as
     pytest-benchmark leaves out benchmarks that raised."""
     results, samples, env = run.results, run.samples, run.env
-    key = list(KEY_COLUMNS)
     commit = str(env.get("git_commit") or "unversioned")
     benchmarks = []
-    grouped = {k if isinstance(k, tuple) else (k,): g for k, g in samples.groupby(key)}
+    grouped = {RowKey(*k): g for k, g in samples.groupby(list(KEY_COLUMNS), sort=False)}
     for _, row in results[results["status"] == "ok"].iterrows():
-        group = grouped.get(tuple(row[c] for c in key))
+        key = RowKey.of(row)
+        group = grouped.get(key)
         if group is None or group.empty:
             continue
-        param = param_id(row)
+        param = param_id(key)
         data = [float(v) for v in group.sort_values("sample")["device_s"]]
         calls = int(group["calls"].iloc[0]) if "calls" in group else 1
         benchmarks.append({
             "group": f"{row['device']}",
             "name": f"test_workload[{param}]",
             "fullname": f"{TEST_FILE}::test_workload[{param}]",
-            "params": {c: str(row[c]) for c in key},
+            "params": dict(zip(KEY_COLUMNS, key.astuple())),
             "param": param,
             "extra_info": {k: _plain(row[k]) for k in EXTRA_INFO if k in row},
             "options": {"disable_gc": False, "timer": "cuda events" if row["device"] == "cuda" else "perf_counter",

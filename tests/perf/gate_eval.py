@@ -9,7 +9,7 @@ shared 2-core machine two threads let another process stall a small conv by up t
 
     .venv/bin/python tests/perf/gate_eval.py [--pairs 24] [--rounds 3] [--budget-s 0.1] [--json FILE]
 
-Our verdicts come from bench.gate.compare with default settings (threshold 10%); pytest-benchmark's from
+Our verdicts come from bench.gate.compare.compare_runs with default settings (threshold 10%); pytest-benchmark's from
 its own PercentageRegressionCheck on our runs exported by bench.store.export. Takes about 9 s per pair (4 runs x 3 rounds).
 """
 from __future__ import annotations
@@ -31,11 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.suite import config
 from bench.measure import env as envmod
 from bench.suite import plan as planning  # noqa: E402
-from bench.gate.compare import Rule, compare_frames  # noqa: E402
+from bench.gate.compare import compare_runs  # noqa: E402
+from bench.gate.rule import Rule  # noqa: E402
 from bench.store.export import to_pytest_benchmark  # noqa: E402
 from bench.measure.sampling import Policy  # noqa: E402
-from bench.store.runs import to_frame, to_samples  # noqa: E402
-from bench.measure.runner import Record, run_suite  # noqa: E402
+from bench.store.folder import Run  # noqa: E402
+from bench.store.frames import to_frame, to_samples  # noqa: E402
+from bench.measure.record import Record  # noqa: E402
+from bench.measure.runner import run_suite  # noqa: E402
 
 
 class ExtraWork(nn.Module):
@@ -84,7 +87,7 @@ def pooled(rounds: list[list[Record]], env: dict):
         merged.append(replace(ok[0], measurement=replace(
             m, device_s=sum((r.measurement.device_s for r in ok), ()), host_s=sum((r.measurement.host_s for r in ok), ()),
             enqueue_s=sum((r.measurement.enqueue_s for r in ok), ()))))
-    return to_frame(merged), to_samples(merged), env
+    return Run(results=to_frame(merged), samples=to_samples(merged), env=env)
 
 
 def pytest_benchmark_slower(base, cand) -> dict[str, bool]:
@@ -92,8 +95,8 @@ def pytest_benchmark_slower(base, cand) -> dict[str, bool]:
     from pytest_benchmark.utils import parse_compare_fail
 
     check = parse_compare_fail("median:10%")
-    b = {x["params"]["workload"]: x["stats"] for x in to_pytest_benchmark(*base)["benchmarks"]}
-    c = {x["params"]["workload"]: x["stats"] for x in to_pytest_benchmark(*cand)["benchmarks"]}
+    b = {x["params"]["workload"]: x["stats"] for x in to_pytest_benchmark(base)["benchmarks"]}
+    c = {x["params"]["workload"]: x["stats"] for x in to_pytest_benchmark(cand)["benchmarks"]}
     return {k: bool(check.fails(c[k], b[k])) for k in b if k in c}
 
 
@@ -128,7 +131,7 @@ def main() -> int:
             base = run_of("base")
             for kind in ("A/A", "+10%", "+25%"):
                 cand = run_of(kind)
-                ours = {v.workload: v for v in compare_frames(base, cand, rule=Rule()).verdicts}
+                ours = {v.workload: v for v in compare_runs(base, cand, rule=Rule()).verdicts}
                 theirs = pytest_benchmark_slower(base, cand)
                 for name in names:
                     v = ours[name]

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.suite import plan  # noqa: E402
 from bench.suite import config
 from bench.measure.sampling import Policy, measure  # noqa: E402
-from bench.measure.runner import build, default_timer  # noqa: E402
+from bench.measure.clock import default_timer  # noqa: E402
+from bench.measure.runner import build  # noqa: E402
 from bench.stats import summarize  # noqa: E402
 
 

@@ -1,0 +1,29 @@
+"""Reading runs back and comparing them from Python."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.gate.baseline import load_noise
+from bench.gate.compare import Comparison, compare_runs
+from bench.gate.rule import Rule
+from bench.store.folder import Run
+from bench.store.runs import load
+
+def comparison(baseline: str | Path | Run, candidate: str | Path | Run, *, threshold: float = 0.10,
+               allow_env_mismatch: bool = False) -> Comparison:
+    """Compare two runs (paths as `load` takes them, or Run objects) with the gate's rule. A baseline folder
+    from the store may hold noise.csv (from `bench calibrate`): its per-row noise then widens thresholds."""
+    base = baseline if isinstance(baseline, Run) else load(baseline)
+    cand = candidate if isinstance(candidate, Run) else load(candidate)
+    noise = load_noise(base.source) if base.source is not None else {}
+    return compare_runs(base, cand, rule=Rule(threshold=threshold), allow_env_mismatch=allow_env_mismatch,
+                        noise=noise)
+
+
+def compare(baseline: str | Path | Run, candidate: str | Path | Run, *, threshold: float = 0.10,
+            allow_env_mismatch: bool = False) -> pd.DataFrame:
+    """The verdicts of `comparison` as a DataFrame: one row per row both runs have (workload, device, dtype,
+    variant, verdict in slower/unsure/same/faster, reason, medians, ratio and its 99% interval, p_value, ...)."""
+    return comparison(baseline, candidate, threshold=threshold, allow_env_mismatch=allow_env_mismatch).frame
