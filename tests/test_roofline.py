@@ -167,3 +167,22 @@ def test_config_peaks_are_given_roofs(tmp_path, write_config, one_line, monkeypa
     one_line(str(exc.value), "PEAKS['cuda']", "bytes_per_s", "-1")
     with pytest.raises(BenchError):
         from_json({"flops_per_s": {}, "bytes_per_s": 1e9}, where="x")
+
+
+def test_a_math_mode_too_slow_to_probe_is_left_out_not_fatal(monkeypatch):
+    """A CPU that emulates bfloat16 once needed 62 s for the first 2048^3 product: that mode gets no roof (float32's
+    applies to its rows) and the probe goes on."""
+    import bench.measure.probe as probe_module
+
+    real, calls = probe_module.measure, []
+
+    def second_times_out(fn, *, timer, policy):
+        calls.append(fn)
+        if len(calls) == 2:  # bfloat16, after float32
+            raise probe_module.WorkloadTimeout(61.9, 309.5, policy.timeout_s)
+        return real(fn, timer=timer, policy=policy)
+
+    monkeypatch.setattr(probe_module, "measure", second_times_out)
+    p = probe("cpu", quick=True)
+    assert set(p.flops_per_s) == {"float32", "float16"} and p.bytes_per_s > 0 and len(calls) == 4
+    assert p.peak_flops_per_s("bfloat16") == p.flops_per_s["float32"]

@@ -8,6 +8,7 @@ It records when and under what load average it ran, so a report can say how far 
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -17,7 +18,7 @@ from bench.measure.apply import applied
 from bench.measure.clock import default_timer
 from bench.measure.env import device_name, machine_key
 from bench.measure.roofs import Peaks
-from bench.measure.sampling import Policy, measure
+from bench.measure.sampling import Policy, WorkloadTimeout, measure
 from bench.suite.variants import Variant
 
 MATHS = {"cuda": ("float32", "tf32", "bfloat16", "float16"), "cpu": ("float32", "bfloat16", "float16")}
@@ -32,6 +33,19 @@ POLICIES = {False: Policy(warmup_s=0.3, min_samples=5, floor_samples=3, max_samp
             True: Policy(warmup_s=0.02, min_samples=3, floor_samples=3, max_samples=20, budget_s=0.03, timeout_s=10)}
 
 
+def _cpu_size(dtype: torch.dtype, largest: int, *, target_s: float) -> int:
+    """The CPU matrix size for a dtype: `largest`, or smaller where one product of that size would take much more
+    than target_s (a CPU without bfloat16 or float16 units emulates them, hundreds of times slower than float32:
+    a 2048^3 bfloat16 product took 62 s on one machine). Sized from one timed 128^3 product."""
+    n0 = min(128, largest)
+    a = torch.ones(n0, n0, dtype=dtype)
+    torch.mm(a, a)  # lazy initialisation outside the timing
+    start = time.perf_counter()
+    torch.mm(a, a)
+    rate = 2 * n0 ** 3 / max(time.perf_counter() - start, 1e-9)  # FLOP/s at the small size: a lower bound
+    return int(min(largest, max(n0, (target_s * rate / 2) ** (1 / 3) // 64 * 64)))
+
+
 def probe(device: str, *, threads: int = 0, quick: bool = False, timer=None,
           on_step: Callable[[str], None] | None = None) -> Peaks:
     """Measure the device's peaks now (a few seconds; well under one with quick=True). threads: CPU threads
@@ -43,18 +57,23 @@ def probe(device: str, *, threads: int = 0, quick: bool = False, timer=None,
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         flops: dict[str, float] = {}
         for math in MATHS[device]:
-            n = sizes[math]
-            if on_step:
-                on_step(f"{device} {math} matrix product {n}x{n}")
             dtype = torch.float32 if math == "tf32" else getattr(torch, math)
-            gen = torch.Generator(device=device).manual_seed(0)
-            a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
-            b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
-            out = torch.empty(n, n, device=device, dtype=dtype)
             with applied(Variant(tf32=math == "tf32") if device == "cuda" else Variant()), torch.inference_mode():
-                m = measure(lambda: torch.mm(a, b, out=out), timer=timer, policy=policy)
+                # a GPU runs every math mode in hardware at full size; a CPU may emulate some (sized down)
+                n = sizes[math] if device == "cuda" else _cpu_size(dtype, sizes[math], target_s=policy.min_block_s * 10)
+                if on_step:
+                    on_step(f"{device} {math} matrix product {n}x{n}")
+                gen = torch.Generator(device=device).manual_seed(0)
+                a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+                b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+                out = torch.empty(n, n, device=device, dtype=dtype)
+                try:
+                    m = measure(lambda: torch.mm(a, b, out=out), timer=timer, policy=policy)
+                except WorkloadTimeout:  # this math is too slow here to probe: no roof for it, float32's applies
+                    continue
+                finally:
+                    del a, b, out
             flops[math] = 2 * n ** 3 / min(m.device_s)
-            del a, b, out
         if on_step:
             on_step(f"{device} copy of {copy_bytes >> 20} MiB")
         src = torch.ones(copy_bytes, device=device, dtype=torch.uint8)
