@@ -42,3 +42,8 @@ class BenchError(Exception):
     def __init__(self, *problems: Problem | str) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class WriteError(BenchError):
+    """A file could not be written (disk full, read-only file system, no permission): not a mistake in the input,
+    and not a verdict either, so the CLI gives it its own exit status (4) and one line. Nothing half-written stays."""

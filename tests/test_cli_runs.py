@@ -158,3 +158,11 @@ def test_an_internal_error_is_not_reported_as_a_user_error(two_outs, monkeypatch
     status = main(["plot", str(two_outs[0])])
     err = capsys.readouterr().err
     assert status == 3 and "internal error" in err and "ValueError: a bug" in err
+
+
+def test_a_formula_in_a_note_reaches_results_csv_neutralized(write_config, tmp_path, capsys):
+    path = write_config(textwrap.dedent(CONFIG).replace('input_shape=(2, 8))', 'input_shape=(2, 8), note="=1+1")'))
+    assert cli(capsys, "run", path, "--out", tmp_path, *FAST)[0] == 0
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    text = (run_dir / "results.csv").read_text()
+    assert ",'=1+1," in text and ",=1+1," not in text

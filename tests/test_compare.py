@@ -148,7 +148,7 @@ def test_rule_rejects_impossible_values():
 def test_rows_match_on_identity_and_added_removed_are_listed():
     base = run_frames({"a": samples(1e-3), "b": samples(2e-3), ("a", "cpu", "bfloat16", "default"): samples(3e-3)})
     cand = run_frames({"a": samples(1e-3, seed=9), "c": samples(2e-3), ("a", "cpu", "float32", "x"): samples(1e-3)})
-    cmp = compare_frames(base, cand)
+    cmp = compare_frames(base, cand, allow_missing=True)  # b and a/bfloat16 are missing: allowed
     assert [v.label for v in cmp.verdicts] == ["a / cpu / float32"]
     assert cmp.verdicts[0].verdict == "same"
     assert set(cmp.removed) == {"b / cpu / float32", "a / cpu / bfloat16"}
@@ -207,7 +207,9 @@ def test_failed_rows_are_unsure_with_the_status():
 def test_incomplete_run_is_noted(tmp_path):
     a = write_run(tmp_path / "a", {"a": samples(1e-3)})
     b = write_run(tmp_path / "b", {"a": samples(1e-3)}, env={"complete": False, "incomplete_reason": "interrupted"})
-    cmp = compare(a, b / "results.csv")
+    with pytest.raises(BenchError, match="complete"):  # the gate fails closed...
+        compare(a, b / "results.csv")
+    cmp = compare(a, b / "results.csv", allow_incomplete=True)  # ...unless told otherwise, and then says so
     assert any("incomplete (interrupted)" in n for n in cmp.notes)
     assert cmp.frame["verdict"].tolist() == ["same"]
 

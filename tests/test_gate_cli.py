@@ -23,7 +23,7 @@ def runs(tmp_path):
 
 def test_exit_0_when_nothing_is_slower(runs, capsys):
     base, same, _ = runs
-    assert main(["compare", str(base), str(same)]) == 0
+    assert main(["compare", str(base), str(same), "--allow-missing"]) == 0  # "gone" is missing: allowed
     out = capsys.readouterr().out
     assert "added (only in the candidate): new" in out and "removed (only in the baseline): gone" in out
     assert (same / "gate.md").is_file() and (same / "gate.png").is_file()
@@ -32,11 +32,11 @@ def test_exit_0_when_nothing_is_slower(runs, capsys):
 def test_exit_1_when_something_is_slower_and_the_markdown_report(runs, tmp_path, capsys):
     base, _, slow = runs
     md = tmp_path / "pr" / "comment.md"
-    assert main(["compare", str(base), str(slow), "--markdown", str(md)]) == 1
+    assert main(["compare", str(base), str(slow), "--markdown", str(md), "--allow-missing"]) == 1
     text = md.read_text()
     assert text.startswith("### ❌ 1 row(s) slower")
     assert "| a / cpu / float32 | 🔴 slower |" in text
-    assert "removed (only in the baseline): `gone / cpu / float32`" in text
+    assert "removed (only in the baseline): gone / cpu / float32" in text  # untrusted text: md_text, not a code span
     assert "Environments match." in text and "Mann-Whitney" in text
     assert (slow / "gate.md").read_text() == text
     assert "1 slower" in capsys.readouterr().out
@@ -44,8 +44,8 @@ def test_exit_1_when_something_is_slower_and_the_markdown_report(runs, tmp_path,
 
 def test_threshold_option(runs):
     base, _, slow = runs
-    assert main(["compare", str(base), str(slow), "--threshold", "80%"]) == 0
-    assert main(["compare", str(base), str(slow), "--threshold", "0.1"]) == 1
+    assert main(["compare", str(base), str(slow), "--threshold", "80%", "--allow-missing"]) == 0
+    assert main(["compare", str(base), str(slow), "--threshold", "0.1", "--allow-missing"]) == 1
 
 
 @pytest.mark.parametrize("value", ["abc", "0%", "-5%", "2000%"])
@@ -58,11 +58,11 @@ def test_bad_threshold_is_usage_error(runs, value, capsys):
 def test_environment_mismatch_exit_2_unless_allowed(runs, tmp_path, capsys):
     base = runs[0]
     other = write_run(tmp_path / "other", {"a": samples(1e-3)}, env={"threads": 2})
-    assert main(["compare", str(base), str(other)]) == 2
+    assert main(["compare", str(base), str(other), "--allow-missing"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "env.json: threads: expected 1" in err and "found 2" in err
-    assert main(["compare", str(base), str(other), "--allow-env-mismatch"]) == 0
+    assert main(["compare", str(base), str(other), "--allow-env-mismatch", "--allow-missing"]) == 0
     text = (other / "gate.md").read_text()
     assert "(compared anyway: `--allow-env-mismatch`)" in text and "| threads | 1 | 2 | yes |" in text
 
@@ -130,7 +130,7 @@ def test_workload_threshold_from_the_config_reaches_the_verdict(write_config, tm
 def test_markdown_names_the_rule_the_code_uses(runs):
     """The footnote describes the Hodges-Lehmann ratio and the rank (Moses) interval, not a bootstrap."""
     base, _, slow = runs
-    main(["compare", str(base), str(slow)])
+    main(["compare", str(base), str(slow), "--allow-missing"])
     rule = [line for line in (slow / "gate.md").read_text().splitlines() if line.startswith("<sub>Rule")]
     assert len(rule) == 1
     assert "Hodges-Lehmann" in rule[0] and "median of all pairwise ratios" in rule[0]
@@ -155,7 +155,7 @@ def test_not_applicable_rows_pass_baseline_and_are_listed_apart_by_compare(tmp_p
     assert "cuda_graph" not in out.split("not compared")[0]  # not in the verdict table
     assert "0 slower, 0 unsure, 1 same, 0 faster; 1 row(s) not applicable on both sides" in out
     assert "not compared: 1 row(s) not applicable on both sides" in out and "a / cuda_graph / cpu / float32" in out
-    assert "`a / cuda_graph / cpu / float32`" in (run / "gate.md").read_text()
+    assert "a / cuda\\_graph / cpu / float32" in (run / "gate.md").read_text()  # Markdown-escaped (md_text)
 
 
 @pytest.mark.slow
@@ -179,10 +179,10 @@ def test_unwritable_markdown_path_is_one_line(runs, tmp_path, capsys, one_line):
     base, same, _ = runs
     (tmp_path / "afile").write_text("")
     target = tmp_path / "afile" / "x.md"
-    assert main(["compare", str(base), str(same), "--markdown", str(target)]) == 2
+    assert main(["compare", str(base), str(same), "--markdown", str(target), "--allow-missing"]) == 2
     one_line(capsys.readouterr().err.strip(), f"{target}: --markdown", "expected a writable file path",
              f"found {tmp_path / 'afile'} is a file, not a folder")
-    assert main(["compare", str(base), str(same), "--markdown", str(tmp_path)]) == 2  # a folder, not a file
+    assert main(["compare", str(base), str(same), "--markdown", str(tmp_path), "--allow-missing"]) == 2  # a folder, not a file
     one_line(capsys.readouterr().err.strip(), f"{tmp_path}: --markdown", "expected a writable file path")
 
 

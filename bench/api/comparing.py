@@ -11,19 +11,26 @@ from bench.gate.rule import Rule
 from bench.store.folder import Run
 from bench.store.runs import load
 
+
 def comparison(baseline: str | Path | Run, candidate: str | Path | Run, *, threshold: float = 0.10,
-               allow_env_mismatch: bool = False) -> Comparison:
+               allow_env_mismatch: bool = False, allow_missing: bool = False,
+               allow_incomplete: bool = False) -> Comparison:
     """Compare two runs (paths as `load` takes them, or Run objects) with the gate's rule. A baseline folder
-    from the store may hold noise.csv (from `bench calibrate`): its per-row noise then widens thresholds."""
+    from the store may hold noise.csv (from `bench calibrate`): its per-row noise then widens thresholds.
+
+    Fails closed (BenchError): a run not marked complete unless allow_incomplete, a candidate lacking rows the
+    baseline has unless allow_missing, environments that differ unless allow_env_mismatch (see compare_runs)."""
     base = baseline if isinstance(baseline, Run) else load(baseline)
     cand = candidate if isinstance(candidate, Run) else load(candidate)
     noise = load_noise(base.source) if base.source is not None else {}
     return compare_runs(base, cand, rule=Rule(threshold=threshold), allow_env_mismatch=allow_env_mismatch,
-                        noise=noise)
+                        noise=noise, allow_missing=allow_missing, allow_incomplete=allow_incomplete)
 
 
 def compare(baseline: str | Path | Run, candidate: str | Path | Run, *, threshold: float = 0.10,
-            allow_env_mismatch: bool = False) -> pd.DataFrame:
+            allow_env_mismatch: bool = False, allow_missing: bool = False,
+            allow_incomplete: bool = False) -> pd.DataFrame:
     """The verdicts of `comparison` as a DataFrame: one row per row both runs have (workload, device, dtype,
     variant, verdict in slower/unsure/same/faster, reason, medians, ratio and its 99% interval, p_value, ...)."""
-    return comparison(baseline, candidate, threshold=threshold, allow_env_mismatch=allow_env_mismatch).frame
+    return comparison(baseline, candidate, threshold=threshold, allow_env_mismatch=allow_env_mismatch,
+                      allow_missing=allow_missing, allow_incomplete=allow_incomplete).frame

@@ -6,13 +6,13 @@ from typing import Callable, Sequence
 
 import torch
 
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
 from bench.measure.probe import probe
 from bench.measure.roofs import Peaks
 from bench.measure.runner import available_devices, devices_for
-from bench.report.build import build_report
+from bench.report.build import build_report, check_columns
 from bench.report.model import Report
 from bench.report.render import write_report
 from bench.schema import RESULTS_DIR
@@ -93,6 +93,8 @@ def report(runs: Sequence[str | Path | Run], *, out: str | Path | None = None,
     loaded = [r if isinstance(r, Run) else load(r) for r in runs]
     if not loaded:
         raise BenchError(Problem(where="report", expected="one or more runs", found="none"))
+    for run in loaded:
+        check_columns(run)
     found = gather_peaks(loaded, peaks=peaks, root=root, probe_missing=probe_peaks, quick=quick_peaks,
                          on_step=on_step)
     result = build_report(loaded, peaks=found)
@@ -103,7 +105,7 @@ def report(runs: Sequence[str | Path | Run], *, out: str | Path | None = None,
         try:
             write_report(result, target)
         except OSError as exc:
-            raise BenchError(Problem(where=str(target), field="--out", expected="a folder the report can be written in",
+            raise WriteError(Problem(where=str(target), field="--out", expected="a folder the report can be written in",
                                      found=exc.strerror or type(exc).__name__)) from None
     return result
 

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
 from bench.measure.record import Progress, Record
@@ -18,7 +18,7 @@ from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
 from bench.store.folder import Run
 from bench.store.frames import to_frame, to_samples
-from bench.store.writer import RunWriter, check_label, new_run_dir
+from bench.store.writer import RunWriter, cannot_write, check_label, new_run_dir
 from bench.suite.config import Suite, from_workloads, load_suite, matches
 from bench.suite.plan import Plan, check as check_plans
 from bench.suite.variants import Variant, parse_variants
@@ -45,10 +45,12 @@ def _suite(suite: SuiteSpec) -> Suite:
 def check(suite: SuiteSpec, *, filter: str = "") -> list[Plan]:
     """Plan every workload on the meta device (shape, FLOPs, bytes); BenchError listing every problem.
     filter: comma-separated name parts or tags, case-insensitive (any one selects)."""
-    plans = check_plans(_suite(suite).declared)
+    chosen = _suite(suite)
+    plans = check_plans(chosen.declared)
     selected = [p for p in plans if matches(p.workload, filter)]
     if not selected:
-        raise BenchError(Problem(where="suite", field="--filter" if filter else "WORKLOADS",
+        where = ", ".join(c.where for c in chosen.configs) or "suite"
+        raise BenchError(Problem(where=where, field="--filter" if filter else "WORKLOADS",
                                  expected="a name part or tag of some workload" if filter else "at least one workload",
                                  found=repr(filter) if filter else "none"))
     return selected
@@ -109,39 +111,67 @@ def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "
             on_progress: Callable[[Progress], None] | None = None,
             on_record: Callable[[Record], None] | None = None) -> Run:
     """Measure a prepared run. With `out`, a new run folder <out>/<UTC time>[-label] is written as the run goes
-    (every file after each row) and latency.png at the end; without, nothing is written. Ctrl-C (or SIGTERM,
-    which raises KeyboardInterrupt here) marks the saved run incomplete and re-raises."""
+    (every file after each row) and latency.png at the end; without, nothing is written.
+
+    Ctrl-C, or SIGTERM (which raises KeyboardInterrupt here), marks the saved run incomplete with the reason,
+    draws the plots of the rows finished, and re-raises; a folder interrupted before it held anything is
+    removed. A file that cannot be written (a full disk) raises WriteError; the run folder then holds the
+    last rows that could be saved, whole, marked incomplete when even that can be written."""
     check_label(label)
-    run_dir = new_run_dir(Path(out), label=label) if out is not None else None
     env = dict(prepared.env, label=label) if label else prepared.env
-    writer = RunWriter(run_dir, env)
-    if on_start:
-        on_start(run_dir)
-
-    records: list[Record] = []
-
-    def record(r: Record) -> None:
-        records.append(r)
-        writer.update(to_frame(records), to_samples(records))
-        if on_record:
-            on_record(r)
-
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
+    run_dir = writer = None
     try:
+        run_dir = new_run_dir(Path(out), label=label) if out is not None else None
+        writer = RunWriter(run_dir, env)
+        if on_start:
+            on_start(run_dir)
+        records: list[Record] = []
+
+        def record(r: Record) -> None:
+            records.append(r)
+            writer.update(to_frame(records), to_samples(records))
+            if on_record:
+                on_record(r)
+
         with applied(Variant(threads=prepared.threads)):
             run_suite(list(prepared.plans), list(prepared.devices), policy=prepared.policy,
                       cuda_policy=prepared.cuda_policy, on_progress=on_progress, on_record=record,
                       variants=prepared.variants)
+        run = writer.finish(complete=True)
+        _plots(run)
+        return run
     except KeyboardInterrupt:
-        writer.finish(complete=False, note="interrupted")
+        _stop(run_dir, writer, "interrupted")
+        raise
+    except WriteError as exc:
+        _stop(run_dir, writer, f"cannot write: {exc}")
         raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    run = writer.finish(complete=True)
-    if run_dir is not None:
-        save_plots(run_dir, run.results, run.samples)
-    return run
+
+
+def _plots(run: Run) -> None:
+    if run.source is not None:
+        try:
+            save_plots(run.source, run.results, run.samples)
+        except OSError as exc:
+            raise cannot_write(run.source, exc) from None
+
+
+def _stop(run_dir: Path | None, writer: RunWriter | None, reason: str) -> None:
+    """After an interruption or a failed write: keep what was measured, marked incomplete with the reason (best
+    effort), with the plots of the finished rows; remove a run folder that never held anything."""
+    if writer is None:
+        if run_dir is not None and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        return
+    run = writer.finish(complete=False, note=reason)
+    try:
+        _plots(run)
+    except (WriteError, KeyboardInterrupt):
+        pass  # the data files are what matter; a plot can be redrawn with `bench plot`
 
 
 def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budget_s,

@@ -37,6 +37,12 @@ def register(sub) -> None:
                    help="slowdown to catch, for rows whose workload sets none (10%% or 0.1)")
     p.add_argument("--allow-env-mismatch", action="store_true",
                    help="compare even when device, torch version or precision settings differ (the report says so)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="compare even when the candidate lacks rows the baseline has (listed as removed; the report "
+                   "says so); without it such a candidate is bad input (exit 2)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="compare even when a run is not marked complete (killed or interrupted; the report says so); "
+                   "the rows it lacks still need --allow-missing")
     p.add_argument("--out", default="", help="the folder this command writes gate.md and gate.png into "
                    "(empty: the candidate's folder)")
     p.add_argument("--markdown", metavar="FILE", default="", help="also write the Markdown report to FILE")
@@ -71,7 +77,8 @@ def register(sub) -> None:
 
 def cmd_compare(args) -> int:
     cmp = comparison(args.baseline, args.candidate, threshold=args.threshold,
-                         allow_env_mismatch=args.allow_env_mismatch)
+                     allow_env_mismatch=args.allow_env_mismatch, allow_missing=args.allow_missing,
+                     allow_incomplete=args.allow_incomplete)
     print(console(cmp))
     if args.out:
         folder = Path(args.out)

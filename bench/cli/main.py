@@ -2,7 +2,7 @@
 
 Exit statuses: 0 success; 1 some rows failed (run) or something got slower (compare); 2 a user error
 (bad config, file or argument), one line each, no traceback; 3 an internal error (a bug in bench: the
-traceback is printed); 130 interrupted.
+traceback is printed); 4 a file could not be written (disk full, read-only), one line; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 import traceback
 
 from bench.cli import gate, report, run
-from bench.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, OneLineParser, err
-from bench.errors import BenchError
+from bench.cli.common import (EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, OneLineParser,
+                              err)
+from bench.errors import BenchError, WriteError
 
 
 def build_parser() -> OneLineParser:
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         return args.func(args)
+    except WriteError as exc:
+        err(f"cannot write: {exc}")
+        return EXIT_CANNOT_WRITE
     except BenchError as exc:
         for problem in exc.problems:
             err(str(problem))

@@ -21,6 +21,7 @@ from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
 from bench.schema import NOT_APPLICABLE
 from bench.stats import summarize
+from bench.store.writer import check_label
 from bench.suite.config import load_suite, matches
 from bench.suite.plan import plan_suite
 from bench.units import fmt_s, fmt_si
@@ -75,13 +76,13 @@ def cmd_list(args) -> int:
         print(json.dumps([{
             "name": p.name, "source": p.source, "input_shape": list(p.workload.input_shape),
             "output_shape": list(p.output_shape), "dtype": p.workload.dtype, "flops": p.flops, "params": p.params,
-            "bytes": p.bytes_moved, "is_view": p.is_view, "shape_notes": list(p.shape_notes), "tags": list(p.workload.tags),
+            "bytes": p.bytes_moved, "peak_bytes": p.peak_bytes, "is_view": p.is_view, "shape_notes": list(p.shape_notes), "tags": list(p.workload.tags),
         } for p in plans], indent=2))
     else:
         table = pd.DataFrame([{
             "workload": p.name, "input": str(list(p.workload.input_shape)), "output": str(list(p.output_shape)),
             "dtype": p.workload.dtype, "params": fmt_si(p.params), "FLOPs": fmt_si(p.flops),
-            "bytes": fmt_si(p.bytes_moved, "B"), "note": p.workload.note,
+            "bytes": fmt_si(p.bytes_moved, "B"), "peak": fmt_si(p.peak_bytes, "B"), "note": p.workload.note,
         } for p in plans])
         if len(table):
             print(table.to_string(index=False))
@@ -90,7 +91,7 @@ def cmd_list(args) -> int:
             print("\nConv output sizes, floor((in + 2*padding - dilation*(kernel - 1) - 1) / stride) + 1:")
             print("\n".join(notes))
         print(f"\n{len(plans)} workloads checked. FLOPs: a multiply-add counts 2 (FlopCounterMode); "
-              "bytes: input, weights and output once each.")
+              "bytes: input, weights and output once each; peak: memory a forward holds at once.")
     for p in problems:
         err(str(p))
     if problems:
@@ -122,6 +123,7 @@ def summary(frame: pd.DataFrame) -> str:
 
 
 def cmd_run(args) -> int:
+    check_label(args.label)  # before any note: a bad label is the one line printed
     prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv)

@@ -11,12 +11,13 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, Problem
 from bench.measure.env import machine_key
 from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR
-from bench.store.files import write_atomic
+from bench.store.files import first_row, read_csv, write_atomic
 from bench.store.folder import Run
 
 NOISE_FILE = "noise.csv"
@@ -42,14 +43,17 @@ def promote(run: Run, *, root: Path = RESULTS_DIR, source: str = "") -> list[Pat
 
     A run of several pooled rounds gives a baseline of their pooled samples. Replaces an older baseline
     of that folder but keeps its noise.csv (calibration is of the machine, not of one run). Refuses
-    incomplete runs and runs with failed rows; rows not-applicable (a variant that cannot run on that
-    device) are not failures and are kept. Returns the folders written.
+    incomplete runs, runs without rows and runs with failed rows; rows not-applicable (a variant that cannot run
+    on that device) are not failures and are kept. Returns the folders written.
     """
     where = str((run.source or Path("run")) / "env.json")
     if not run.complete:
         raise BenchError(Problem(where=where, field="complete", expected="a finished run to promote",
                                  found=f"an incomplete run ({run.env.get('incomplete_reason', 'unfinished')})"))
     results, samples = run.results, run.samples
+    if results.empty:
+        raise BenchError(Problem(where=str((run.source or Path("run")) / "results.csv"), field="rows",
+                                 expected="at least one row to promote", found="none (a header only)"))
     failed = results[~results["status"].isin(["ok", NOT_APPLICABLE])]
     if len(failed):
         raise BenchError(Problem(where=str((run.source or Path("run")) / "results.csv"), field="status",
@@ -57,6 +61,7 @@ def promote(run: Run, *, root: Path = RESULTS_DIR, source: str = "") -> list[Pat
                                  f"{failed.iloc[0]['workload']}: {failed.iloc[0]['status']}"))
     written = []
     keys = run.env.get("machine_keys") or {}
+    keys = keys if isinstance(keys, dict) else {}  # checked on load; a Run built in memory may hold anything
     for device in sorted(set(results["device"])):
         folder = store_dir(device, root=root, key=keys.get(device))
         folder.mkdir(parents=True, exist_ok=True)
@@ -72,19 +77,19 @@ def promote(run: Run, *, root: Path = RESULTS_DIR, source: str = "") -> list[Pat
 
 def load_noise(folder: Path) -> dict[tuple[str, ...], float]:
     """noise.csv of a store folder as {identity: relative noise}; empty when the folder was never calibrated.
-    An identity is (workload, device, dtype, variant), or (workload, device, dtype) in files without variant."""
+    An identity is (workload, device, dtype, variant), or (workload, device, dtype) in files without variant.
+    BenchError (one line naming the file, its line and column) for an unreadable file, a missing column, or a
+    noise that is not a finite fraction >= 0 (NaN, inf, negative, text)."""
     path = Path(folder) / NOISE_FILE
     if not path.is_file():
         return {}
-    try:
-        frame = pd.read_csv(path, dtype={c: str for c in KEY_COLUMNS}, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise BenchError(Problem(where=str(path), expected="a readable CSV", found=type(exc).__name__)) from None
-    key = [c for c in KEY_COLUMNS if c in frame.columns or c != "variant"]
-    missing = [c for c in key + ["noise"] if c not in frame.columns]
-    noise = pd.to_numeric(frame["noise"], errors="coerce") if "noise" in frame.columns else None
-    if missing or noise.isna().any() or (noise < 0).any() or (noise == float("inf")).any():
-        raise BenchError(Problem(where=str(path), field=", ".join(missing) or "noise",
-                                 expected="columns workload, device, dtype, noise (a finite fraction >= 0)",
-                                 found="missing columns" if missing else "a non-numeric, negative or infinite noise"))
+    frame = read_csv(path, (*KEY_COLUMNS[:3], "noise"))  # key columns stay strings; "noise" is read as text
+    key = [c for c in KEY_COLUMNS if c in frame.columns]
+    text = frame["noise"].fillna("")
+    noise = pd.to_numeric(text.replace("", None), errors="coerce").astype(float)
+    bad = ~(np.isfinite(noise) & (noise >= 0))  # NaN (an empty cell, "nan", text), inf, negative
+    if bad.any():
+        row = first_row(bad)
+        raise BenchError(Problem(where=f"{path}:{row + 2}", field="noise", expected="a finite fraction >= 0",
+                                 found=repr(text.iloc[row])))
     return {tuple(str(v) for v in row[key]): float(n) for (_, row), n in zip(frame.iterrows(), noise)}

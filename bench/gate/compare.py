@@ -12,7 +12,7 @@ from bench.errors import BenchError, Problem
 from bench.gate.rule import Rule, decide
 from bench.measure.env import EnvDiff, env_differences
 from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RowKey
-from bench.store.folder import Run
+from bench.store.folder import Run, check_run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,14 +110,46 @@ def _status(row: dict) -> str:
     return f"{row['status']} ({str(reason).strip().splitlines()[0]})"
 
 
+def _check_inputs(base: Run, cand: Run, names: tuple[str, str], rb: dict, rc: dict, *, allow_missing: bool,
+                  allow_incomplete: bool) -> None:
+    """The gate fails closed: BenchError (one line) for a run not marked complete, a candidate without rows, a
+    candidate lacking rows the baseline has, or two runs with no row in common, unless the options allow it."""
+    for name, run in zip(names, (base, cand)):
+        if not run.complete and not allow_incomplete:
+            found = f"complete: {run.env.get('complete')!r} ({run.env.get('incomplete_reason', 'not marked finished')})"
+            raise BenchError(Problem(where=f"{name}/env.json", field="complete", found=found,
+                                     expected="a run that finished (--allow-incomplete to compare anyway)"))
+    if not rc:
+        raise BenchError(Problem(where=f"{names[1]}/results.csv", field="rows", expected="at least one row to judge",
+                                 found="none (a header only)"))
+    missing = [k for k in rb if k not in rc]
+    if missing and not allow_missing:
+        raise BenchError(Problem(where=f"{names[1]}/results.csv", field="rows", found=f"{len(missing)} row(s) "
+                                 f"missing, e.g. {missing[0].label}", expected=f"every row of {names[0]}/results.csv "
+                                 "(--allow-missing to compare without them)"))
+    if not any(k in rc for k in rb):
+        raise BenchError(Problem(where=f"{names[1]}/results.csv", field="rows", expected=f"rows in common with "
+                                 f"{names[0]}/results.csv", found="none: nothing to judge"))
+
+
 def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatch: bool = False,
-                 noise: dict[tuple[str, ...], float] | None = None) -> Comparison:
+                 noise: dict[tuple[str, ...], float] | None = None, allow_missing: bool = False,
+                 allow_incomplete: bool = False) -> Comparison:
     """Compare two runs. noise maps an identity (workload, device, dtype[, variant]) to its calibrated
     relative noise. A row not-applicable in both runs (a variant that cannot run on that device) gets no
     verdict: it is listed in `not_applicable`; not-applicable on one side only, it is `unsure` with both
-    statuses. Raises BenchError for duplicate rows, or for blocking environment differences unless allowed."""
+    statuses.
+
+    Fails closed, with a BenchError (one line naming the file, the row or field): a run that breaks the load
+    checks (bench.store.folder.check_run, repeated here for runs built in memory), duplicate rows, a run not
+    marked complete (unless allow_incomplete), a candidate with no rows, a candidate lacking rows the baseline
+    has (unless allow_missing), no row in common, or blocking environment differences (unless
+    allow_env_mismatch). Rows only in the candidate are listed as added, never an error."""
     names = (str(base.source or "baseline"), str(cand.source or "candidate"))
+    for name, run in zip(names, (base, cand)):
+        check_run(run, name)
     rb, rc = _by_key(base, f"{names[0]}/results.csv"), _by_key(cand, f"{names[1]}/results.csv")
+    _check_inputs(base, cand, names, rb, rc, allow_missing=allow_missing, allow_incomplete=allow_incomplete)
     common = [k for k in rb if k in rc]
     diffs = env_differences(base.env, cand.env, devices={k.device for k in common})
     blocking = [d for d in diffs if d.blocking]
@@ -147,8 +179,11 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
             baseline_median_s=float(np.median(xb)) if len(xb) else float("nan"),
             candidate_median_s=float(np.median(xc)) if len(xc) else float("nan"),
             threshold=threshold, threshold_source=source, n_baseline=len(xb), n_candidate=len(xc), **figures))
-    notes = [f"{name} run is marked incomplete ({run.env.get('incomplete_reason', 'unfinished')})"
-             for name, run in zip(names, (base, cand)) if run.env.get("complete") is False]
+    notes = [f"{name} run is marked incomplete ({run.env.get('incomplete_reason', 'unfinished')}): compared anyway, "
+             "as --allow-incomplete asked" for name, run in zip(names, (base, cand)) if not run.complete]
+    if allow_missing and any(k not in rc for k in rb):
+        notes.append("rows of the baseline missing from the candidate (listed as removed): compared without them, "
+                     "as --allow-missing asked")
     if blocking:
         notes.append("environments differ (" + ", ".join(d.field for d in blocking) + "): compared anyway, "
                      "as --allow-env-mismatch asked")

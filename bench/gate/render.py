@@ -3,6 +3,7 @@ the ratios with their intervals. Pure formatting: these return strings or a figu
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,8 @@ import pandas as pd  # noqa: E402
 
 from bench.gate.compare import Comparison, Verdict  # noqa: E402
 from bench.gate.rule import VERDICTS  # noqa: E402
+from bench.store.cells import md_text, mpl_text  # noqa: E402
+from bench.store.files import write_atomic  # noqa: E402
 from bench.units import fmt_s  # noqa: E402
 
 MARK = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same", "unsure": "⚪ unsure"}
@@ -46,12 +49,12 @@ def counts(cmp: Comparison) -> str:
     return text
 
 
-def not_applicable_line(cmp: Comparison, *, code: bool = False) -> str:
-    """One line for the rows not applicable on both sides (variants that cannot run on that device), or ""."""
+def not_applicable_line(cmp: Comparison, *, markdown: bool = False) -> str:
+    """One line for the rows not applicable on both sides (variants that cannot run on that device), or "".
+    markdown: the row labels go through md_text."""
     if not cmp.not_applicable:
         return ""
-    q = "`" if code else ""
-    shown = ", ".join(f"{q}{r}{q}" for r in cmp.not_applicable[:3])
+    shown = ", ".join(md_text(r) if markdown else r for r in cmp.not_applicable[:3])
     more = f" and {len(cmp.not_applicable) - 3} more" if len(cmp.not_applicable) > 3 else ""
     return (f"not compared: {len(cmp.not_applicable)} row(s) not applicable on both sides (a variant that cannot "
             f"run on that device; not a failure): {shown}{more}")
@@ -71,8 +74,9 @@ def console(cmp: Comparison) -> str:
 
 
 def _md_table(frame: pd.DataFrame) -> str:
-    cells = frame.astype(str).map(lambda s: s.replace("|", "\\|"))
-    rows = [" | ".join(frame.columns), " | ".join("---" for _ in frame.columns)]
+    """A Markdown table; every header and cell goes through md_text (names, reasons and env values are untrusted)."""
+    cells = frame.map(md_text)
+    rows = [" | ".join(md_text(c) for c in frame.columns), " | ".join("---" for _ in frame.columns)]
     rows += [" | ".join(r) for r in cells.itertuples(index=False)]
     return "\n".join(f"| {r} |" for r in rows)
 
@@ -81,14 +85,14 @@ def markdown(cmp: Comparison) -> str:
     """A Markdown report fit for a pull-request comment (pandas' to_markdown needs tabulate: written here)."""
     slower = cmp.slower
     head = (f"### ❌ {len(slower)} row(s) slower" if slower else "### ✅ No row slower")
-    out = [head, "", f"Baseline `{cmp.baseline}`, candidate `{cmp.candidate}`: {counts(cmp)}.", ""]
+    out = [head, "", f"Baseline {md_text(cmp.baseline)}, candidate {md_text(cmp.candidate)}: {counts(cmp)}.", ""]
     if cmp.verdicts:
         out += [_md_table(table(cmp, marks=True)), ""]
     if cmp.added or cmp.removed or cmp.not_applicable:
         out += ["**Rows not compared**", ""]
-        out += [f"- added (only in the candidate): `{r}`" for r in cmp.added]
-        out += [f"- removed (only in the baseline): `{r}`" for r in cmp.removed]
-        out += [f"- {line}" for line in [not_applicable_line(cmp, code=True)] if line]
+        out += [f"- added (only in the candidate): {md_text(r)}" for r in cmp.added]
+        out += [f"- removed (only in the baseline): {md_text(r)}" for r in cmp.removed]
+        out += [f"- {line}" for line in [not_applicable_line(cmp, markdown=True)] if line]
         out.append("")
     if cmp.env_diffs:
         out += ["**Environment differences**" + (" (compared anyway: `--allow-env-mismatch`)"
@@ -98,7 +102,7 @@ def markdown(cmp: Comparison) -> str:
                                          "matters": "yes" if d.blocking else "no"} for d in cmp.env_diffs])), ""]
     else:
         out += ["Environments match.", ""]
-    out += [f"- {n}" for n in cmp.notes]
+    out += [f"- {md_text(n)}" for n in cmp.notes]
     out += ["", f"<sub>Rule: `slower` when the Hodges-Lehmann ratio candidate / baseline (the median of all "
                 f"pairwise ratios of per-call samples) is at least 1 + threshold/2, its {cmp.rule.confidence:.0%} "
                 f"distribution-free rank interval (Moses: order statistics of the pairwise ratios) lies above 1 "
@@ -118,10 +122,10 @@ def ratio_figure(cmp: Comparison):
         lo, hi = max(v.ratio_low, v.ratio / 3), min(v.ratio_high, v.ratio * 3)  # an unbounded interval: clipped
         ax.errorbar(v.ratio, i, xerr=[[v.ratio - lo], [hi - v.ratio]], fmt="o", color=COLORS[v.verdict], capsize=3)
         ax.plot([1 + v.threshold / 2] * 2, [i - 0.4, i + 0.4], color="black", linestyle=":", linewidth=1)
-        ax.text(hi, i, f"  {v.ratio - 1:+.1%} {v.verdict}", va="center", fontsize=8)
+        ax.text(hi, i, f"  {v.ratio - 1:+.1%} {v.verdict}", va="center", fontsize=8, parse_math=False)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x - 1:+.0%}"))
-    ax.set_yticks(range(len(rows)), labels=[v.label for v in rows])
+    ax.set_yticks(range(len(rows)), labels=[mpl_text(v.label) for v in rows])  # names are never mathtext
     ax.invert_yaxis()
     ax.set_xlabel("change, candidate vs baseline (Hodges-Lehmann ratio)\nbars: 99% interval; dotted: half the threshold")
     ax.set_title("Regression gate: ratio per row")
@@ -131,9 +135,11 @@ def ratio_figure(cmp: Comparison):
 
 
 def save_figure(fig, path: Path) -> Path:
-    """Save a figure atomically (temporary name, then rename) and close it."""
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    """Save a figure as PNG at path atomically (bench.store.files.write_atomic: no temporary file is left
+    behind on any failure) and close it, whatever happens."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return write_atomic(path, buf.getvalue())

@@ -2,7 +2,8 @@
 
 `applied` sets the TF32 / cudnn.benchmark flags and the thread count and restores them; `convert` puts the
 module and input in the variant's dtype and memory format; `step` is the function to time (forward, or
-forward plus backward); `cost` gives the FLOPs and bytes of that step; `max_rel_diff` measures accuracy.
+forward plus backward); `cost` gives the FLOPs and bytes of that step, `peak_memory` the memory it needs at
+its peak; `max_rel_diff` measures accuracy.
 """
 from __future__ import annotations
 
@@ -86,12 +87,30 @@ def max_rel_diff(output: torch.Tensor, reference: torch.Tensor) -> float:
     return diff / scale if scale > 0 else diff
 
 
+def _in_variant_dtype(plan: Plan, variant: Variant) -> Plan:
+    """The plan again in the variant's dtype (a meta-device pass), or the plan itself when the dtype is the same."""
+    if variant.dtype and variant.dtype != plan.workload.dtype:
+        return plan_one(replace(plan.workload, dtype=variant.dtype), plan.source)
+    return plan
+
+
+def peak_memory(plan: Plan, variant: Variant) -> int:
+    """Bytes one row needs at its peak under the variant, an upper estimate built on `Plan.peak_bytes`.
+
+    The rule: the larger of the forward's peak in the workload's dtype (the layer and input are built in it
+    before a dtype variant converts them) and in the variant's dtype; doubled for `backward`, since under
+    autograd every intermediate is kept for the backward pass and each gets a gradient of its own size
+    (grad_out, the intermediates' gradients, grad_x and the weights' gradients).
+    """
+    peak = max(plan.peak_bytes, _in_variant_dtype(plan, variant).peak_bytes)
+    return 2 * peak if variant.backward else peak
+
+
 def cost(plan: Plan, variant: Variant) -> tuple[int, int]:
     """(FLOPs, bytes) of one timed call under the variant: the plan's forward, in the variant's dtype, and for
     `backward` the meta-device FLOPs of forward plus backward and bytes of forward plus grad_out, x and
     the weights read again and grad_x and grad_weights written (each once)."""
-    if variant.dtype and variant.dtype != plan.workload.dtype:
-        plan = plan_one(replace(plan.workload, dtype=variant.dtype), plan.source)
+    plan = _in_variant_dtype(plan, variant)
     if not variant.backward:
         return plan.flops, plan.bytes_moved
     w = plan.workload

@@ -21,7 +21,15 @@ MIN_SPEEDUP = 1.05
 BEST_COLUMNS = ["machine", "device", "workload", "variants_tried", "default_median_s", "best_variant", "best_median_s",
                 "speedup", "default_max_rel_diff", "best_max_rel_diff", "backward_over_forward", "noisy"]
 # What the report reads from results.csv beyond what every run has.
-REPORT_COLUMNS = ("flops", "bytes", "rel_iqr", "noisy", "host_median_s", "flops_per_s", "bytes_per_s", "reason")
+REPORT_COLUMNS = ("flops", "bytes", "rel_iqr", "noisy", "host_median_s", "flops_per_s", "bytes_per_s", "reason", "threads")
+
+
+def check_columns(run: Run) -> None:
+    """BenchError (one line) when a run lacks a column the report reads (a file written by another tool, or cut)."""
+    missing = [c for c in REPORT_COLUMNS if c not in run.results.columns]
+    if missing:
+        raise BenchError(Problem(where=f"{run.source}/results.csv", expected=f"columns {', '.join(missing)}",
+                                 found="a file without them (written by another tool, or cut)"))
 
 
 def _machine(env: dict, device: str) -> str:
@@ -40,10 +48,7 @@ def merge_runs(runs: Sequence[Run]) -> tuple[pd.DataFrame, pd.DataFrame, list[di
     """
     frames, samples, envs, seen = [], [], [], {}
     for run in runs:
-        missing = [c for c in REPORT_COLUMNS if c not in run.results.columns]
-        if missing:
-            raise BenchError(Problem(where=f"{run.source}/results.csv", expected=f"columns {', '.join(missing)}",
-                                     found="a file without them (written by another tool, or cut)"))
+        check_columns(run)
         seen[run.name] = seen.get(run.name, 0) + 1
         name = run.name if seen[run.name] == 1 else f"{run.name} ({seen[run.name]})"
         env = {**run.env, "run_dir": str(run.source), "run": name}

@@ -14,6 +14,7 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from bench.measure.roofs import Peaks  # noqa: E402
 from bench.report.plots import latency_figure  # noqa: E402
 from bench.report.roofline import roofline_figure  # noqa: E402
+from bench.store.cells import mpl_text  # noqa: E402
 
 
 def png(fig) -> bytes:
@@ -42,10 +43,12 @@ def variant_figure(table: pd.DataFrame, *, title: str):
     for i in range(len(table)):
         for j in range(len(table.columns)):
             v = table.iat[i, j]
-            ax.text(j, i, "-" if pd.isna(v) else f"{v:.2g}x", ha="center", va="center", fontsize=8)
-    ax.set_xticks(range(len(table.columns)), labels=[c.replace("+", "+\n") for c in table.columns], fontsize=7)
-    ax.set_yticks(range(len(table)), labels=table.index, fontsize=8)
-    ax.set_title(title, fontsize=10)
+            ax.text(j, i, "-" if pd.isna(v) else f"{v:.2g}x", ha="center", va="center", fontsize=8, parse_math=False)
+    # names are never mathtext: tick labels escape `$`, titles take parse_math=False
+    ax.set_xticks(range(len(table.columns)), labels=[mpl_text(c).replace("+", "+\n") for c in table.columns],
+                  fontsize=7)
+    ax.set_yticks(range(len(table)), labels=[mpl_text(w) for w in table.index], fontsize=8)
+    ax.set_title(title, fontsize=10, parse_math=False)
     ax.set_xlabel("variant (forward pass); cell = default time / variant time, >1 = faster, - = did not run")
     fig.tight_layout()
     return fig

@@ -1,4 +1,8 @@
-"""Matplotlib figures of a run: latency per workload and device, and the CPU-to-CUDA speed-up."""
+"""Matplotlib figures of a run: latency per workload and device, and the CPU-to-CUDA speed-up.
+
+Names (workloads, devices, machines) are never read as mathtext: text of our own takes parse_math=False,
+tick labels and legend entries go through bench.store.cells.mpl_text.
+"""
 from __future__ import annotations
 
 import io
@@ -11,6 +15,7 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.store.cells import mpl_text  # noqa: E402
 from bench.store.files import write_atomic  # noqa: E402
 from bench.units import fmt_s  # noqa: E402
 
@@ -39,11 +44,11 @@ def latency_figure(results: pd.DataFrame, samples: pd.DataFrame):
             med.append(row["median_s"])
             lo.append(max(row["median_s"] - q25, 0))
             hi.append(max(q75 - row["median_s"], 0))
-        ax.barh(ys, med, height=height * 0.9, xerr=[lo, hi], color=COLORS.get(device, "gray"), label=device,
+        ax.barh(ys, med, height=height * 0.9, xerr=[lo, hi], color=COLORS.get(device, "gray"), label=mpl_text(device),
                 capsize=2, log=True)
         for y, m in zip(ys, med):
-            ax.text(m, y, " " + fmt_s(m, digits=3), va="center", fontsize=8)
-    ax.set_yticks(range(len(workloads)), labels=workloads)
+            ax.text(m, y, " " + fmt_s(m, digits=3), va="center", fontsize=8, parse_math=False)
+    ax.set_yticks(range(len(workloads)), labels=[mpl_text(w) for w in workloads])
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_s(v, digits=3)))
     ax.set_xlabel("device time per call (log scale; bar = median, whiskers = interquartile range)")
@@ -64,10 +69,12 @@ def speedup_figure(results: pd.DataFrame):
     if speedup.empty:
         return None
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.4 * len(speedup)))
-    ax.barh(list(speedup.index), speedup.values, color=COLORS["cuda"], log=True)
+    # numeric positions and labels of our own: a categorical axis would read the names as mathtext
+    ax.barh(range(len(speedup)), speedup.values, color=COLORS["cuda"], log=True)
     ax.axvline(1.0, color="black", linewidth=1)
     for y, v in enumerate(speedup.values):
-        ax.text(v, y, f" {v:.3g}x", va="center", fontsize=8)
+        ax.text(v, y, f" {v:.3g}x", va="center", fontsize=8, parse_math=False)
+    ax.set_yticks(range(len(speedup)), labels=[mpl_text(w) for w in speedup.index])
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
     ax.set_xlabel("speed-up of CUDA over CPU (CPU median / CUDA median, log scale; >1 = CUDA faster)")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.model import Report
+from bench.store.cells import md_text, neutralize
 from bench.store.files import write_atomic
 from bench.store.peaks import write_peaks_file
 from bench.units import fmt_s, fmt_si
@@ -158,18 +159,21 @@ def render_html(report: Report) -> str:
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    esc = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
-    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)] + ["| " + " | ".join(r) + " |" for r in esc]
+    """A Markdown table; every header and cell goes through md_text (names, reasons, paths and env values
+    are untrusted: none may split the table, start a heading, open an HTML comment or make a link)."""
+    esc = [[md_text(c) for c in row] for row in rows]
+    lines = (["| " + " | ".join(md_text(h) for h in headers) + " |", "|" + " --- |" * len(headers)]
+             + ["| " + " | ".join(r) + " |" for r in esc])
     return "\n".join(lines) if rows else "None."
 
 
 def render_md(report: Report, *, figure_files: dict[str, str]) -> str:
     """The report as Markdown; figures are referenced by file name (figure_files: caption -> file)."""
     out = ["# layerbench report", "", f"{len(report.runs)} run(s), {len(report.frame)} rows.", ""]
-    out += [f"> Note: {n}" for n in report.notes]
+    out += [f"> Note: {md_text(n)}" for n in report.notes]
     out += ["## Environment", "", _md_table(*_env_rows(report)), "", "## Suite", "", _md_table(*suite_rows(report)[:2]),
             "", "## Roofline and latency", "", ROOFLINE_NOTE, "", _md_table(*_peak_rows(report)), ""]
-    out += [f"![{c}]({f})" for c, f in figure_files.items()]
+    out += [f"![{md_text(c)}]({f})" for c, f in figure_files.items()]
     out += ["", "## Best variants", "", _md_table(*best_rows(report)), ""]
     for kind, (title, note, headers) in CALLOUTS.items():
         out += [f"## {title}", "", note, "", _md_table(headers, callout_rows(report, kind)), ""]
@@ -181,10 +185,11 @@ def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     for i, (caption, png) in enumerate(report.figures.items()):
-        name = f"report-{i + 1}-{caption.split(':')[0].split()[0].lower()}.png"
+        word = "".join(c for c in (caption.split(":")[0].split() or [""])[0].lower() if c.isascii() and c.isalnum())
+        name = f"report-{i + 1}-{word or 'figure'}.png"  # a plain relative file name, safe as a link destination
         write_atomic(out_dir / name, png)
         files[caption] = name
-    write_atomic(out_dir / "roofline.csv", report.frame.to_csv(index=False))
+    write_atomic(out_dir / "roofline.csv", neutralize(report.frame).to_csv(index=False))  # no cell is a formula
     if report.peaks:
         write_peaks_file(out_dir / "peaks.json", list(report.peaks))
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"

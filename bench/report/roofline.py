@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.measure.roofs import Peaks  # noqa: E402
+from bench.store.cells import mpl_text  # noqa: E402
 
 ROOFLINE_COLUMNS = ["peak_flops_per_s", "peak_bytes_per_s", "ridge_flop_per_byte", "roof_flops_per_s",
                     "pct_of_roof", "verdict"]
@@ -94,10 +95,12 @@ def roofline_figure(rows: pd.DataFrame, peaks: Peaks, *, title: str):
     xs = [lo * (hi / lo) ** (i / 200) for i in range(201)]
     ax.plot(xs, [min(x * peaks.bytes_per_s, top) for x in xs], color="black", linewidth=1.5,
             label=f"memory roof {peaks.bytes_per_s / 1e9:.3g} GB/s")
+    # names (workloads, math modes, dtypes, machines) are never mathtext: legend entries go through mpl_text,
+    # text of our own takes parse_math=False
     for i, m in enumerate(modes):
         peak = peaks.peak_flops_per_s(m)
         ax.plot([peaks.ridge(m), hi], [peak] * 2, linestyle=("-", "--", ":", "-.")[i % 4], color="black",
-                linewidth=1, label=f"{m} roof {peak / 1e12:.3g} TFLOP/s")
+                linewidth=1, label=mpl_text(f"{m} roof {peak / 1e12:.3g} TFLOP/s"))
     for _, r in ok.iterrows():
         default = r.get("variant", "default") in ("default", None) or pd.isna(r.get("variant", "default"))
         color = VERDICT_COLORS.get(r.get("verdict", ""), VERDICT_COLORS[""])
@@ -105,13 +108,13 @@ def roofline_figure(rows: pd.DataFrame, peaks: Peaks, *, title: str):
                    marker=MARKERS.get(r.get("dtype"), "o"), edgecolors="black" if default else "none", linewidths=0.6,
                    alpha=1.0 if default else 0.6)
         if default:
-            ax.annotate(r["workload"], (r["intensity"], r["flops_per_s"]), fontsize=7.5, xytext=(5, 3),
-                        textcoords="offset points")
+            ax.annotate(str(r["workload"]), (r["intensity"], r["flops_per_s"]), fontsize=7.5, xytext=(5, 3),
+                        textcoords="offset points", parse_math=False)
     for name, color in VERDICT_COLORS.items():
         if name and (ok.get("verdict", pd.Series(dtype=str)) == name).any():
-            ax.scatter([], [], color=color, label=name)
+            ax.scatter([], [], color=color, label=mpl_text(name))
     for dtype in dict.fromkeys(ok["dtype"]):
-        ax.scatter([], [], color="white", edgecolors="black", marker=MARKERS.get(dtype, "o"), label=dtype)
+        ax.scatter([], [], color="white", edgecolors="black", marker=MARKERS.get(dtype, "o"), label=mpl_text(dtype))
     if (ok.get("variant", pd.Series("default", index=ok.index)).fillna("default") != "default").any():
         ax.scatter([], [], s=16, color="gray", alpha=0.6, label="other variants (unlabelled)")
     ax.set_xscale("log")
@@ -121,7 +124,7 @@ def roofline_figure(rows: pd.DataFrame, peaks: Peaks, *, title: str):
     ax.set_ylim(ymin, top * 2)
     ax.set_xlabel("arithmetic intensity, FLOP per byte (log; a multiply-add counts 2 FLOPs)")
     ax.set_ylabel("achieved FLOP/s (log)")
-    ax.set_title(title)
+    ax.set_title(title, parse_math=False)
     ax.grid(which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

@@ -1,6 +1,7 @@
 """Files on disk: atomic writes, and reading CSV and JSON back with one-line errors naming file, row and field."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -9,7 +10,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, WriteError
 from bench.schema import BOOL_COLUMNS, KEY_COLUMNS, NUMERIC_COLUMNS
 
 _UMASK = os.umask(0)
@@ -34,8 +35,9 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
 
 
 def write_output(path: Path, data: str | bytes, *, option: str) -> Path:
-    """write_atomic to a user-given path, creating its folder; an OSError (a parent that is a file, no
-    permission, a read-only file system) becomes a one-line BenchError naming the path and the option."""
+    """write_atomic to a user-given path, creating its folder. A path that cannot name a file (a parent that is a
+    file, an existing folder) is the user's mistake: BenchError. Any other OSError (disk full, read-only file
+    system, no permission) is WriteError. Both are one line naming the path and the option."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return write_atomic(path, data)
@@ -44,15 +46,29 @@ def write_output(path: Path, data: str | bytes, *, option: str) -> Path:
         blocker = next((p for p in path.parents if p.exists()), None)
         if blocker is not None and not blocker.is_dir():
             found = f"{blocker} is a file, not a folder ({found})"
+        elif not path.is_dir():
+            raise WriteError(Problem(where=str(path), field=option, expected="a writable file path",
+                                     found=found)) from None
         raise BenchError(Problem(where=str(path), field=option, expected="a writable file path", found=found)) from None
 
 
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes; an OSError while reading (EIO from a failing disk, no permission) is a one-line BenchError."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BenchError(Problem(where=str(path), expected="a readable file",
+                                 found=exc.strerror or type(exc).__name__)) from None
+
+
 def read_json_object(path: Path, *, what: str) -> dict:
-    """A JSON object from path; BenchError (one line) when missing, unreadable or not an object."""
+    """A JSON object from path; BenchError (one line) when missing, unreadable or not an object (nesting too
+    deep for the parser, a RecursionError, counts as unreadable)."""
     if not path.is_file():
         raise BenchError(Problem(where=str(path), expected=what, found="no such file"))
+    raw = read_bytes(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BenchError(Problem(where=str(path), expected="valid JSON", found=type(exc).__name__)) from None
     if not isinstance(data, dict):
@@ -63,20 +79,20 @@ def read_json_object(path: Path, *, what: str) -> dict:
 def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
     """A CSV written by bench: key columns as strings (never numbers or NaN), NUMERIC_COLUMNS as numbers.
 
-    BenchError (one line, naming the file and the row) for a missing file, a file cut short, an unreadable
-    CSV, a missing required column, a non-numeric number or an empty key cell.
+    BenchError (one line, naming the file and the row) for a missing file, a file that cannot be read, a file
+    cut short, an unreadable CSV, a missing required column, a non-numeric number or an empty key cell.
     """
     if not path.is_file():
         raise BenchError(Problem(where=str(path), expected="a file written by `bench run`", found="no such file"))
+    raw = read_bytes(path)  # read once: the checks below and the parser see the same bytes
     try:
-        raw = path.read_bytes()
         # We always end a file with a newline: one without it was cut short (pandas would fill the rest with NaN).
         if raw and not raw.endswith(b"\n"):
             raise BenchError(Problem(where=str(path), expected="a complete CSV ending in a newline",
                                      found="a file cut short in its last row"))
         # Every cell is read as text with no NA guessing, then typed column by column below: a workload named
         # "NA", "None", "1.0" or "007" stays that string, and a number column holding text is an error.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise BenchError(Problem(where=str(path), expected="a readable CSV", found=f"{type(exc).__name__}: {first}")) from None
@@ -92,14 +108,14 @@ def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
             values = pd.to_numeric(text.replace("", None), errors="coerce")
             bad = (text != "") & values.isna()
             if bad.any():
-                row = int(bad.to_numpy().nonzero()[0][0])
+                row = first_row(bad)
                 raise BenchError(Problem(where=f"{path}:{row + 2}", field=column, expected="a number",
                                          found=repr(text.iloc[row])))
             frame[column] = values
         elif column in BOOL_COLUMNS:
             bad = ~text.isin(["True", "False", ""])
             if bad.any():
-                row = int(bad.to_numpy().nonzero()[0][0])
+                row = first_row(bad)
                 raise BenchError(Problem(where=f"{path}:{row + 2}", field=column, expected="True, False or empty",
                                          found=repr(text.iloc[row])))
             frame[column] = text.map({"True": True, "False": False, "": None})
@@ -107,6 +123,11 @@ def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
             frame[column] = text.replace("", None)  # an empty text cell is a missing value
     for column in KEY_COLUMNS[:3]:
         if column in frame.columns and (frame[column] == "").any():
-            row = int((frame[column] == "").to_numpy().nonzero()[0][0]) + 2  # 1-based, after the header line
+            row = first_row(frame[column] == "") + 2  # 1-based, after the header line
             raise BenchError(Problem(where=f"{path}:{row}", field=column, expected="a value in every row", found="none"))
     return frame
+
+
+def first_row(mask: pd.Series) -> int:
+    """The position (0-based) of the first True in a boolean column; a file's line number is this + 2."""
+    return int(mask.to_numpy().nonzero()[0][0])

@@ -5,12 +5,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.schema import (DEFAULT_VARIANT, REQUIRED_RESULT_COLUMNS, REQUIRED_SAMPLE_COLUMNS, RUN_FILES,
-                          SCHEMA_VERSION, RowKey)
-from bench.store.files import read_csv, read_json_object
+from bench.schema import (DEFAULT_VARIANT, KEY_COLUMNS, REQUIRED_RESULT_COLUMNS, REQUIRED_SAMPLE_COLUMNS, RUN_FILES,
+                          SCHEMA_VERSION, STATUSES, RowKey)
+from bench.store.files import first_row, read_csv, read_json_object
+
+# A per-call time is a finite number of seconds above 0 and below this (11.6 days): anything else is a corrupt
+# file, and a bound keeps sums over many samples finite (1e308 would overflow them).
+MAX_CALL_S = 1e6
+TIME_COLUMNS = ("device_s", "host_s", "enqueue_s")
 
 
 def _with_variant(frame: pd.DataFrame) -> pd.DataFrame:
@@ -62,20 +68,101 @@ class Run:
 
 
 def read_env(run_dir: Path) -> dict:
+    """env.json of a run folder: this schema_version, `complete` true or false, `machine_keys` (when given) an
+    object of device -> key strings; BenchError (one line naming the field) otherwise."""
+    where = str(run_dir / "env.json")
     env = read_json_object(run_dir / "env.json", what="a run folder's env.json")
     version = env.get("schema_version")
     if isinstance(version, bool) or version != SCHEMA_VERSION:
-        raise BenchError(Problem(where=str(run_dir / "env.json"), field="schema_version",
-                                 expected=f"{SCHEMA_VERSION} (this version of bench)", found=repr(version)))
+        raise BenchError(Problem(where=where, field="schema_version",
+                                 expected=f"{SCHEMA_VERSION} (this version of bench)", found=repr(version)[:80]))
+    if "complete" in env and not isinstance(env["complete"], bool):
+        raise BenchError(Problem(where=where, field="complete", expected="true or false",
+                                 found=repr(env["complete"])[:80]))
+    keys = env.get("machine_keys")
+    if keys is not None and not (isinstance(keys, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                                                for k, v in keys.items())):
+        raise BenchError(Problem(where=where, field="machine_keys", found=repr(keys)[:80],
+                                 expected='an object of device -> machine key strings, e.g. {"cpu": "cpu-..."}'))
     return env
 
 
+def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+
+
+def _refuse(where: str, frame: pd.DataFrame, bad, column: str, expected: str) -> None:
+    """BenchError naming the first bad row's line (`where`:line) and its column, when there is one."""
+    bad = pd.Series(np.asarray(bad, dtype=bool))
+    if bad.any():
+        row = first_row(bad)
+        value = frame[column].iloc[row]
+        found = "an empty cell (or NaN)" if pd.isna(value) else repr(value)
+        raise BenchError(Problem(where=f"{where}:{row + 2}", field=column, expected=expected, found=found))
+
+
+def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_frame(frame[list(KEY_COLUMNS)].astype(str))
+
+
+def check_run(run: Run, where: str) -> None:
+    """The checks every run passes on load (and compare repeats for runs built in memory), so no reader meets
+    a value it cannot use. `where` names the run folder; errors name <where>/<file>:<line> and the column.
+
+    results.csv: a status of schema.STATUSES; an ok row's median_s a time (finite, > 0, < MAX_CALL_S); a
+    threshold, when given, in (0, 10); one row per identity (workload, device, dtype, variant).
+    samples.csv: device_s, host_s and enqueue_s times; calls an integer >= 1; every sample of a row of
+    results.csv. And every ok row of results.csv has samples: the two files describe the same rows.
+    """
+    results, samples = run.results, run.samples
+    rw, sw = f"{where}/results.csv", f"{where}/samples.csv"
+    time = f"a per-call time in seconds (a finite number > 0 and < {MAX_CALL_S:g})"
+    _refuse(rw, results, ~results["status"].isin(STATUSES), "status", "one of " + ", ".join(STATUSES))
+    ok = (results["status"] == "ok").to_numpy()
+    with np.errstate(invalid="ignore"):
+        if "median_s" in results.columns:
+            median = _numbers(results, "median_s")
+            _refuse(rw, results, ok & ~((median > 0) & (median < MAX_CALL_S)), "median_s", time + " in an ok row")
+        if "threshold" in results.columns:
+            t = _numbers(results, "threshold")
+            _refuse(rw, results, ~np.isnan(t) & ~((t > 0) & (t < 10)), "threshold",
+                    "empty or a fraction in (0, 10), such as 0.1 for 10%")
+        for column in TIME_COLUMNS:
+            if column in samples.columns:
+                x = _numbers(samples, column)
+                _refuse(sw, samples, ~((x > 0) & (x < MAX_CALL_S)), column, time)
+        if "calls" in samples.columns:
+            calls = _numbers(samples, "calls")
+            _refuse(sw, samples, ~((calls >= 1) & (calls < 2**53) & (np.mod(calls, 1) == 0)), "calls", "an integer >= 1")
+    rkeys, skeys = _keys(results), _keys(samples)
+    label = lambda keys, i: RowKey(*keys[i]).label  # noqa: E731
+    twice = rkeys.duplicated()
+    if twice.any():
+        i = first_row(pd.Series(twice))
+        raise BenchError(Problem(where=f"{rw}:{i + 2}", field=", ".join(KEY_COLUMNS), expected="one row per "
+                                 "workload, device, dtype and variant", found=f"a duplicate row, {label(rkeys, i)}"))
+    stray = ~skeys.isin(rkeys)
+    if stray.any():
+        i = first_row(pd.Series(stray))
+        raise BenchError(Problem(where=f"{sw}:{i + 2}", field=", ".join(KEY_COLUMNS), expected="a row of results.csv "
+                                 "(the two files describe the same rows)", found=f"samples of {label(skeys, i)}, "
+                                 "a row results.csv lacks"))
+    bare = ok & ~rkeys.isin(skeys)
+    if bare.any():
+        i = first_row(pd.Series(bare))
+        raise BenchError(Problem(where=f"{rw}:{i + 2}", field="status", expected="samples in samples.csv for an ok row",
+                                 found=f"none for {label(rkeys, i)}"))
+
+
 def read_run_dir(run_dir: Path) -> Run:
-    """One run folder (results.csv, samples.csv, env.json) as a Run; BenchError for anything missing or corrupt."""
+    """One run folder (results.csv, samples.csv, env.json) as a Run; BenchError for anything missing, corrupt or
+    inconsistent (check_run: the results and samples always agree, as a pair, once loaded)."""
     env = read_env(run_dir)
     results = read_csv(run_dir / "results.csv", REQUIRED_RESULT_COLUMNS)
     samples = read_csv(run_dir / "samples.csv", REQUIRED_SAMPLE_COLUMNS)
-    return Run(results=results, samples=samples, env=env, source=run_dir, run_dirs=(run_dir,))
+    run = Run(results=results, samples=samples, env=env, source=run_dir, run_dirs=(run_dir,))
+    check_run(run, str(run_dir))
+    return run
 
 
 def is_run_dir(path: Path) -> bool:

@@ -40,12 +40,16 @@ def from_json(data: object, *, where: str, default: dict | None = None) -> Peaks
     for name in ("device", "machine_key"):
         if not isinstance(entry.get(name), str):
             raise BenchError(Problem(where=where, field=name, expected="a string", found=repr(entry.get(name))[:80]))
+    for name in TEXT_FIELDS:
+        if name in entry and not isinstance(entry[name], str):
+            raise BenchError(Problem(where=where, field=name, expected="a string", found=repr(entry[name])[:80]))
     threads, load = entry.get("threads", 0), entry.get("load_avg_1m")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise BenchError(Problem(where=where, field="threads", expected="an integer >= 0", found=repr(threads)[:80]))
-    if load is not None and (isinstance(load, bool) or not isinstance(load, (int, float))):
-        raise BenchError(Problem(where=where, field="load_avg_1m", expected="a number or null", found=repr(load)[:80]))
-    text = {f: str(entry[f]) for f in TEXT_FIELDS if f in entry}
+    if load is not None and (isinstance(load, bool) or not isinstance(load, (int, float)) or not math.isfinite(load)):
+        raise BenchError(Problem(where=where, field="load_avg_1m", expected="a finite number or null",
+                                 found=repr(load)[:80]))
+    text = {"device_name": "", **{f: entry[f] for f in TEXT_FIELDS if f in entry}}  # a hand-written file may omit the name
     return Peaks(**text, threads=threads, load_avg_1m=load,
                  flops_per_s={str(k): float(v) for k, v in flops.items()}, bytes_per_s=float(bw))
 
@@ -89,7 +93,8 @@ def save_cached(root: Path, peaks: Peaks, *, quick: bool = False) -> Path:
 
 
 def read_peaks_file(path: Path) -> list[Peaks]:
-    """A peaks.json written beside a report (or by hand): {"schema_version": 1, "peaks": [...]}."""
+    """A peaks.json written beside a report (or by hand): {"schema_version": 1, "peaks": [...]}; BenchError (one
+    line naming the file and the entry) for a file that is not such an object or an entry missing a field."""
     data = read_json_object(path, what="a peaks.json")
     items = data.get("peaks")
     if not isinstance(items, list):

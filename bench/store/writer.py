@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, WriteError
 from bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
+from bench.store.cells import neutralize
 from bench.store.files import write_atomic
 from bench.store.folder import Run
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -49,35 +55,79 @@ def new_run_dir(root: Path, *, label: str = "") -> Path:
     raise BenchError(Problem(where=str(root), expected="a free run folder name", found=f"1000 taken for {base}"))
 
 
+def write_together(files: dict[Path, str]) -> None:
+    """Write several files so that each is whole and they change together: every new content goes to a temporary
+    file beside its target first (flushed to disk), and only once all are written are they renamed into place.
+    A failure (a full disk fails the writes, not the renames) leaves the previous files as they were and no
+    temporary file. One file alone: bench.store.files.write_atomic."""
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would have
+            with os.fdopen(fd, "wb") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cannot_write(folder: Path, exc: OSError) -> WriteError:
+    return WriteError(Problem(where=str(folder), expected="a folder with free space that bench can write",
+                              found=exc.strerror or type(exc).__name__))
+
+
 class RunWriter:
-    """Saves a run as it goes: `update` rewrites results.csv and samples.csv atomically; `finish` marks the
-    run complete (or not, with the reason). Without a folder it only keeps the latest frames."""
+    """Saves a run as it goes. The folder holds a loadable run from the start (env.json with complete false, and
+    header-only results.csv and samples.csv); `update` replaces results.csv and samples.csv together after each
+    row, so the two always describe the same rows; `finish` marks the run complete, or not with the reason.
+    A write that fails raises WriteError and leaves the previous files whole. Without a folder it only keeps
+    the latest frames."""
 
     def __init__(self, run_dir: Path | None, env: dict) -> None:
         self.run_dir = run_dir
         self.env = {"schema_version": SCHEMA_VERSION, "complete": False, **env}
         self.results = pd.DataFrame(columns=RESULT_COLUMNS)
         self.samples = pd.DataFrame(columns=SAMPLE_COLUMNS)
+        self.update(self.results, self.samples)
         self._write_env()
 
     def _write_env(self) -> None:
         if self.run_dir is not None:
-            write_atomic(self.run_dir / "env.json", json.dumps(self.env, indent=2, default=str) + "\n")
+            try:
+                write_atomic(self.run_dir / "env.json", json.dumps(self.env, indent=2, default=str) + "\n")
+            except OSError as exc:
+                raise cannot_write(self.run_dir, exc) from None
 
     def update(self, results: pd.DataFrame, samples: pd.DataFrame) -> None:
-        """The run's frames so far (every row measured until now), saved when there is a folder."""
+        """The run's frames so far (every row measured until now), saved together when there is a folder."""
         self.results, self.samples = results, samples
         if self.run_dir is not None:
-            write_atomic(self.run_dir / "results.csv", results.to_csv(index=False))
-            write_atomic(self.run_dir / "samples.csv", samples.to_csv(index=False))
+            try:
+                # text cells that a spreadsheet would run as a formula get a leading ' (bench.store.cells)
+                write_together({self.run_dir / "results.csv": neutralize(results).to_csv(index=False),
+                                self.run_dir / "samples.csv": neutralize(samples).to_csv(index=False)})
+            except OSError as exc:
+                raise cannot_write(self.run_dir, exc) from None
 
     def finish(self, *, complete: bool, note: str = "") -> Run:
-        """Mark the run complete (or not, with the reason), save it, and return it as a Run."""
+        """Mark the run complete (or not, with the reason), save it, and return it as a Run. When it is not
+        complete the saving is best effort: what cannot be written (a full disk) is left as it was."""
         self.env["complete"] = complete
         self.env["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if note:
             self.env["incomplete_reason"] = note
-        self.update(self.results, self.samples)
-        self._write_env()
+        for save in (lambda: self.update(self.results, self.samples), self._write_env):
+            try:
+                save()
+            except WriteError:
+                if complete:
+                    raise
         dirs = (self.run_dir,) if self.run_dir is not None else ()
         return Run(results=self.results, samples=self.samples, env=dict(self.env), source=self.run_dir, run_dirs=dirs)

@@ -1,8 +1,9 @@
-"""Check every workload on the meta device before anything is timed: shape, FLOPs, bytes, errors.
+"""Check every workload on the meta device before anything is timed: shape, FLOPs, bytes, memory, errors.
 
 The layer rules (bench.suite.rules) run in forward pre-hooks during the meta forward. Shapes and FLOPs themselves
 come from torch: a forward on the meta device and `torch.utils.flop_counter.FlopCounterMode`
-(a multiply-add counts as 2 FLOPs; bias adds and elementwise ops are not counted).
+(a multiply-add counts as 2 FLOPs; bias adds and elementwise ops are not counted). Forward hooks on every
+submodule record the tensors each one returns, for the memory a forward needs at its peak (`Plan.peak_bytes`).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class Plan:
     param_bytes: int
     output_bytes: int
     is_view: bool
+    intermediate_bytes: int = 0
     shape_notes: tuple[str, ...] = ()
 
     @property
@@ -40,6 +42,20 @@ class Plan:
         """Minimum bytes moved: input, weights and output once each. A workload whose output is a view of its
         input (Flatten alone) runs no kernel and moves nothing: 0."""
         return self.param_bytes if self.is_view else self.input_bytes + self.param_bytes + self.output_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """Memory one forward needs at its peak, an upper estimate: the input, the parameters and buffers, and
+        every tensor the workload or any of its submodules returns, all counted as alive at once
+        (`intermediate_bytes`, the final output included).
+
+        Each returned tensor counts numel * element_size of the tensor that owns its memory, once: an output that
+        is a view of the input (Flatten) or of a tensor already counted, or the input itself (ReLU(inplace=True)),
+        adds nothing. Under no_grad most intermediates are freed as the next layer runs, so the real peak of a
+        deep stack is lower; temporaries inside one module's forward that no module returns are not seen.
+        Unlike `bytes_moved` (traffic), a view still needs its input: Flatten alone peaks at input + 0.
+        """
+        return self.input_bytes + self.param_bytes + self.intermediate_bytes
 
     @property
     def name(self) -> str:
@@ -74,6 +90,7 @@ def plan_one(workload: Workload, source: str) -> Plan:
 
     notes: list[str] = []
     running: list[str] = []
+    produced: dict[int, torch.Tensor] = {}  # every tensor a module returned, by the id of its memory's owner
     handles = []
     for path, sub in module.named_modules():
         label = f"module.{path}" if path else "module"
@@ -85,8 +102,16 @@ def plan_one(workload: Workload, source: str) -> Plan:
                 if x is not None and isinstance(mod, kind):
                     rule(label, mod, x, notes)
 
+        def post_hook(mod, args, out):
+            running.pop()
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    owner = t._base if t._base is not None else t  # a view's memory is its base's
+                    if owner is not x and id(owner) not in produced:
+                        produced[id(owner)] = owner  # kept alive (meta: no memory) so no id is reused
+
         handles.append(sub.register_forward_pre_hook(pre_hook))
-        handles.append(sub.register_forward_hook(lambda *a: running.pop() and None))
+        handles.append(sub.register_forward_hook(post_hook))
 
     try:
         x = torch.empty(workload.input_shape, dtype=workload.torch_dtype, device="meta")
@@ -123,6 +148,7 @@ def plan_one(workload: Workload, source: str) -> Plan:
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         output_bytes=sum(t.numel() * t.element_size() for t in outs),
         is_view=len(outs) == 1 and _aliases(first, x),
+        intermediate_bytes=sum(t.numel() * t.element_size() for t in produced.values()),
         shape_notes=tuple(notes),
     )
 

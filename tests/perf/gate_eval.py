@@ -87,7 +87,7 @@ def pooled(rounds: list[list[Record]], env: dict):
         merged.append(replace(ok[0], measurement=replace(
             m, device_s=sum((r.measurement.device_s for r in ok), ()), host_s=sum((r.measurement.host_s for r in ok), ()),
             enqueue_s=sum((r.measurement.enqueue_s for r in ok), ()))))
-    return Run(results=to_frame(merged), samples=to_samples(merged), env=env)
+    return Run(results=to_frame(merged), samples=to_samples(merged), env=dict(env, complete=True))
 
 
 def pytest_benchmark_slower(base, cand) -> dict[str, bool]:
