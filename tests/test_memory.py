@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from bench import Workload
-from bench.measure import runner
+from bench.measure import memory, runner
 from bench.measure.apply import peak_memory
 from bench.measure.clock import CpuTimer
-from bench.measure.runner import free_bytes, run_one
+from bench.measure.memory import free_bytes
+from bench.measure.runner import run_one
 from bench.measure.sampling import Policy
 from bench.suite.plan import plan_one
 from bench.suite.variants import DEFAULT, Variant
@@ -224,7 +225,7 @@ def test_free_bytes_never_below_zero_and_falls_back_without_meminfo(tmp_path, no
                                                "sys/fs/cgroup/memory.current": f"{2 * GiB}\n"})
     assert free_bytes("cpu", root=over) == 0
     sysconf = {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
-    monkeypatch.setattr(runner.os, "sysconf", lambda name: sysconf[name])
+    monkeypatch.setattr(memory.os, "sysconf", lambda name: sysconf[name])
     assert free_bytes("cpu", root=fake_tree(tmp_path / "bare", available_kb=None)) == 1000 * 4096
 
 

@@ -9,15 +9,8 @@ Ctrl-C is not swallowed: the records finished so far have already been handed to
 from __future__ import annotations
 
 import copy
-import os
 import time
-from pathlib import Path
 from typing import Callable, Sequence
-
-try:
-    import resource
-except ImportError:  # Windows has no resource module: no address-space limit to read
-    resource = None
 
 import torch
 from torch.utils._pytree import tree_leaves
@@ -27,6 +20,7 @@ from bench.measure.apply import applied, convert, cost, math_mode, max_rel_diff,
 from bench.measure.clock import Timer, default_timer, graph_replay
 from bench.measure.deadline import DeadlineExceeded, deadline
 from bench.measure.env import device_name
+from bench.measure.memory import free_bytes
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure
 from bench.schema import NOT_APPLICABLE
@@ -53,109 +47,6 @@ def devices_for(choice: str) -> list[str]:
                                  found="none (torch.cuda.is_available() is False)"))
     return [choice]
 
-
-
-NO_LIMIT = 1 << 62  # what free_bytes says when nothing at all can be read
-CGROUP_V1_UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a huge number (9223372036854771712 on 4 KiB pages)
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text(encoding="ascii").split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _mem_available(root: Path) -> int | None:
-    """MemAvailable from /proc/meminfo: it counts reclaimable page cache, which MemFree (SC_AVPHYS_PAGES) does not."""
-    try:
-        for line in (root / "proc/meminfo").read_text(encoding="ascii").splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _cgroup_dirs(root: Path, mount: Path, match: Callable[[str], bool]) -> list[Path]:
-    """The process's cgroup directory under `mount` and every ancestor up to `mount` itself (each may set a limit),
-    from the /proc/self/cgroup line `match` picks; only `mount` when that file says nothing. Missing ones are left out."""
-    rel = ""
-    try:
-        for line in (root / "proc/self/cgroup").read_text(encoding="ascii").splitlines():
-            parts = line.split(":", 2)
-            if len(parts) == 3 and match(parts[1]):
-                rel = parts[2].strip().strip("/")
-                break
-    except OSError:
-        pass
-    dirs = [mount]
-    for part in rel.split("/") if rel else []:
-        dirs.append(dirs[-1] / part)
-    return [d for d in dirs if d.is_dir()]
-
-
-def _cgroup_v2(root: Path) -> list[int]:
-    """memory.max minus memory.current at each level of the cgroup v2 hierarchy that sets a limit ("max": none)."""
-    mount = root / "sys/fs/cgroup"
-    out = []
-    for d in _cgroup_dirs(root, mount, lambda controllers: controllers == ""):
-        try:
-            limit = (d / "memory.max").read_text(encoding="ascii").strip()
-        except OSError:
-            continue
-        used = _read_int(d / "memory.current")
-        if limit != "max" and limit.isdigit() and used is not None:
-            out.append(int(limit) - used)
-    return out
-
-
-def _cgroup_v1(root: Path) -> list[int]:
-    """memory.limit_in_bytes minus memory.usage_in_bytes at each level of the cgroup v1 memory hierarchy that sets
-    a limit (a huge value: none)."""
-    mount = root / "sys/fs/cgroup/memory"
-    out = []
-    for d in _cgroup_dirs(root, mount, lambda controllers: "memory" in controllers.split(",")):
-        limit, used = _read_int(d / "memory.limit_in_bytes"), _read_int(d / "memory.usage_in_bytes")
-        if limit is not None and used is not None and limit < CGROUP_V1_UNLIMITED:
-            out.append(limit - used)
-    return out
-
-
-def _address_space(root: Path) -> list[int]:
-    """RLIMIT_AS (soft) minus the process's current virtual size (/proc/self/statm, in pages); none when unlimited."""
-    if resource is None:
-        return []
-    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-    if soft == resource.RLIM_INFINITY or soft < 0:
-        return []
-    pages = _read_int(root / "proc/self/statm")
-    if pages is None:  # no statm: the limit itself is still a bound
-        return [soft]
-    return [soft - pages * resource.getpagesize()]
-
-
-def free_bytes(device: str, *, root: Path = Path("/")) -> int:
-    """Memory the device can still give.
-
-    CUDA: cudaMemGetInfo. CPU: the minimum of every bound that applies: MemAvailable (/proc/meminfo, else
-    SC_AVPHYS_PAGES), a cgroup v2 memory.max minus memory.current and a cgroup v1 memory.limit_in_bytes minus
-    memory.usage_in_bytes (the process's cgroup and each ancestor, as /proc/self/cgroup names it), and the
-    address-space limit RLIMIT_AS minus the current virtual size. Never below 0. `root` is where /proc and /sys
-    are read (tests pass a fake tree).
-    """
-    if device == "cuda":
-        return int(torch.cuda.mem_get_info()[0])
-    bounds = _cgroup_v2(root) + _cgroup_v1(root) + _address_space(root)
-    available = _mem_available(root)
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = None
-    if available is not None:
-        bounds.append(available)
-    return max(0, min(bounds)) if bounds else NO_LIMIT
 
 
 def build(plan: Plan, device: str) -> tuple[torch.nn.Module, torch.Tensor]:
