@@ -160,3 +160,25 @@ def test_a_real_full_disk_through_the_command_line(tiny_disk, write_config):
     rows = consistent_pair(run_dir)
     assert 0 < len(rows) < 40
     no_temporary_files(tiny_disk)
+
+
+@pytest.mark.parametrize("fails", ["gate.md", "gate.png"])
+def test_compare_that_cannot_write_its_report_is_exit_4(cfg, tmp_path, capsys, monkeypatch, fails):
+    for side in ("a", "b"):
+        assert main(["run", str(cfg), "--out", str(tmp_path / side), *FAST]) == 0
+    import bench.store.files as files
+
+    real = files.os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(fails):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    capsys.readouterr()
+    status = main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "gate")])
+    err = capsys.readouterr().err
+    assert status == 4 and err.strip().splitlines()[-1].startswith("cannot write: ") and fails in err
+    assert "Traceback" not in err
+    no_temporary_files(tmp_path / "gate")

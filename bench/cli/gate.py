@@ -14,7 +14,7 @@ from bench.api.comparing import comparison, load
 from bench.api.running import check
 from bench.measure.runner import devices_for
 from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import promote, store_dir
 from bench.gate.calibrate import calibrate, save_calibration
 from bench.gate.render import console, markdown, ratio_figure, save_figure
@@ -94,7 +94,7 @@ def cmd_compare(args) -> int:
         try:
             written.append(save_figure(fig, folder / "gate.png"))
         except OSError as exc:
-            raise BenchError(Problem(where=str(folder / "gate.png"), field="--out (gate.png)",
+            raise WriteError(Problem(where=str(folder / "gate.png"), field="--out (gate.png)",
                                      expected="a writable file path", found=exc.strerror or str(exc))) from None
     print("Wrote " + ", ".join(str(p) for p in written))
     return EXIT_FAILED if cmp.slower else EXIT_OK
