@@ -10,11 +10,11 @@ import resource
 from pathlib import Path
 
 import pytest
-import torch
 from torch import nn
 
 from bench import Workload
 from bench.measure import memory, runner
+from test_faults import RaisesOnRealDevice
 from bench.measure.apply import peak_memory
 from bench.measure.clock import CpuTimer
 from bench.measure.memory import free_bytes
@@ -230,20 +230,6 @@ def test_free_bytes_never_below_zero_and_falls_back_without_meminfo(tmp_path, no
 
 
 # ---------------------------------------------------------------- probe 4: CPU allocation failures are "oom"
-class RaisesOnRealDevice(nn.Module):
-    """Plans fine on the meta device, raises when it really runs."""
-
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 4)
-        self.exc = exc
-
-    def forward(self, x):
-        if x.device.type != "meta":
-            raise self.exc
-        return self.linear(x)
-
-
 @pytest.mark.parametrize("exc", [
     RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 17179869184 bytes. "
                  "Error code 12 (Cannot allocate memory)"),
