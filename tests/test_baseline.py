@@ -230,3 +230,14 @@ def test_rounds_with_other_rows_are_refused(tmp_path, one_line):
         frames(load_rounds(folder))
     one_line(err.value, f"{folder}: rows", "expected the 2 rows of r0", "1 row(s) missing, e.g. b / cpu / float32",
              "1 extra row(s), e.g. c / cpu / float32", "in r1")
+
+
+def test_pooled_rounds_are_summarized_from_the_pooled_samples_in_the_first_rounds_order(tmp_path):
+    write_run(tmp_path / "ci" / "r1", {"b": samples(1e-3, n=10), "a": samples(1e-3, n=10)})
+    write_run(tmp_path / "ci" / "r2", {"b": [], "a": samples(2e-3, n=12, seed=2)}, status={"b": "oom"})
+    run = load_rounds(tmp_path / "ci")
+    assert run.results["workload"].tolist() == ["b", "a"]  # a row that failed later keeps its place
+    assert run.results.set_index("workload").loc["b", "status"] == "oom"
+    pooled = run.samples[run.samples["workload"] == "a"]["device_s"]
+    assert len(pooled) == 22
+    assert run.results.set_index("workload").loc["a", "median_s"] == pytest.approx(pooled.median())

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from bench import load
 from bench.cli.main import main
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FAST = ["--device", "cpu", "--budget-s", "0.01", "--warmup-s", "0", "--min-samples", "3"]
 CONFIG = """
@@ -166,3 +169,39 @@ def test_a_formula_in_a_note_reaches_results_csv_neutralized(write_config, tmp_p
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     text = (run_dir / "results.csv").read_text()
     assert ",'=1+1," in text and ",=1+1," not in text
+
+
+def test_rounds_run_from_python_with_other_settings_do_not_pool(tmp_path):
+    from torch import nn
+
+    import bench
+
+    tiny = [bench.Workload(name="lin", module=lambda: nn.Linear(8, 4), input_shape=(2, 8))]
+    bench.run(tiny, device="cpu", budget_s=0.01, warmup_s=0.0, min_samples=3, out=tmp_path / "Y")
+    bench.run(tiny, device="cpu", budget_s=0.02, warmup_s=0.0, min_samples=3, out=tmp_path / "Y")
+    with pytest.raises(bench.BenchError, match=r"settings.budget_s .*expected 0.01 as in .*found 0.02"):
+        bench.load(tmp_path / "Y")
+
+
+def test_run_out_into_a_run_folder_and_a_filter_matching_nothing_are_one_line(two_outs, capsys, repo_root):
+    (run_dir,) = two_outs[0].iterdir()
+    status, _, err = cli(capsys, "run", "smoke", "--out", run_dir, *FAST)
+    assert status == 2 and "a run folder itself" in err and len(err.splitlines()) == 1
+    status, _, err = cli(capsys, "list", "smoke", "--filter", "zzz")
+    assert status == 2 and "--filter" in err and len(err.splitlines()) == 1
+
+
+def test_report_latest_under_a_root_whose_path_holds_baselines(cfg, tmp_path, capsys):
+    root = tmp_path / "baselines" / "res"
+    assert cli(capsys, "run", cfg, "--out", root, *FAST)[0] == 0
+    status, _, err = cli(capsys, "report", "--latest", "--root", root)
+    assert status == 0 and f"the newest run under {root}" in err
+
+
+def test_a_closed_pipe_is_not_an_internal_error(two_outs):
+    import subprocess
+    import sys
+
+    done = subprocess.run(f"{sys.executable} -m bench export {two_outs[0]} | head -c 10", shell=True,
+                          capture_output=True, text=True, cwd=ROOT)
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr

@@ -197,11 +197,17 @@ def test_thresholds_default_workload_and_noise():
     assert got["c"].verdict == "same"
 
 
-def test_failed_rows_are_unsure_with_the_status():
+def test_a_row_that_ran_in_the_baseline_but_failed_in_the_candidate_fails_closed():
+    """A regression bad enough to time out must not pass the gate as `unsure`."""
     base = run_frames({"a": samples(1e-3)})
     cand = run_frames({"a": []}, status={"a": "oom"})
-    (v,) = compare_frames(base, cand).verdicts
-    assert v.verdict == "unsure" and "oom" in v.reason
+    with pytest.raises(BenchError, match="status .*expected ok as in baseline .--allow-failed.*found oom"):
+        compare_frames(base, cand)
+    cmp = compare_frames(base, cand, allow_failed=True)
+    (v,) = cmp.verdicts
+    assert v.verdict == "unsure" and "oom" in v.reason and any("--allow-failed" in n for n in cmp.notes)
+    (v,) = compare_frames(cand, base).verdicts  # failed in the baseline, ran now: unsure, no refusal needed
+    assert v.verdict == "unsure"
 
 
 def test_incomplete_run_is_noted(tmp_path):

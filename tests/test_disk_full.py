@@ -43,7 +43,7 @@ def cfg(write_config):
 
 def test_a_full_disk_mid_run_is_exit_4_in_one_line_and_keeps_a_whole_pair(cfg, tmp_path, capsys, monkeypatch):
     """The third save of results.csv + samples.csv fails with ENOSPC: the folder keeps the rows saved before it."""
-    import bench.store.writer as writer
+    import bench.store.files as writer
 
     real, calls = writer.os.fsync, []
 
@@ -70,7 +70,7 @@ def test_a_full_disk_mid_run_is_exit_4_in_one_line_and_keeps_a_whole_pair(cfg, t
 
 def test_when_nothing_at_all_can_be_written_still_one_line_and_no_temporary_file(cfg, tmp_path, capsys, monkeypatch):
     import bench.store.files as files
-    import bench.store.writer as writer
+    import bench.store.files as writer
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -432,3 +432,49 @@ def test_run_with_an_empty_workloads_list_is_exit_2(write_config, tmp_path, caps
     assert status == 2
     one_line(err, "WORKLOADS", "at least one workload")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# ---------------------------------------------------------------- found by review, each a probe
+def test_a_name_a_spreadsheet_would_run_is_refused_on_load(tmp_path, capsys, one_line):
+    run = write_run(tmp_path / "h", {'=HYPERLINK("http://x")': samples(1e-3)})
+    refused(capsys, one_line, "compare", run, run, needles=("results.csv:2", "workload", "does not start with ="))
+
+
+@pytest.mark.parametrize("column", ["threads", "n_samples", "calls_per_sample"])
+def test_an_integer_column_of_an_ok_row_must_hold_an_integer(tmp_path, capsys, one_line, column):
+    run = write_run(tmp_path / "r", {"a": samples(1e-3)})
+    frame = pd.read_csv(run / "results.csv", dtype=str, keep_default_na=False).assign(**{column: ""})
+    frame.to_csv(run / "results.csv", index=False)
+    refused(capsys, one_line, "report", run, "--out", tmp_path / "rep", needles=("results.csv:2", column, "integer"))
+
+
+def test_a_root_that_is_a_file_is_one_line_before_anything_is_measured(tmp_path, capsys, one_line, monkeypatch):
+    run = write_run(tmp_path / "r", {"a": samples(1e-3)})
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setattr("bench.cli.gate.calibrate", lambda *a, **k: pytest.fail("measured before checking --root"))
+    monkeypatch.setattr("bench.api.reporting.probe", lambda *a, **k: pytest.fail("probed before checking --root"))
+    for argv in (["baseline", run], ["calibrate", "smoke", "--device", "cpu"], ["peaks", "--device", "cpu"]):
+        refused(capsys, one_line, *argv, "--root", afile, needles=(str(afile), "--root", "expected a folder"))
+
+
+def test_a_baseline_that_cannot_be_written_is_exit_4_and_leaves_the_old_one_whole(tmp_path, capsys, monkeypatch):
+    old = write_run(tmp_path / "old", {"a": samples(1e-3)})
+    new = write_run(tmp_path / "new", {"a": samples(2e-3, seed=5)})
+    assert cli(capsys, "baseline", old, "--root", tmp_path / "store")[0] == 0
+    (folder,) = (tmp_path / "store" / "baselines").iterdir()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    import bench.store.files as files
+
+    real, calls = files.os.fsync, []
+
+    def fsync(fd):  # a full disk fails a write (not a rename): the second of the four files
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    status, _, err = cli(capsys, "baseline", new, "--root", tmp_path / "store")
+    assert status == 4 and err.startswith("cannot write: ")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # not one file changed, nothing left over

@@ -14,7 +14,7 @@ from bench.store.runs import load
 
 def comparison(baseline: str | Path | Run, candidate: str | Path | Run, *, threshold: float = 0.10,
                allow_env_mismatch: bool = False, allow_missing: bool = False,
-               allow_incomplete: bool = False) -> Comparison:
+               allow_incomplete: bool = False, allow_failed: bool = False) -> Comparison:
     """Compare two runs (paths as `load` takes them, or Run objects) with the gate's rule. A baseline folder
     from the store may hold noise.csv (from `bench calibrate`): its per-row noise then widens thresholds.
 
@@ -24,13 +24,15 @@ def comparison(baseline: str | Path | Run, candidate: str | Path | Run, *, thres
     cand = candidate if isinstance(candidate, Run) else load(candidate)
     noise = load_noise(base.source) if base.source is not None else {}
     return compare_runs(base, cand, rule=Rule(threshold=threshold), allow_env_mismatch=allow_env_mismatch,
-                        noise=noise, allow_missing=allow_missing, allow_incomplete=allow_incomplete)
+                        noise=noise, allow_missing=allow_missing, allow_incomplete=allow_incomplete,
+                        allow_failed=allow_failed)
 
 
 def compare(baseline: str | Path | Run, candidate: str | Path | Run, *, threshold: float = 0.10,
             allow_env_mismatch: bool = False, allow_missing: bool = False,
-            allow_incomplete: bool = False) -> pd.DataFrame:
+            allow_incomplete: bool = False, allow_failed: bool = False) -> pd.DataFrame:
     """The verdicts of `comparison` as a DataFrame: one row per row both runs have (workload, device, dtype,
     variant, verdict in slower/unsure/same/faster, reason, medians, ratio and its 99% interval, p_value, ...)."""
     return comparison(baseline, candidate, threshold=threshold, allow_env_mismatch=allow_env_mismatch,
-                      allow_missing=allow_missing, allow_incomplete=allow_incomplete).frame
+                      allow_missing=allow_missing, allow_incomplete=allow_incomplete,
+                      allow_failed=allow_failed).frame

@@ -102,6 +102,10 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
         raise BenchError(Problem(where="run", field="threads", expected="an integer >= 1, or None", found=repr(threads)))
     count = threads or torch.get_num_threads()
     env = envmod.capture(devices=devices, argv=["bench", *argv], threads=count)
+    # What was measured and how, whatever the caller (CLI or Python): rounds pool only when these agree.
+    env["settings"] = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
+                           budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
+                           target_rel_iqr=target_rel_iqr, threads=threads)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
                     cuda_policy=cuda_policy, threads=count, env=env)
 

@@ -23,7 +23,7 @@ from bench.measure import env as envmod
 from bench.measure.apply import applied
 from bench.measure.sampling import Policy
 from bench.store.export import to_pytest_benchmark
-from bench.store.files import write_output
+from bench.store.files import writable_folder, write_output
 from bench.suite.variants import Variant
 
 RUN_HELP = "a run folder, the folder given to `run --out` (one run, or rounds to pool), or a run's results.csv"
@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--allow-incomplete", action="store_true",
                    help="compare even when a run is not marked complete (killed or interrupted; the report says so); "
                    "the rows it lacks still need --allow-missing")
+    p.add_argument("--allow-failed", action="store_true",
+                   help="compare even when a row that ran in the baseline failed in the candidate (timeout, error, "
+                   "oom); it is then judged unsure")
     p.add_argument("--out", default="", help="the folder this command writes gate.md and gate.png into "
                    "(empty: the candidate's folder)")
     p.add_argument("--markdown", metavar="FILE", default="", help="also write the Markdown report to FILE")
@@ -78,7 +81,7 @@ def register(sub) -> None:
 def cmd_compare(args) -> int:
     cmp = comparison(args.baseline, args.candidate, threshold=args.threshold,
                      allow_env_mismatch=args.allow_env_mismatch, allow_missing=args.allow_missing,
-                     allow_incomplete=args.allow_incomplete)
+                     allow_incomplete=args.allow_incomplete, allow_failed=args.allow_failed)
     print(console(cmp))
     if args.out:
         folder = Path(args.out)
@@ -102,6 +105,8 @@ def cmd_compare(args) -> int:
 
 def cmd_baseline(args) -> int:
     root = Path(args.root)
+    if not args.where:
+        writable_folder(root, option="--root")
     if args.where:
         print(store_dir(args.device, root=root))
         return EXIT_OK
@@ -114,6 +119,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    writable_folder(Path(args.root), option="--root")  # before minutes of measuring
     devices = devices_for(args.device)
     policy = Policy(budget_s=args.budget_s, warmup_s=args.warmup_s, min_samples=args.min_samples,
                     floor_samples=min(Policy.floor_samples, args.min_samples))

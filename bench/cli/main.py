@@ -2,16 +2,18 @@
 
 Exit statuses: 0 success; 1 some rows failed (run) or something got slower (compare); 2 a user error
 (bad config, file or argument), one line each, no traceback; 3 an internal error (a bug in bench: the
-traceback is printed); 4 a file could not be written (disk full, read-only), one line; 130 interrupted.
+traceback is printed); 4 a file could not be written (disk full, read-only), one line; 130 interrupted;
+141 standard output closed by its reader (as shell tools after SIGPIPE).
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
 from bench.cli import gate, report, run
-from bench.cli.common import (EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, OneLineParser,
-                              err)
+from bench.cli.common import (EXIT_BROKEN_PIPE, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
+                              EXIT_USAGE, OneLineParser, err)
 from bench.errors import BenchError, WriteError
 
 
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`bench export RUN | head`): nothing more to say, as a shell tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception:  # noqa: BLE001 - not the user's mistake: say so, with the traceback to report
         traceback.print_exc()
         err("internal error: this is a bug in bench, not a problem with your input (exit 3)")

@@ -9,6 +9,7 @@ from bench.api.comparing import load
 from bench.api.reporting import default_report_dir, peaks, report
 from bench.cli.common import EXIT_OK, add_root, command, err, number
 from bench.errors import BenchError, Problem
+from bench.store.files import writable_folder
 from bench.store.folder import latest_run_dir
 
 PEAKS_HELP = "roofs to use: a config (name or .py path) whose PEAKS give them, or a peaks.json"
@@ -60,6 +61,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_peaks(args) -> int:
+    writable_folder(Path(args.root), option="--root")  # the cache lives there: check it before probing
     found = peaks(args.device, threads=args.threads, quick=args.quick, refresh=args.refresh, root=args.root,
                       on_step=lambda s: err(f"measuring peaks: {s}"))
     rows = [{"device": p.device, "name": p.device_name, "threads": p.threads,

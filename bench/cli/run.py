@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import pandas as pd
 
@@ -16,11 +17,13 @@ from bench.api.reporting import default_report_dir, report
 from bench.api.running import execute, prepare
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
                               number)
+from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
 from bench.schema import NOT_APPLICABLE
 from bench.stats import summarize
+from bench.store.files import writable_folder
 from bench.store.writer import check_label
 from bench.suite.config import load_suite, matches
 from bench.suite.plan import plan_suite
@@ -72,6 +75,9 @@ def cmd_list(args) -> int:
     suite = load_suite(args.configs)
     plans, problems = plan_suite(suite.declared)
     plans = [p for p in plans if matches(p.workload, args.filter)]
+    if args.filter and not plans and not problems:  # as `run` says
+        raise BenchError(Problem(where=", ".join(c.where for c in suite.configs), field="--filter",
+                                 expected="a name part or tag of some workload", found=repr(args.filter)))
     if args.json:
         print(json.dumps([{
             "name": p.name, "source": p.source, "input_shape": list(p.workload.input_shape),
@@ -124,6 +130,8 @@ def summary(frame: pd.DataFrame) -> str:
 
 def cmd_run(args) -> int:
     check_label(args.label)  # before any note: a bad label is the one line printed
+    if args.report and args.probe_peaks:
+        writable_folder(Path(args.root), option="--root")  # the peaks cache: checked before the run, not after
     prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv)

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, WriteError
 from bench.measure.env import machine_key
 from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR
-from bench.store.files import first_row, read_csv, write_atomic
+from bench.store.cells import neutralize
+from bench.store.files import first_row, read_csv, writable_folder, write_together
 from bench.store.folder import Run
 
 NOISE_FILE = "noise.csv"
@@ -63,14 +64,19 @@ def promote(run: Run, *, root: Path = RESULTS_DIR, source: str = "") -> list[Pat
     keys = run.env.get("machine_keys") or {}
     keys = keys if isinstance(keys, dict) else {}  # checked on load; a Run built in memory may hold anything
     for device in sorted(set(results["device"])):
-        folder = store_dir(device, root=root, key=keys.get(device))
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / "results.csv", results[results["device"] == device].to_csv(index=False))
-        write_atomic(folder / "samples.csv", samples[samples["device"] == device].to_csv(index=False))
-        write_atomic(folder / "env.json", json.dumps(dict(run.env), indent=2, default=str) + "\n")
-        write_atomic(folder / "baseline.json", json.dumps({
-            "source": source or str(run.source), "device": device,
-            "promoted_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2) + "\n")
+        folder = writable_folder(store_dir(device, root=root, key=keys.get(device)), option="--root")
+        mine = results["device"] == device
+        try:  # the four files change together: never a results.csv of one run beside the samples of another
+            write_together({
+                folder / "results.csv": neutralize(results[mine]).to_csv(index=False),
+                folder / "samples.csv": neutralize(samples[samples["device"] == device]).to_csv(index=False),
+                folder / "env.json": json.dumps(dict(run.env), indent=2, default=str) + "\n",
+                folder / "baseline.json": json.dumps({
+                    "source": source or str(run.source), "device": device,
+                    "promoted_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2) + "\n"})
+        except OSError as exc:
+            raise WriteError(Problem(where=str(folder), field="--root", expected="a store folder bench can write",
+                                     found=exc.strerror or type(exc).__name__)) from None
         written.append(folder)
     return written
 

@@ -11,13 +11,14 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import CALIBRATION_FILE, NOISE_FILE, has_baseline, promote, store_dir
 from bench.measure.record import Record
 from bench.measure.runner import CUDA_POLICY, run_suite
 from bench.measure.sampling import Policy
 from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR, SCHEMA_VERSION
-from bench.store.files import write_atomic
+from bench.store.cells import neutralize
+from bench.store.files import writable_folder, write_together
 from bench.store.folder import Run
 from bench.store.frames import to_frame, to_samples
 from bench.suite.plan import Plan
@@ -65,13 +66,17 @@ def save_calibration(cal: Calibration, env: dict, *, root: Path = RESULTS_DIR) -
     written = []
     keys = env.get("machine_keys") or {}
     for device in sorted(set(cal.noise["device"])):
-        folder = store_dir(device, root=root, key=keys.get(device))
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = writable_folder(store_dir(device, root=root, key=keys.get(device)), option="--root")
         if not has_baseline(folder) and all(r.status in ("ok", NOT_APPLICABLE) for r in cal.records):
             first = Run(results=to_frame(list(cal.records)), samples=to_samples(list(cal.records)),
                         env={"schema_version": SCHEMA_VERSION, **env, "complete": True})
             promote(first, root=root, source="bench calibrate (its first repeat)")
-        write_atomic(folder / NOISE_FILE, cal.noise[cal.noise["device"] == device].to_csv(index=False))
-        write_atomic(folder / CALIBRATION_FILE, cal.medians[cal.medians["device"] == device].to_csv(index=False))
+        try:
+            write_together({
+                folder / NOISE_FILE: neutralize(cal.noise[cal.noise["device"] == device]).to_csv(index=False),
+                folder / CALIBRATION_FILE: neutralize(cal.medians[cal.medians["device"] == device]).to_csv(index=False)})
+        except OSError as exc:
+            raise WriteError(Problem(where=str(folder), field="--root", expected="a store folder bench can write",
+                                     found=exc.strerror or type(exc).__name__)) from None
         written.append(folder)
     return written

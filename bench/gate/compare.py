@@ -74,15 +74,9 @@ class Comparison:
         return pd.DataFrame([{c: getattr(v, c) for c in VERDICT_COLUMNS} for v in self.verdicts], columns=VERDICT_COLUMNS)
 
 
-def _by_key(run: Run, where: str) -> dict[RowKey, dict]:
-    rows: dict[RowKey, dict] = {}
-    for row in run.results.to_dict("records"):
-        key = RowKey.of(row)
-        if key in rows:
-            raise BenchError(Problem(where=where, field=", ".join(KEY_COLUMNS), expected="one row per workload identity",
-                                     found=f"a duplicate row, {key.label}"))
-        rows[key] = row
-    return rows
+def _by_key(run: Run) -> dict[RowKey, dict]:
+    """The results rows by identity (check_run has refused duplicates)."""
+    return {RowKey.of(row): row for row in run.results.to_dict("records")}
 
 
 def _samples_by_key(run: Run) -> dict[RowKey, np.ndarray]:
@@ -134,7 +128,7 @@ def _check_inputs(base: Run, cand: Run, names: tuple[str, str], rb: dict, rc: di
 
 def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatch: bool = False,
                  noise: dict[tuple[str, ...], float] | None = None, allow_missing: bool = False,
-                 allow_incomplete: bool = False) -> Comparison:
+                 allow_incomplete: bool = False, allow_failed: bool = False) -> Comparison:
     """Compare two runs. noise maps an identity (workload, device, dtype[, variant]) to its calibrated
     relative noise. A row not-applicable in both runs (a variant that cannot run on that device) gets no
     verdict: it is listed in `not_applicable`; not-applicable on one side only, it is `unsure` with both
@@ -143,12 +137,13 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     Fails closed, with a BenchError (one line naming the file, the row or field): a run that breaks the load
     checks (bench.store.folder.check_run, repeated here for runs built in memory), duplicate rows, a run not
     marked complete (unless allow_incomplete), a candidate with no rows, a candidate lacking rows the baseline
-    has (unless allow_missing), no row in common, or blocking environment differences (unless
-    allow_env_mismatch). Rows only in the candidate are listed as added, never an error."""
+    has (unless allow_missing), a row that ran in the baseline but failed in the candidate (a timeout, an error,
+    an out-of-memory: unless allow_failed, then it is `unsure`), no row in common, or blocking environment
+    differences (unless allow_env_mismatch). Rows only in the candidate are listed as added, never an error."""
     names = (str(base.source or "baseline"), str(cand.source or "candidate"))
     for name, run in zip(names, (base, cand)):
         check_run(run, name)
-    rb, rc = _by_key(base, f"{names[0]}/results.csv"), _by_key(cand, f"{names[1]}/results.csv")
+    rb, rc = _by_key(base), _by_key(cand)
     _check_inputs(base, cand, names, rb, rc, allow_missing=allow_missing, allow_incomplete=allow_incomplete)
     common = [k for k in rb if k in rc]
     diffs = env_differences(base.env, cand.env, devices={k.device for k in common})
@@ -158,6 +153,12 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
         raise BenchError(Problem(where=f"{names[1]}/env.json", field=d.field,
                                  expected=f"{d.baseline} as in {names[0]}/env.json (--allow-env-mismatch to compare anyway)",
                                  found=d.candidate))
+    broken = [k for k in common if rb[k]["status"] == "ok" and rc[k]["status"] not in ("ok", NOT_APPLICABLE)]
+    if broken and not allow_failed:
+        k = broken[0]
+        raise BenchError(Problem(where=f"{names[1]}/results.csv", workload=k.workload, field=f"status ({k.label})",
+                                 expected=f"ok as in {names[0]} (--allow-failed to compare anyway)",
+                                 found=_status(rc[k])))
     sb, sc = _samples_by_key(base), _samples_by_key(cand)
     noise = noise or {}
     verdicts, not_applicable = [], []
@@ -184,6 +185,9 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     if allow_missing and any(k not in rc for k in rb):
         notes.append("rows of the baseline missing from the candidate (listed as removed): compared without them, "
                      "as --allow-missing asked")
+    if broken:
+        notes.append(f"{len(broken)} row(s) ran in the baseline but failed in the candidate: judged unsure, as "
+                     "--allow-failed asked")
     if blocking:
         notes.append("environments differ (" + ", ".join(d.field for d in blocking) + "): compared anyway, "
                      "as --allow-env-mismatch asked")

@@ -17,21 +17,51 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def write_together(files: dict[Path, str | bytes]) -> None:
+    """Write several files so that each is whole and they change together: every new content goes to a temporary
+    file beside its target first (flushed to disk), and only once all are written are they renamed into place.
+    A failure (a full disk fails the writes, not the renames) leaves the previous files as they were and no
+    temporary file."""
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would have
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Write text or bytes to path via a temporary file in the same folder and a rename (atomic on POSIX):
     a crash never leaves half a file, and the temporary file is removed on any failure."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would have
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_together({path: data})
     return path
+
+
+def writable_folder(folder: Path, *, option: str) -> Path:
+    """Create a folder the command will write into (--root, --out) before anything is measured: a path that is a
+    file is the user's mistake (BenchError), any other OSError (read-only, no permission) is WriteError."""
+    if folder.exists() and not folder.is_dir():
+        raise BenchError(Problem(where=str(folder), field=option, expected="a folder", found="a file"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in folder.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise BenchError(Problem(where=str(folder), field=option, expected="a folder",
+                                     found=f"{blocker} is a file")) from None
+        raise WriteError(Problem(where=str(folder), field=option, expected="a folder bench can create and write",
+                                 found=exc.strerror or type(exc).__name__)) from None
+    return folder
 
 
 def write_output(path: Path, data: str | bytes, *, option: str) -> Path:

@@ -11,6 +11,7 @@ import pandas as pd
 from bench.errors import BenchError, Problem
 from bench.schema import (DEFAULT_VARIANT, KEY_COLUMNS, REQUIRED_RESULT_COLUMNS, REQUIRED_SAMPLE_COLUMNS, RUN_FILES,
                           SCHEMA_VERSION, STATUSES, RowKey)
+from bench.store.cells import FORMULA_STARTS
 from bench.store.files import first_row, read_csv, read_json_object
 
 # A per-call time is a finite number of seconds above 0 and below this (11.6 days): anything else is a corrupt
@@ -134,6 +135,17 @@ def check_run(run: Run, where: str) -> None:
         if "calls" in samples.columns:
             calls = _numbers(samples, "calls")
             _refuse(sw, samples, ~((calls >= 1) & (calls < 2**53) & (np.mod(calls, 1) == 0)), "calls", "an integer >= 1")
+    with np.errstate(invalid="ignore"):
+        for column, least in (("threads", 0), ("n_samples", 1), ("calls_per_sample", 1)):
+            if column in results.columns:  # readers use these as integers
+                x = _numbers(results, column)
+                _refuse(rw, results, ok & ~((x >= least) & (x < 2**31) & (np.mod(x, 1) == 0)), column,
+                        f"an integer >= {least} in an ok row")
+    for frame, path in ((results, rw), (samples, sw)):  # a spreadsheet would run such a name as a formula
+        for column in KEY_COLUMNS:
+            if column in frame.columns:
+                _refuse(path, frame, frame[column].astype(str).str.startswith(FORMULA_STARTS), column,
+                        "a name that does not start with =, +, -, @, a tab or a carriage return")
     rkeys, skeys = _keys(results), _keys(samples)
     label = lambda keys, i: RowKey(*keys[i]).label  # noqa: E731
     twice = rkeys.duplicated()
@@ -197,7 +209,7 @@ def run_dirs_in(path: Path | str) -> list[Path]:
 
 def latest_run_dir(root: Path) -> Path:
     """The most recently written run folder anywhere under root (a folder with env.json), for `--latest`."""
-    runs = [p.parent for p in Path(root).rglob("env.json") if "baselines" not in p.parts]
+    runs = [p.parent for p in Path(root).rglob("env.json") if p.relative_to(root).parts[0] != "baselines"]
     if not runs:
         raise BenchError(Problem(where=str(root), field="--latest", expected="a run folder (with env.json) under it",
                                  found="none"))

@@ -12,9 +12,9 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, WriteError
 from bench.measure.roofs import Peaks
-from bench.store.files import read_json_object, write_atomic
+from bench.store.files import read_json_object, writable_folder, write_atomic
 
 SCHEMA_VERSION = 1
 TEXT_FIELDS = ("device", "machine_key", "device_name", "source", "measured_utc")
@@ -85,11 +85,14 @@ def cached(root: Path, key: str, *, threads: int, quick: bool = False) -> Peaks 
 
 
 def save_cached(root: Path, peaks: Peaks, *, quick: bool = False) -> Path:
-    path = peaks_dir(root) / f"{peaks.machine_key}.json"
+    path = writable_folder(peaks_dir(root), option="--root") / f"{peaks.machine_key}.json"
     entries = load_cache(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     entries[cache_entry(peaks.threads, quick)] = asdict(peaks)
-    return write_atomic(path, json.dumps({"schema_version": SCHEMA_VERSION, "entries": entries}, indent=2) + "\n")
+    try:
+        return write_atomic(path, json.dumps({"schema_version": SCHEMA_VERSION, "entries": entries}, indent=2) + "\n")
+    except OSError as exc:
+        raise WriteError(Problem(where=str(path), field="--root", expected="a peaks cache bench can write",
+                                 found=exc.strerror or type(exc).__name__)) from None
 
 
 def read_peaks_file(path: Path) -> list[Peaks]:

@@ -14,7 +14,8 @@ import pandas as pd
 
 from bench.errors import BenchError, Problem
 from bench.measure.env import env_differences
-from bench.schema import KEY_COLUMNS
+from bench.schema import KEY_COLUMNS, RowKey, is_launch_bound
+from bench.stats import NOISY_REL_IQR, summarize
 from bench.store.folder import Run
 
 
@@ -64,6 +65,14 @@ def check_rounds(path: Path, rounds: list[Run]) -> None:
             want, got = _first_difference(argv0, argv)
             raise BenchError(Problem(where=str(path), field="argv (rounds of one run: the same command apart from --out)",
                                      expected=f"'{want}' as in {first.name}", found=f"'{got}' in {r.name}"))
+        s0, s = first.env.get("settings"), r.env.get("settings")
+        if s0 != s:
+            names = sorted(set(s0 or {}) | set(s or {})) if isinstance(s0, dict) and isinstance(s, dict) else []
+            name = next((k for k in names if s0.get(k) != s.get(k)), "settings")
+            want = s0.get(name) if isinstance(s0, dict) else s0
+            got = s.get(name) if isinstance(s, dict) else s
+            raise BenchError(Problem(where=str(path), field=f"settings.{name} (rounds of one run: the same settings)",
+                                     expected=f"{want!r} as in {first.name}", found=f"{got!r} in {r.name}"))
         rows = set(r.keys())
         if rows != rows0:
             extra, missing = sorted(rows - rows0), sorted(rows0 - rows)
@@ -79,16 +88,51 @@ def check_rounds(path: Path, rounds: list[Run]) -> None:
                                      found=diffs[0].candidate))
 
 
+def _summaries(results: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """results with the summary columns of each ok row recomputed from its (pooled) samples, by the same
+    formulas as one round's (bench.store.frames): median, spread, counts, throughput and launch-bound."""
+    out = results.copy()
+    groups = {RowKey(*k): g for k, g in samples.groupby(list(KEY_COLUMNS), sort=False)}
+    for i, row in out.iterrows():
+        g = groups.get(RowKey.of(row)) if row["status"] == "ok" else None
+        if g is None:
+            continue
+        s = summarize(g["device_s"].tolist())
+        values = dict(median_s=s.median_s, iqr_s=s.iqr_s, mean_s=s.mean_s, std_s=s.std_s, min_s=s.min_s,
+                      max_s=s.max_s, n_samples=s.n_samples, rel_iqr=s.rel_iqr, noisy=bool(s.rel_iqr > NOISY_REL_IQR))
+        for column, name in (("host_s", "host"), ("enqueue_s", "enqueue")):
+            if column in g.columns and g[column].notna().all():
+                part = summarize(g[column].tolist())
+                values[f"{name}_median_s"] = part.median_s
+                if name == "host":
+                    values["host_iqr_s"] = part.iqr_s
+        if "enqueue_median_s" in values:
+            values["launch_bound"] = is_launch_bound(device=str(row["device"]), median_s=s.median_s,
+                                                     enqueue_median_s=values["enqueue_median_s"])
+        for column, total in (("flops_per_s", "flops"), ("bytes_per_s", "bytes")):
+            if total in out.columns and pd.notna(row.get(total)):
+                values[column] = float(row[total]) / s.median_s
+        for column, value in values.items():
+            if column in out.columns:
+                out.at[i, column] = value
+    return out
+
+
 def pool(path: Path, rounds: list[Run]) -> Run:
-    """Rounds as one Run: samples pooled (renumbered per row), a row failed if it failed in any round (the
-    other columns of results.csv are the first round's), env the first round's with `rounds` added."""
+    """Rounds as one Run: samples pooled (renumbered per row) and each ok row's summary (median, IQR, n, noisy,
+    FLOP/s, launch-bound) recomputed from them; a row failed if it failed in any round (that round's row is
+    kept); rows in the first round's order; env the first round's with `rounds` added."""
     check_rounds(path, rounds)
     key = list(KEY_COLUMNS)
-    results = pd.concat([r.results for r in rounds], ignore_index=True)
-    results = results.sort_values("status", key=lambda s: s != "ok", kind="stable", ascending=False)
-    results = results.drop_duplicates(subset=key).sort_index()
+    results = rounds[0].results.copy().reset_index(drop=True)
+    where = {RowKey.of(row): i for i, row in enumerate(results.to_dict("records"))}
+    for later in rounds[1:]:
+        for row in later.results.to_dict("records"):
+            i = where[RowKey.of(row)]
+            if row["status"] != "ok" and results.at[i, "status"] == "ok":
+                results.loc[i] = pd.Series(row)
     samples = pd.concat([r.samples for r in rounds], ignore_index=True)
     samples["sample"] = samples.groupby(key).cumcount()
     env = dict(rounds[0].env, complete=True, rounds=len(rounds))
-    return Run(results=results.reset_index(drop=True), samples=samples, env=env, source=path,
+    return Run(results=_summaries(results, samples), samples=samples, env=env, source=path,
                run_dirs=tuple(d for r in rounds for d in r.run_dirs))

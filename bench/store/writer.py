@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,11 +11,9 @@ import pandas as pd
 from bench.errors import BenchError, Problem, WriteError
 from bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
 from bench.store.cells import neutralize
-from bench.store.files import write_atomic
-from bench.store.folder import Run
+from bench.store.files import write_atomic, write_together
+from bench.store.folder import Run, is_run_dir
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -35,6 +31,9 @@ def new_run_dir(root: Path, *, label: str = "") -> Path:
     check_label(label)
     if root.exists() and not root.is_dir():
         raise BenchError(Problem(where=str(root), field="--out", expected="a folder", found="a file"))
+    if is_run_dir(root):  # a run inside a run would be hidden from every reader of the outer one
+        raise BenchError(Problem(where=str(root), field="--out", expected="a folder for run folders",
+                                 found="a run folder itself (it has env.json)"))
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -53,29 +52,6 @@ def new_run_dir(root: Path, *, label: str = "") -> Path:
             raise BenchError(Problem(where=str(root), field="--out", expected="a writable folder",
                                      found=exc.strerror or type(exc).__name__)) from None
     raise BenchError(Problem(where=str(root), expected="a free run folder name", found=f"1000 taken for {base}"))
-
-
-def write_together(files: dict[Path, str]) -> None:
-    """Write several files so that each is whole and they change together: every new content goes to a temporary
-    file beside its target first (flushed to disk), and only once all are written are they renamed into place.
-    A failure (a full disk fails the writes, not the renames) leaves the previous files as they were and no
-    temporary file. One file alone: bench.store.files.write_atomic."""
-    temps: list[tuple[str, Path]] = []
-    try:
-        for path, text in files.items():
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temps.append((tmp, path))
-            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would have
-            with os.fdopen(fd, "wb") as f:
-                f.write(text.encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp, _ in temps:
-            Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cannot_write(folder: Path, exc: OSError) -> WriteError:

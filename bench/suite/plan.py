@@ -141,7 +141,7 @@ def plan_one(workload: Workload, source: str) -> Plan:
     return Plan(
         workload=workload,
         source=source,
-        output_shape=tuple(first.shape) if len(outs) == 1 else tuple(first.shape),
+        output_shape=tuple(first.shape),  # the first tensor's, when the forward returns several
         params=sum(p.numel() for p in module.parameters()),
         flops=int(counter.get_total_flops()),
         input_bytes=x.numel() * x.element_size(),
