@@ -1,13 +1,29 @@
 """layerbench: time PyTorch layers truthfully on CPU and CUDA, and gate CI on regressions.
 
-The Python API (bench.api): check, run, load, compare, report, peaks; the records they return: Run, Workload.
+The Python API (bench.api): check, run, ab, load, compare, report, peaks; the records they return: Run,
+Workload. Names are imported on first use (PEP 562), so `from bench import Workload` in a config, or a worker
+process, does not pay for pandas and matplotlib.
 """
-from bench.api import check, compare, comparison, load, peaks, report, run
-from bench.errors import BenchError, Problem
-from bench.store.folder import Run
-from bench.suite.variants import Variant
-from bench.suite.workload import Workload
+from __future__ import annotations
 
-__all__ = ["BenchError", "Problem", "Run", "Variant", "Workload", "check", "compare", "comparison", "load", "peaks",
-           "report", "run"]
+import importlib
+
+_WHERE = {
+    "BenchError": "bench.errors", "Problem": "bench.errors", "Run": "bench.store.folder",
+    "Variant": "bench.suite.variants", "Workload": "bench.suite.workload",
+    **{name: "bench.api" for name in ("ab", "check", "compare", "comparison", "load", "peaks", "report", "run")},
+}
+__all__ = sorted(_WHERE)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

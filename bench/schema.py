@@ -26,21 +26,31 @@ RESULT_COLUMNS = [
     "threads", "device_name", "warmup_calls", "first_call_s", "stop_reason", "tags", "source", "note", "threshold",
     # the variant the row ran under (bench.suite.variants), its pass, its accuracy and the compute roof that applies
     "variant", "pass", "max_rel_diff", "math", "arithmetic_intensity",
+    # the worker processes that measured the row (bench.measure.pool): how many, the spread within them (median of
+    # each process's relative IQR) and between them (relative IQR of the per-process medians)
+    "n_processes", "rel_iqr_within", "rel_iqr_between",
+    # --metric instructions: CPU instructions per call counted by callgrind (deterministic), when measured
+    "instructions",
 ]
-SAMPLE_COLUMNS = ["workload", "device", "dtype", "sample", "device_s", "host_s", "enqueue_s", "calls", "variant"]
+# process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
+# of the gate's statistics; instructions: per call, only with --metric instructions (one sample per process)
+SAMPLE_COLUMNS = ["workload", "device", "dtype", "sample", "device_s", "host_s", "enqueue_s", "calls", "variant",
+                  "process", "instructions"]
 # Columns read back as numbers: a value that is not one is a corrupt file, named with its row.
 NUMERIC_COLUMNS = frozenset({
     "params", "flops", "bytes", "median_s", "iqr_s", "mean_s", "std_s", "min_s", "max_s", "n_samples",
     "calls_per_sample", "rel_iqr", "host_median_s", "host_iqr_s", "enqueue_median_s", "flops_per_s", "bytes_per_s",
     "threads", "warmup_calls", "first_call_s", "threshold", "max_rel_diff", "arithmetic_intensity",
     "sample", "device_s", "host_s", "enqueue_s", "calls",
+    "n_processes", "rel_iqr_within", "rel_iqr_between", "instructions", "process",
 })
 BOOL_COLUMNS = frozenset({"noisy", "launch_bound"})
 # What a reader needs at least (files of older versions lack the later columns; variant defaults to "default").
 REQUIRED_RESULT_COLUMNS = ("workload", "device", "dtype", "status", "median_s")
 REQUIRED_SAMPLE_COLUMNS = ("workload", "device", "dtype", "sample", "device_s")
 
-STATUSES = ("ok", "error", "oom", "timeout", "unsupported", "skipped", "not-applicable")
+# crashed: the worker process measuring the row died (a signal, an exit) and took only that row down
+STATUSES = ("ok", "error", "oom", "timeout", "unsupported", "skipped", "not-applicable", "crashed")
 NOT_APPLICABLE = "not-applicable"  # a variant that cannot run on a device: a reason, not a failure
 
 # Launch-bound, one definition for results.csv, the roofline verdict and the gate: a CUDA row whose device

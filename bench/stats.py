@@ -7,7 +7,6 @@ from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
-import pandas as pd
 
 NOISY_REL_IQR = 0.1  # torch.utils.benchmark warns at the same relative IQR
 
@@ -31,6 +30,8 @@ class Summary:
 
 def summarize(samples_s: list[float] | tuple[float, ...]) -> Summary:
     """Summarize samples. Quantiles use linear interpolation (numpy's default); std is the sample std (ddof=1)."""
+    import pandas as pd  # here, not at the top: a worker process imports this module but never summarizes
+
     if len(samples_s) == 0:
         raise ValueError("summarize needs at least one sample")
     s = pd.Series(samples_s, dtype="float64")
@@ -47,8 +48,13 @@ def summarize(samples_s: list[float] | tuple[float, ...]) -> Summary:
 
 
 def rel_iqr(samples_s: list[float]) -> float:
-    """Relative interquartile range of samples (inf for an empty list or a zero median)."""
-    return summarize(samples_s).rel_iqr if samples_s else float("inf")
+    """Relative interquartile range of samples (inf for an empty list or a zero median). numpy's linear
+    quantiles, the same as summarize's pandas ones: the sampling loop in a worker process calls this, and a
+    worker should not pay for importing pandas (half a second, in each of many workers)."""
+    if len(samples_s) == 0:
+        return float("inf")
+    q25, q50, q75 = np.quantile(np.asarray(samples_s, dtype=float), [0.25, 0.5, 0.75])
+    return float((q75 - q25) / q50) if q50 > 0 else float("inf")
 
 
 # ------------------------------------------- comparing two sets of samples (used by bench.gate.compare)
@@ -68,6 +74,8 @@ def mann_whitney_p(a, b) -> float:
     """Two-sided p-value of the Mann-Whitney U test: exact for small untied samples (m * n <= 400),
     otherwise the normal approximation with tie and continuity corrections (as scipy's 'asymptotic').
     Memory is O(m + n) (ranks of the pooled samples, never the m * n pairs); time O((m + n) log(m + n))."""
+    import pandas as pd
+
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     m, n = len(a), len(b)
     if m == 0 or n == 0:

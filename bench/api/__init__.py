@@ -8,10 +8,11 @@
 
 Functions return data and never print; user errors raise bench.BenchError (one line per problem).
 """
+from bench.api.ab import AB, ab
 from bench.api.comparing import compare, comparison, load
 from bench.api.reporting import default_report_dir, gather_peaks, peaks, report
 from bench.api.running import Prepared, check, execute, prepare, run
 from bench.measure.runner import devices_for
 
-__all__ = ["Prepared", "check", "compare", "comparison", "default_report_dir", "devices_for", "execute", "gather_peaks",
+__all__ = ["AB", "Prepared", "ab", "check", "compare", "comparison", "default_report_dir", "devices_for", "execute", "gather_peaks",
            "load", "peaks", "prepare", "report", "run"]

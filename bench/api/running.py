@@ -1,9 +1,11 @@
 """Running a suite from Python: check it, prepare a run, execute it (with progress), or all three with `run`."""
 from __future__ import annotations
 
+import os
+import random
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -12,6 +14,7 @@ import torch
 from bench.errors import BenchError, Problem, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
+from bench.measure.pool import Job, Side, dumps_workloads, run_in_workers
 from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy
@@ -57,9 +60,38 @@ def check(suite: SuiteSpec, *, filter: str = "") -> list[Plan]:
 
 
 
+DEFAULT_PROCESSES = 5  # worker processes per row for `run` (docs/gate.md: the evidence behind it)
+PROCESSES_ENV = "BENCH_PROCESSES"  # overrides that default (the test suite sets 0: rows in its own process)
+
+
+def default_processes() -> int:
+    """$BENCH_PROCESSES when set (an integer >= 0), else DEFAULT_PROCESSES."""
+    text = os.environ.get(PROCESSES_ENV, "").strip()
+    if not text:
+        return DEFAULT_PROCESSES
+    if not text.isdigit():
+        raise BenchError(Problem(where="environment", field=PROCESSES_ENV, expected="an integer >= 0", found=repr(text)))
+    return int(text)
+
+
+def check_processes(processes: object, *, least: int = 0) -> int:
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < least:
+        raise BenchError(Problem(where="run", field="processes", found=repr(processes),
+                                 expected=f"an integer >= {least}" + (" (0: in this process)" if least == 0 else "")))
+    return processes
+
+
+def side_of(suite: Suite, *, filter: str = "", name: str = "") -> Side:
+    """The suite as worker processes load it again: its config files, and workloads given in code pickled."""
+    code = [w for c in suite.configs if not c.path for w in c.workloads]
+    return Side(name=name, configs=tuple(c.path for c in suite.configs if c.path), filter=filter,
+                workloads=dumps_workloads(code) if code else None)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Prepared:
-    """A run decided but not started: what will be measured, how, and its environment record."""
+    """A run decided but not started: what will be measured, how, and its environment record. processes: worker
+    processes per row (0: in this process, no isolation); policy: per process (the row's budget split over them)."""
 
     plans: tuple[Plan, ...]
     devices: tuple[str, ...]
@@ -68,6 +100,8 @@ class Prepared:
     cuda_policy: Policy
     threads: int
     env: dict
+    processes: int = 0
+    side: Side = field(default_factory=Side)
 
     @property
     def rows(self) -> int:
@@ -75,20 +109,29 @@ class Prepared:
 
     @property
     def least_s(self) -> float:
-        """Seconds the run takes at least: warm-up plus sampling budget per row that is timed."""
+        """Seconds the run takes at least: warm-up plus sampling budget per row that is timed, in each process."""
         per = {d: (self.cuda_policy if d == "cuda" else self.policy) for d in self.devices}
-        return len(self.plans) * len(self.variants) * sum(p.warmup_s + p.budget_s for p in per.values())
+        return (len(self.plans) * len(self.variants) * max(self.processes, 1)
+                * sum(p.warmup_s + p.budget_s for p in per.values()))
+
+    @property
+    def job(self) -> Job:
+        return Job(policy=self.policy, cuda_policy=self.cuda_policy, threads=self.threads, devices=self.devices,
+                   variants=self.variants)
 
 
 def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budget_s,
             warmup_s: float = Policy.warmup_s, timeout_s: float = Policy.timeout_s,
             min_samples: int = Policy.min_samples, target_rel_iqr: float = Policy.target_rel_iqr,
             threads: int | None = None, variants: str | Sequence[Variant | str] = (), filter: str = "",
-            argv: Sequence[str] = ()) -> Prepared:
-    """Check the suite and settle everything about a run before anything is timed or written."""
+            argv: Sequence[str] = (), processes: int | None = None) -> Prepared:
+    """Check the suite and settle everything about a run before anything is timed or written. processes: worker
+    processes per row (None: $BENCH_PROCESSES or 5; 0: in this process); budget_s is the row's, split over them."""
+    processes = default_processes() if processes is None else check_processes(processes)
     chosen_suite = _suite(suite)  # each config module is imported once
     plans = check(chosen_suite, filter=filter)
-    common = dict(budget_s=budget_s, timeout_s=timeout_s, min_samples=min_samples,
+    side = side_of(chosen_suite, filter=filter) if processes else Side()
+    common = dict(budget_s=budget_s / max(processes, 1), timeout_s=timeout_s, min_samples=min_samples,
                   floor_samples=min(Policy.floor_samples, min_samples), target_rel_iqr=target_rel_iqr)
     policy = Policy(**common, warmup_s=warmup_s)
     cuda_policy = Policy(**common, warmup_s=max(warmup_s, CUDA_POLICY.warmup_s))
@@ -105,15 +148,15 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     # What was measured and how, whatever the caller (CLI or Python): rounds pool only when these agree.
     env["settings"] = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
                            budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
-                           target_rel_iqr=target_rel_iqr, threads=threads)
+                           target_rel_iqr=target_rel_iqr, threads=threads, processes=processes)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
-                    cuda_policy=cuda_policy, threads=count, env=env)
+                    cuda_policy=cuda_policy, threads=count, env=env, processes=processes, side=side)
 
 
 def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "",
             on_start: Callable[[Path | None], None] | None = None,
             on_progress: Callable[[Progress], None] | None = None,
-            on_record: Callable[[Record], None] | None = None) -> Run:
+            on_record: Callable[[Record], None] | None = None, seed: int | None = None) -> Run:
     """Measure a prepared run. With `out`, a new run folder <out>/<UTC time>[-label] is written as the run goes
     (every file after each row) and latency.png at the end; without, nothing is written.
 
@@ -138,10 +181,17 @@ def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "
             if on_record:
                 on_record(r)
 
-        with applied(Variant(threads=prepared.threads)):
-            run_suite(list(prepared.plans), list(prepared.devices), policy=prepared.policy,
-                      cuda_policy=prepared.cuda_policy, on_progress=on_progress, on_record=record,
-                      variants=prepared.variants)
+        if prepared.processes:
+            seed = random.SystemRandom().randrange(2**32) if seed is None else seed
+            writer.env["seed"] = seed  # the schedule's: rows and processes in the same order again
+            cost = run_in_workers([prepared.side], prepared.job, processes=prepared.processes, rng=random.Random(seed),
+                                  on_record=lambda _side, r: record(r), on_progress=on_progress)
+            writer.env["workers"] = cost[prepared.side.name].as_dict()
+        else:
+            with applied(Variant(threads=prepared.threads)):
+                run_suite(list(prepared.plans), list(prepared.devices), policy=prepared.policy,
+                          cuda_policy=prepared.cuda_policy, on_progress=on_progress, on_record=record,
+                          variants=prepared.variants)
         run = writer.finish(complete=True)
         _plots(run)
         return run
@@ -182,16 +232,19 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
         warmup_s: float = Policy.warmup_s, timeout_s: float = Policy.timeout_s, min_samples: int = Policy.min_samples,
         target_rel_iqr: float = Policy.target_rel_iqr, threads: int | None = None,
         variants: str | Sequence[Variant | str] = (), filter: str = "", out: str | Path | None = None,
-        label: str = "", on_progress: Callable[[Progress], None] | None = None) -> Run:
+        label: str = "", on_progress: Callable[[Progress], None] | None = None, processes: int | None = None,
+        seed: int | None = None) -> Run:
     """Check and time a suite; return the Run (`.frame`: results.csv's columns, one row per workload x
     device x variant). suite: a config name ("smoke"), a .py path, a list of them, or a list of bench.Workload.
     device: "all", "cpu" or "cuda". budget_s, warmup_s, timeout_s: seconds per row. threads: CPU threads
     (None: torch's; restored afterwards). variants: "dtypes,cuda_graph" or a list of Variant or names.
-    Writes nothing unless `out` is given (then one run folder under it). Rows that fail keep their status."""
+    Writes nothing unless `out` is given (then one run folder under it). Rows that fail keep their status.
+    processes: worker processes per row (None: $BENCH_PROCESSES or 5; 0: in this process, no isolation; workloads
+    given in code then need factories that pickle, not lambdas); seed: the schedule's random order."""
     prepared = prepare(suite, device=device, budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s,
                        min_samples=min_samples, target_rel_iqr=target_rel_iqr, threads=threads, variants=variants,
-                       filter=filter)
-    return execute(prepared, out=out, label=label, on_progress=on_progress)
+                       filter=filter, processes=processes)
+    return execute(prepared, out=out, label=label, on_progress=on_progress, seed=seed)
 
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_PAIRS, ab
 from bench.api.comparing import comparison, load
 from bench.api.running import check
 from bench.measure.runner import devices_for
@@ -33,8 +34,7 @@ def register(sub) -> None:
     p = command(sub, "compare", help="compare two runs: exit 0 nothing slower, 1 something slower, 2 bad input")
     p.add_argument("baseline", help=f"{RUN_HELP}; e.g. results/baselines/<machine>")
     p.add_argument("candidate", help=RUN_HELP)
-    p.add_argument("--threshold", type=percent, default=0.10,
-                   help="slowdown to catch, for rows whose workload sets none (10%% or 0.1)")
+    add_judging(p)
     p.add_argument("--allow-env-mismatch", action="store_true",
                    help="compare even when device, torch version or precision settings differ (the report says so)")
     p.add_argument("--allow-missing", action="store_true",
@@ -46,10 +46,42 @@ def register(sub) -> None:
     p.add_argument("--allow-failed", action="store_true",
                    help="compare even when a row that ran in the baseline failed in the candidate (timeout, error, "
                    "oom); it is then judged unsure")
+    p.add_argument("--stored-baseline", action="store_true",
+                   help="the baseline was measured at another time: when the machine differs as a whole (the speed "
+                   "probes disagree, or the whole suite moved together) say so loudly and exit 0")
     p.add_argument("--out", default="", help="the folder this command writes gate.md and gate.png into "
                    "(empty: the candidate's folder)")
-    p.add_argument("--markdown", metavar="FILE", default="", help="also write the Markdown report to FILE")
     p.set_defaults(func=cmd_compare)
+
+    p = command(sub, "ab", help="A/B in one job: the suite from --base-ref (a git tree) or --base-python against the "
+                "working tree, processes interleaved in pairs; judged like compare (exit 0, 1 or 2)")
+    p.add_argument("configs", nargs="+", help="config names in configs/ (smoke) or paths to .py files in the repository")
+    p.add_argument("--base-ref", default="", help="the git ref the baseline side is measured from (a temporary "
+                   "worktree), e.g. origin/main or HEAD")
+    p.add_argument("--base-python", default="", help="the interpreter the baseline side runs under (another "
+                   "environment: a torch upgrade); with --base-ref, both")
+    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="where to time")
+    p.add_argument("--out", default=str(Path("results") / "ab"),
+                   help="the folder this command writes into: a new folder with baseline/ and candidate/ runs")
+    p.add_argument("--label", default="", help="a name appended to that folder's name")
+    p.add_argument("--filter", default="", help="only workloads whose name contains one of these comma-separated "
+                   "parts, or with one as a tag")
+    p.add_argument("--processes", type=number(minimum=1, integer=True), default=DEFAULT_PAIRS,
+                   help="pairs of worker processes (one per side, alive together)")
+    p.add_argument("--blocks", type=number(minimum=1, integer=True), default=DEFAULT_BLOCKS,
+                   help="blocks per row in each process, alternated between the two sides")
+    p.add_argument("--budget-s", type=number(), default=Policy.budget_s,
+                   help="sampling seconds per row and side, split over its processes and blocks")
+    p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s,
+                   help="warm-up seconds of a row's first block in each process (CUDA: 0.5 at least)")
+    p.add_argument("--timeout-s", type=number(strict=True), default=Policy.timeout_s, help="per row and block")
+    p.add_argument("--min-samples", type=number(minimum=1, integer=True), default=Policy.min_samples,
+                   help="samples per block before the noise target may stop it (at most the floor + 2)")
+    p.add_argument("--threads", type=number(minimum=1, integer=True), default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--variants", default="", help="variants to run too, as `run --variants`")
+    p.add_argument("--seed", type=number(integer=True), default=None, help="the random order (default: new, recorded)")
+    add_judging(p)
+    p.set_defaults(func=cmd_ab)
 
     p = command(sub, "baseline", help="promote a run to <root>/baselines/<machine_key>/ (or print where that is)")
     p.add_argument("run", nargs="?", help=RUN_HELP)
@@ -78,20 +110,64 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def add_judging(p) -> None:
+    p.add_argument("--threshold", type=percent, default=0.10,
+                   help="slowdown to catch, for rows whose workload sets none (10%% or 0.1)")
+    p.add_argument("--markdown", metavar="FILE", default="", help="also write the Markdown report to FILE")
+
+
 def cmd_compare(args) -> int:
     cmp = comparison(args.baseline, args.candidate, threshold=args.threshold,
                      allow_env_mismatch=args.allow_env_mismatch, allow_missing=args.allow_missing,
-                     allow_incomplete=args.allow_incomplete, allow_failed=args.allow_failed)
-    print(console(cmp))
+                     allow_incomplete=args.allow_incomplete, allow_failed=args.allow_failed,
+                     stored_baseline=args.stored_baseline)
     if args.out:
         folder = Path(args.out)
     else:
         candidate = Path(args.candidate)
         folder = candidate if candidate.is_dir() else candidate.parent
+    return judged(cmp, folder, args.markdown)
+
+
+def cmd_ab(args) -> int:
+    import time
+
+    shown = [0.0]
+
+    def progress(p) -> None:
+        now = time.monotonic()
+        if now - shown[0] >= 10 or p.index == 1:
+            shown[0] = now
+            err(f"[{p.index}/{p.total}] blocks measured; about {p.left_s:.0f} s left")
+
+    result = ab(args.configs, base_ref=args.base_ref or None, base_python=args.base_python or None,
+                device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s, timeout_s=args.timeout_s,
+                min_samples=args.min_samples, threads=args.threads, variants=args.variants, filter=args.filter,
+                processes=args.processes, blocks=args.blocks, out=args.out, label=args.label, seed=args.seed,
+                argv=args.argv, on_start=lambda f: err(f"A/B: baseline {args.base_ref or ''}"
+                                                       f"{' under ' + args.base_python if args.base_python else ''} "
+                                                       f"against the working tree, {args.processes} pairs of worker "
+                                                       f"processes x {args.blocks} blocks per row; writing {f}"),
+                on_progress=progress)
+    for side in (result.baseline, result.candidate):
+        workers = side.env.get("workers") or {}
+        if workers:
+            err(f"{side.env['ab']['side']}: {workers['started']} worker processes, {workers['start_s_median']:.1f} s "
+                f"each to start (median), {workers['measuring_s']:.0f} s measuring")
+    # another --base-python runs another torch: that difference is the point, shown but not refused
+    cmp = comparison(result.baseline, result.candidate, threshold=args.threshold,
+                     allow_env_mismatch=bool(args.base_python))
+    return judged(cmp, result.folder, args.markdown)
+
+
+def judged(cmp, folder: Path, markdown_file: str) -> int:
+    """Print the verdicts, write gate.md and gate.png into folder (and the Markdown to markdown_file); the exit
+    status: 1 when a row is slower, else 0."""
+    print(console(cmp))
     report = markdown(cmp)
     written = [write_output(folder / "gate.md", report, option="--out (gate.md)")]
-    if args.markdown:
-        written.append(write_output(Path(args.markdown), report, option="--markdown"))
+    if markdown_file:
+        written.append(write_output(Path(markdown_file), report, option="--markdown"))
     fig = ratio_figure(cmp)
     if fig is not None:
         try:
@@ -100,6 +176,9 @@ def cmd_compare(args) -> int:
             raise WriteError(Problem(where=str(folder / "gate.png"), field="--out (gate.png)",
                                      expected="a writable file path", found=exc.strerror or str(exc))) from None
     print("Wrote " + ", ".join(str(p) for p in written))
+    if cmp.machine_differs:
+        err(f"MACHINE DIFFERS: {cmp.machine_differs}. Not a verdict on the code: exit 0.")
+        return EXIT_OK
     return EXIT_FAILED if cmp.slower else EXIT_OK
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.api.comparing import load
 from bench.api.reporting import default_report_dir, report
-from bench.api.running import execute, prepare
+from bench.api.running import DEFAULT_PROCESSES, PROCESSES_ENV, execute, prepare
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
                               number)
 from bench.errors import BenchError, Problem
@@ -59,6 +59,7 @@ def register(sub) -> None:
     p.add_argument("--variants", default="", help="comma-separated sweeps (dtypes, standard, compile) and variant "
                    "names such as bfloat16+channels_last+cudnn_benchmark, float32+no-tf32, backward, cuda_graph, "
                    "threads=1; the default variant always runs")
+    add_processes(p)
     p.add_argument("--report", action="store_true", help="also write report.html and report.md into the run folder")
     p.add_argument("--probe-peaks", action="store_true",
                    help="with --report: measure this machine's peaks when none are cached (announced)")
@@ -68,6 +69,17 @@ def register(sub) -> None:
     p = command(sub, "plot", help="redraw a run's plots (latency.png, speedup.png) into its folder")
     p.add_argument("run", help="a run folder, the folder given to `run --out`, or a run's results.csv")
     p.set_defaults(func=cmd_plot)
+
+
+def add_processes(p, *, per_side: bool = False) -> None:
+    """--processes and --seed, as `run`, `calibrate` and `ab` take them."""
+    default = "10 per side" if per_side else f"${PROCESSES_ENV} or {DEFAULT_PROCESSES}"
+    p.add_argument("--processes", type=number(minimum=1 if per_side else 0, integer=True), default=None,
+                   help=f"worker processes per row{' and side' if per_side else ''}, in random interleaved order; "
+                   f"the row's budget is split over them{'' if per_side else '; 0: in this process (no isolation)'} "
+                   f"(default: {default})")
+    p.add_argument("--seed", type=number(integer=True), default=None,
+                   help="the random order of rows and processes (default: a new one, recorded in env.json)")
 
 
 # ---------------------------------------------------------------- list
@@ -123,7 +135,10 @@ def summary(frame: pd.DataFrame) -> str:
             "workload": r["workload"], "variant": r["variant"], "device": r["device"], "dtype": r["dtype"],
             "median": fmt_s(r["median_s"]), "IQR": "-" if pd.isna(r["rel_iqr"]) else f"{100 * r['rel_iqr']:.1f}%",
             "host/call": fmt_s(r["host_median_s"]), "FLOP/s": fmt_si(r["flops_per_s"]),
-            "n": "-" if pd.isna(r["n_samples"]) else int(r["n_samples"]), "flags": "; ".join(flags)[:90],
+            "n": "-" if pd.isna(r["n_samples"]) else int(r["n_samples"]),
+            "procs": "-" if pd.isna(r.get("n_processes")) else int(r["n_processes"]),
+            "between": "-" if pd.isna(r.get("rel_iqr_between")) else f"{100 * r['rel_iqr_between']:.1f}%",
+            "flags": "; ".join(flags)[:90],
         })
     return pd.DataFrame(rows).to_string(index=False) if rows else "(no rows)"
 
@@ -134,7 +149,8 @@ def cmd_run(args) -> int:
         writable_folder(Path(args.root), option="--root")  # the peaks cache: checked before the run, not after
     prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
-                           threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv)
+                           threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
+                           processes=args.processes)
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")
     load, cores = prepared.env.get("load_avg_1m"), prepared.env.get("cpu_count") or 1
@@ -144,7 +160,9 @@ def cmd_run(args) -> int:
 
     def start(run_dir) -> None:
         times = f" x {len(prepared.variants)} variants" if len(prepared.variants) > 1 else ""
-        err(f"{len(prepared.plans)} workloads x {len(prepared.devices)} device(s){times} = {prepared.rows} rows; "
+        procs = (f", each in {prepared.processes} worker processes" if prepared.processes
+                 else ", in this process (--processes 0)")
+        err(f"{len(prepared.plans)} workloads x {len(prepared.devices)} device(s){times} = {prepared.rows} rows{procs}; "
             f"at least {prepared.least_s:.0f} s (warm-up and sampling budget per row; longer for workloads whose "
             f"single call exceeds the budget); writing {run_dir}")
 
@@ -152,23 +170,30 @@ def cmd_run(args) -> int:
         variant = "" if p.variant == "default" else f" [{p.variant}]"
         err(f"[{p.index}/{p.total}] {p.workload}{variant} on {p.device} (about {p.left_s:.0f} s left)")
 
+    where = (lambda r: f" [process {r.process}]") if prepared.processes else (lambda r: "")
+
     def record(r: Record) -> None:
         if r.status == "ok":
             m = r.measurement
             s = summarize(m.device_s)
             err(f"    {fmt_s(s.median_s)} per call, IQR {100 * s.rel_iqr:.1f}%, {s.n_samples} samples x "
-                f"{m.calls_per_sample} calls ({m.stop_reason})")
+                f"{m.calls_per_sample} calls ({m.stop_reason}){where(r)}")
         else:
-            err(f"    {r.status}: {r.reason}")
+            err(f"    {r.status}: {r.reason}{where(r)}")
 
     try:
         run = execute(prepared, out=args.out, label=args.label, on_start=start, on_progress=progress,
-                          on_record=record)
+                      on_record=record, seed=args.seed)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))  # a second Ctrl-C exits at once
         err(f"interrupted: the rows finished so far are saved under {args.out} (marked incomplete)")
         return EXIT_INTERRUPTED
     print(summary(run.results))
+    workers = run.env.get("workers")
+    if workers:
+        print(f"\n{workers['started']} worker processes: {workers['start_s_median']:.1f} s each to start (median; "
+              f"{workers['import_s_median']:.1f} s of it importing), {workers['start_s_total']:.0f} s in all, against "
+              f"{workers['measuring_s']:.0f} s measuring. between: the spread of the per-process medians (IQR / median).")
     written = [p.name for p in sorted(run.source.glob("*.png"))]
     print(f"\nTimes are per call; median is device time (CUDA events on a GPU, the host clock on the CPU), "
           f"host/call is what the caller waits.\nWrote {run.source}/results.csv, samples.csv, env.json"

@@ -1,5 +1,6 @@
-"""Compare two runs row by row: a Verdict per row both runs have (bench.gate.rule decides), rows added or
-removed, and the environment settings that differ. Rows are matched on their identity (bench.schema.RowKey).
+"""Compare two runs row by row: a Verdict per row both runs have (bench.gate.rule decides, on the rows'
+per-process medians), rows added or removed, and the environment settings that differ. Rows are matched on
+their identity (bench.schema.RowKey).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.gate.rule import Rule, decide
+from bench.gate.rule import Rule, decide, decide_paired, detectable, detectable_paired
 from bench.measure.env import EnvDiff, env_differences
 from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RowKey
 from bench.store.folder import Run, check_run
@@ -19,7 +20,9 @@ from bench.store.folder import Run, check_run
 class Verdict:
     """One matched row. ratio: candidate / baseline (>1 slower), the Hodges-Lehmann estimate (median of all
     pairwise ratios of per-call samples), with its interval [ratio_low, ratio_high] at the rule's confidence;
-    the medians are per-call seconds; threshold: the fraction this row was judged against."""
+    the medians are per-call seconds (of all samples); threshold: the fraction this row was judged against;
+    n_baseline, n_candidate: the processes on each side (the rule's unit); detectable_ratio: the smallest
+    ratio this comparison could have called slower at the row's noise (inf: none)."""
 
     workload: str
     device: str
@@ -37,6 +40,7 @@ class Verdict:
     threshold_source: str  # "default" | "workload" | "launch-bound" | "noise"
     n_baseline: int
     n_candidate: int
+    detectable_ratio: float = float("inf")
 
     @property
     def key(self) -> RowKey:
@@ -63,6 +67,10 @@ class Comparison:
     notes: tuple[str, ...] = ()
     # rows whose variant cannot run on that device in both runs (status not-applicable): neither a verdict nor unsure
     not_applicable: tuple[str, ...] = ()
+    paired: bool = False  # the two sides of one `bench ab` job: judged on the ratios of pairs of processes
+    # with a stored baseline: why the machine itself seems to differ (the whole suite moved together, or the speed
+    # probes disagree), else "". Then no verdict is about the code, and the gate does not fail on them.
+    machine_differs: str = ""
 
     @property
     def slower(self) -> tuple[Verdict, ...]:
@@ -79,9 +87,22 @@ def _by_key(run: Run) -> dict[RowKey, dict]:
     return {RowKey.of(row): row for row in run.results.to_dict("records")}
 
 
-def _samples_by_key(run: Run) -> dict[RowKey, np.ndarray]:
+def _samples_by_key(run: Run) -> dict[RowKey, tuple[np.ndarray, pd.Series]]:
+    """Each row's samples and its per-process medians (the rule's unit), indexed by process number."""
     s = run.samples
-    return {RowKey(*k): g["device_s"].dropna().to_numpy() for k, g in s.groupby(list(KEY_COLUMNS), sort=False)}
+    out = {}
+    for k, g in s.groupby(list(KEY_COLUMNS), sort=False):
+        g = g.dropna(subset=["device_s"])
+        out[RowKey(*k)] = (g["device_s"].to_numpy(), g.groupby("process", sort=True)["device_s"].median())
+    return out
+
+
+def paired(base: Run, cand: Run) -> bool:
+    """Whether two runs are the two sides of one `bench ab` job: their processes ran in pairs, side by side in
+    time, and process k of one is the partner of process k of the other (env.json "ab": the same id, other sides)."""
+    a, b = base.env.get("ab"), cand.env.get("ab")
+    return (isinstance(a, dict) and isinstance(b, dict) and bool(a.get("id")) and a.get("id") == b.get("id")
+            and a.get("side") == "baseline" and b.get("side") == "candidate")
 
 
 def _threshold(row_b: dict, row_c: dict, *, rule: Rule, noise: float) -> tuple[float, str]:
@@ -94,6 +115,32 @@ def _threshold(row_b: dict, row_c: dict, *, rule: Rule, noise: float) -> tuple[f
         base, source = rule.launch_bound_threshold, "launch-bound"
     widened = rule.noise_factor * noise
     return (widened, "noise") if widened > base else (base, source)
+
+
+PROBE_LIMIT = 1.3  # speed probes further apart than this ratio: another machine, or the same one much busier
+SUITE_SHARE = 0.8  # that share of rows moved the same way by more than half the threshold: the machine moved
+
+
+def machine_differs(verdicts: list["Verdict"], base_env, cand_env, *, threshold: float) -> str:
+    """Why a stored baseline seems to come from a machine that is faster or slower as a whole, or "": the env.json
+    speed probes (bench.measure.env.speed_probe) disagree by more than PROBE_LIMIT, or at least 3 rows were judged
+    and SUITE_SHARE of them moved together in one direction by more than half the threshold."""
+    reasons = []
+    pb, pc = base_env.get("speed_probe"), cand_env.get("speed_probe")
+    if isinstance(pb, dict) and isinstance(pc, dict):
+        for name in ("python_s", "matmul_s"):
+            a, b = pb.get(name), pc.get(name)
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0:
+                if max(a / b, b / a) > PROBE_LIMIT:
+                    reasons.append(f"speed probe {name.removesuffix('_s')} {b / a - 1:+.0%}")
+    ratios = np.array([v.ratio for v in verdicts if np.isfinite(v.ratio)])
+    line = 1 + threshold / 2
+    if len(ratios) >= 3:
+        for share, direction in (((ratios >= line).mean(), "slower"), ((ratios <= 1 / line).mean(), "faster")):
+            if share >= SUITE_SHARE:
+                reasons.append(f"{share:.0%} of {len(ratios)} rows {direction} together (median change "
+                               f"{np.median(ratios) - 1:+.0%})")
+    return "; ".join(reasons)
 
 
 def _status(row: dict) -> str:
@@ -128,7 +175,8 @@ def _check_inputs(base: Run, cand: Run, names: tuple[str, str], rb: dict, rc: di
 
 def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatch: bool = False,
                  noise: dict[tuple[str, ...], float] | None = None, allow_missing: bool = False,
-                 allow_incomplete: bool = False, allow_failed: bool = False) -> Comparison:
+                 allow_incomplete: bool = False, allow_failed: bool = False,
+                 stored_baseline: bool = False) -> Comparison:
     """Compare two runs. noise maps an identity (workload, device, dtype[, variant]) to its calibrated
     relative noise. A row not-applicable in both runs (a variant that cannot run on that device) gets no
     verdict: it is listed in `not_applicable`; not-applicable on one side only, it is `unsure` with both
@@ -139,7 +187,9 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     marked complete (unless allow_incomplete), a candidate with no rows, a candidate lacking rows the baseline
     has (unless allow_missing), a row that ran in the baseline but failed in the candidate (a timeout, an error,
     an out-of-memory: unless allow_failed, then it is `unsure`), no row in common, or blocking environment
-    differences (unless allow_env_mismatch). Rows only in the candidate are listed as added, never an error."""
+    differences (unless allow_env_mismatch). Rows only in the candidate are listed as added, never an error.
+    stored_baseline: the baseline was measured another time (a stored baseline): check whether the machine as a
+    whole differs (machine_differs), which then keeps the gate from failing."""
     names = (str(base.source or "baseline"), str(cand.source or "candidate"))
     for name, run in zip(names, (base, cand)):
         check_run(run, name)
@@ -160,6 +210,7 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
                                  expected=f"ok as in {names[0]} (--allow-failed to compare anyway)",
                                  found=_status(rc[k])))
     sb, sc = _samples_by_key(base), _samples_by_key(cand)
+    is_paired = paired(base, cand)
     noise = noise or {}
     verdicts, not_applicable = [], []
     for k in common:
@@ -169,17 +220,27 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
             continue
         threshold, source = _threshold(row_b, row_c, rule=rule,
                                        noise=noise.get(k.astuple(), noise.get(k.astuple()[:3], 0.0)))
-        xb, xc = sb.get(k, np.array([])), sc.get(k, np.array([]))
+        empty = (np.array([]), pd.Series(dtype=float))
+        (xb, ub), (xc, uc) = sb.get(k, empty), sc.get(k, empty)
+        smallest = float("inf")
         if row_b["status"] != "ok" or row_c["status"] != "ok":
             verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
             figures = decide([], [], threshold=threshold, rule=rule)[2]
+        elif is_paired:
+            both = ub.index.intersection(uc.index)
+            ratios = (uc[both] / ub[both]).to_numpy(dtype=float)
+            ub, uc = ub[both], uc[both]
+            verdict, reason, figures = decide_paired(ratios, threshold=threshold, rule=rule)
+            smallest = detectable_paired(ratios, threshold=threshold, rule=rule)
         else:
-            verdict, reason, figures = decide(xb, xc, threshold=threshold, rule=rule)
+            verdict, reason, figures = decide(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule)
+            smallest = detectable(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule)
         verdicts.append(Verdict(
             workload=k.workload, device=k.device, dtype=k.dtype, variant=k.variant, verdict=verdict, reason=reason,
             baseline_median_s=float(np.median(xb)) if len(xb) else float("nan"),
             candidate_median_s=float(np.median(xc)) if len(xc) else float("nan"),
-            threshold=threshold, threshold_source=source, n_baseline=len(xb), n_candidate=len(xc), **figures))
+            threshold=threshold, threshold_source=source, n_baseline=len(ub), n_candidate=len(uc),
+            detectable_ratio=smallest, **figures))
     notes = [f"{name} run is marked incomplete ({run.env.get('incomplete_reason', 'unfinished')}): compared anyway, "
              "as --allow-incomplete asked" for name, run in zip(names, (base, cand)) if not run.complete]
     if allow_missing and any(k not in rc for k in rb):
@@ -191,8 +252,13 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     if blocking:
         notes.append("environments differ (" + ", ".join(d.field for d in blocking) + "): compared anyway, "
                      "as --allow-env-mismatch asked")
+    differs = machine_differs(verdicts, base.env, cand.env, threshold=rule.threshold) if stored_baseline else ""
+    if differs:
+        notes.append(f"MACHINE DIFFERS from the stored baseline's ({differs}): these verdicts are about the machine, "
+                     "not the code, and do not fail the gate; re-create the baseline on this machine type, or gate "
+                     "with `bench ab` (both versions in one job)")
     return Comparison(
         baseline=names[0], candidate=names[1], rule=rule, verdicts=tuple(verdicts),
         added=tuple(k.label for k in rc if k not in rb), removed=tuple(k.label for k in rb if k not in rc),
         env_diffs=tuple(diffs), env_mismatch_allowed=allow_env_mismatch, notes=tuple(notes),
-        not_applicable=tuple(not_applicable))
+        not_applicable=tuple(not_applicable), paired=is_paired, machine_differs=differs)

@@ -35,10 +35,11 @@ def table(cmp: Comparison, *, marks: bool = False) -> pd.DataFrame:
         "row": v.label, "verdict": MARK[v.verdict] if marks else v.verdict,
         "baseline": fmt_s(v.baseline_median_s), "candidate": fmt_s(v.candidate_median_s),
         "change [99% interval]": _change(v), "p": "-" if v.p_value != v.p_value else f"{v.p_value:.2g}",
-        "threshold": f"{v.threshold:.0%} ({v.threshold_source})", "n": f"{v.n_baseline}/{v.n_candidate}",
-        "why": v.reason,
+        "threshold": f"{v.threshold:.0%} ({v.threshold_source})",
+        "detectable": "-" if v.detectable_ratio == float("inf") else f"{v.detectable_ratio - 1:+.1%}",
+        "processes": f"{v.n_baseline}/{v.n_candidate}", "why": v.reason,
     } for v in cmp.verdicts], columns=["row", "verdict", "baseline", "candidate", "change [99% interval]", "p",
-                                       "threshold", "n", "why"])
+                                       "threshold", "detectable", "processes", "why"])
 
 
 def counts(cmp: Comparison) -> str:
@@ -68,9 +69,19 @@ def console(cmp: Comparison) -> str:
     lines += [line for line in [not_applicable_line(cmp)] if line]
     lines += [f"environment: {d.field}: {d.baseline} -> {d.candidate}" for d in cmp.env_diffs if d.blocking]
     lines += [f"note: {n}" for n in cmp.notes]
-    lines.append(f"{counts(cmp)} (slower: change >= half the threshold, 99% interval above 1, "
-                 f"Mann-Whitney p < {cmp.rule.alpha:g})")
+    lines.append(f"{counts(cmp)} ({rule_line(cmp)})")
     return "\n".join(lines)
+
+
+def rule_line(cmp: Comparison) -> str:
+    """The rule in one line: paired (bench ab) or not."""
+    if cmp.paired:
+        return (f"paired processes: slower when the median of the pairs' ratios is >= 1 + threshold/2, its 99% "
+                f"interval above 1 and the sign test p < {cmp.rule.paired_alpha:g}; detectable: the smallest slowdown "
+                "these pairs could have shown")
+    return (f"the unit is the worker process: slower when the change of the per-process medians is >= half the "
+            f"threshold, its 99% interval above 1 and Mann-Whitney p < {cmp.rule.alpha:g}; detectable: the smallest "
+            "slowdown these processes could have shown")
 
 
 def _md_table(frame: pd.DataFrame) -> str:
@@ -103,11 +114,22 @@ def markdown(cmp: Comparison) -> str:
     else:
         out += ["Environments match.", ""]
     out += [f"- {md_text(n)}" for n in cmp.notes]
-    out += ["", f"<sub>Rule: `slower` when the Hodges-Lehmann ratio candidate / baseline (the median of all "
-                f"pairwise ratios of per-call samples) is at least 1 + threshold/2, its {cmp.rule.confidence:.0%} "
-                f"distribution-free rank interval (Moses: order statistics of the pairwise ratios) lies above 1 "
-                f"and a Mann-Whitney U test on the raw samples gives p < {cmp.rule.alpha:g}; `same` when the "
-                f"interval rules out a change as large as the threshold; `unsure` otherwise.</sub>"]
+    if cmp.paired:
+        out += ["", f"<sub>Rule (paired, `bench ab`): each pair of worker processes, one per side, ran side by side "
+                    f"in time and gives one ratio candidate / baseline of its median per-call times. `slower` when the "
+                    f"median ratio is at least 1 + threshold/2, its {cmp.rule.confidence:.0%} order-statistic interval "
+                    f"lies above 1 and the exact sign test gives p < {cmp.rule.paired_alpha:g}; `same` when the interval "
+                    f"rules out a change as large as the threshold; `unsure` otherwise (and with fewer than "
+                    f"{cmp.rule.min_pairs} pairs). detectable: the smallest slowdown these pairs could have called "
+                    "slower.</sub>"]
+        return "\n".join(out).rstrip() + "\n"
+    out += ["", f"<sub>Rule: the unit is the worker process (each side's values are its processes' median per-call "
+                f"times). `slower` when the Hodges-Lehmann ratio candidate / baseline (the median of all pairwise "
+                f"ratios of process medians) is at least 1 + threshold/2, its {cmp.rule.confidence:.0%} "
+                f"distribution-free rank interval (Moses) lies above 1 and a Mann-Whitney U test on the process "
+                f"medians gives p < {cmp.rule.alpha:g}; `same` when the interval rules out a change as large as the "
+                f"threshold; `unsure` otherwise (and with fewer than {cmp.rule.min_processes} processes a side). "
+                f"detectable: the smallest slowdown this comparison could have called slower.</sub>"]
     return "\n".join(out).rstrip() + "\n"
 
 

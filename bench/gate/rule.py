@@ -1,17 +1,25 @@
-"""The decision rule for one row: faster, same, slower or unsure, from two sets of per-call samples.
+"""The decision rule for one row: faster, same, slower or unsure, from the per-process medians of two runs.
+
+The unit is the worker process, not the sample: consecutive samples in one process are not independent
+(lag-1 autocorrelation up to 0.61 here) and processes differ more than samples within one (a process can run
+a few percent, or 1.6x, slower for its whole life), so a test on samples finds "significant" differences
+between two runs of the same code. Each side's values are its processes' median per-call times.
 
 The effect is the ratio candidate / baseline (>1 = slower; Hodges-Lehmann: the median of all pairwise
-ratios of samples) with a 99% interval, and the evidence a two-sided Mann-Whitney U test. The threshold T
-is the slowdown the gate must catch. The rule:
+ratios of process medians) with a 99% interval, and the evidence a two-sided Mann-Whitney U test. The
+threshold T is the slowdown the gate must catch. The rule:
 - slower: ratio >= 1 + T/2 (closer to "T slower" than to "no change"), interval above 1, p < alpha;
 - faster: the mirror image;
 - same: the interval lies within [1/(1+T), 1+T] (a change as large as T is ruled out);
-- unsure: anything else (too few samples, or an interval too wide to tell).
+- unsure: anything else (fewer than min_processes processes on a side, or an interval too wide to tell).
+`detectable` gives the smallest slowdown the same data could have called slower: the row's noise, as a change.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from bench.errors import BenchError, Problem
 from bench.stats import mann_whitney_p, ratio_interval
@@ -22,13 +30,18 @@ VERDICTS = ("slower", "unsure", "same", "faster")  # in the order reports list t
 @dataclass(frozen=True, kw_only=True)
 class Rule:
     """The decision rule's knobs. threshold: default fraction (0.1 = 10%); alpha: the test's level;
-    confidence: of the ratio's interval; min_samples: per side, fewer gives `unsure`; noise_factor:
+    confidence: of the ratio's interval; min_processes: per side, fewer gives `unsure`; noise_factor:
     a calibrated noise of x (relative spread of medians between A/A runs) widens T to noise_factor * x."""
 
     threshold: float = 0.10
     alpha: float = 0.001
     confidence: float = 0.99
-    min_samples: int = 7  # the exact U test cannot reach p < 0.001 with 6 against 6
+    min_processes: int = 7  # the exact U test cannot reach p < 0.001 with 6 against 6
+    # Paired runs (`bench ab`): each pair of processes ran side by side in time and gives one ratio; the test is the
+    # exact sign test on those ratios (robust to a pair whose process ran 1.6x off for its whole life, which a
+    # signed-rank test would weigh most), at paired_alpha; its rank interval needs min_pairs to exclude 1.
+    paired_alpha: float = 0.01
+    min_pairs: int = 8  # the exact sign test cannot reach p < 0.01 with 7 pairs
     noise_factor: float = 3.0
     # A launch-bound CUDA row times the host's launch path, not the GPU: on an H200 the same code moved by up to
     # +120% between two processes (Flatten, a view with no kernel; ANCHORS.md: 76% on an H100). Such rows are held
@@ -43,18 +56,21 @@ class Rule:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 10):
                 raise bad(name, "a fraction in (0, 10), such as 0.1 for 10%")
-        for name in ("alpha", "confidence"):
+        for name in ("alpha", "confidence", "paired_alpha"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1):
                 raise bad(name, "a number strictly between 0 and 1")
-        if isinstance(self.min_samples, bool) or not isinstance(self.min_samples, int) or self.min_samples < 2:
-            raise bad("min_samples", "an integer >= 2")
+        for name in ("min_processes", "min_pairs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise bad(name, "an integer >= 2")
         if not isinstance(self.noise_factor, (int, float)) or not math.isfinite(self.noise_factor) or self.noise_factor < 0:
             raise bad("noise_factor", "a finite number >= 0")
 
 
 def decide(base, cand, *, threshold: float, rule: Rule = Rule()) -> tuple[str, str, dict]:
-    """Verdict, reason and figures (ratio, ratio_low, ratio_high, p_value) for two sets of per-call seconds."""
+    """Verdict, reason and figures (ratio, ratio_low, ratio_high, p_value) for two sets of per-process median
+    per-call seconds."""
     nb, nc = len(base), len(cand)
     nan = float("nan")
     if nb == 0 or nc == 0:
@@ -63,8 +79,9 @@ def decide(base, cand, *, threshold: float, rule: Rule = Rule()) -> tuple[str, s
     p = mann_whitney_p(base, cand)
     figures = dict(ratio=ratio, ratio_low=lo, ratio_high=hi, p_value=p)
     line, t = 1 + threshold / 2, f"{threshold:.0%}"
-    if min(nb, nc) < rule.min_samples:
-        return "unsure", f"too few samples ({nb} and {nc}; at least {rule.min_samples} each)", figures
+    if min(nb, nc) < rule.min_processes:
+        return "unsure", (f"too few processes ({nb} and {nc}; at least {rule.min_processes} each: run with "
+                          f"--processes {rule.min_processes} or more)"), figures
     if ratio >= line and lo > 1 and p < rule.alpha:
         return "slower", f"{ratio - 1:+.1%}, above half the {t} threshold, interval above 1, p={p:.1g}", figures
     if ratio <= 1 / line and hi < 1 and p < rule.alpha:
@@ -74,3 +91,94 @@ def decide(base, cand, *, threshold: float, rule: Rule = Rule()) -> tuple[str, s
     if ratio >= line or ratio <= 1 / line:
         return "unsure", f"{ratio - 1:+.1%} but weak evidence (interval [{lo:.3f}, {hi:.3f}], p={p:.1g})", figures
     return "unsure", f"too noisy: interval [{lo:.3f}, {hi:.3f}] cannot rule out a {t} change", figures
+
+
+def _binomial_cdf(k: int, n: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2), exact (math.comb; n is a few dozen pairs at most)."""
+    return sum(math.comb(n, i) for i in range(0, max(k, -1) + 1)) / 2**n
+
+
+def sign_test_p(ratios) -> float:
+    """Two-sided exact sign test that the median ratio is 1; ratios equal to 1 are left out."""
+    r = np.asarray(ratios, dtype=float)
+    above, below = int((r > 1).sum()), int((r < 1).sum())
+    n = above + below
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * _binomial_cdf(min(above, below), n))
+
+
+def median_interval(ratios, *, confidence: float) -> tuple[float, float, float]:
+    """The median ratio and its distribution-free interval (order statistics x_(j), x_(n+1-j) with j the largest
+    such that P(Binomial(n, 1/2) < j) <= (1 - confidence) / 2); (median, 0, inf) when n is too small for one."""
+    x = np.sort(np.asarray(ratios, dtype=float))
+    n = len(x)
+    if n == 0:
+        return float("nan"), 0.0, float("inf")
+    tail = (1 - confidence) / 2
+    j = 0
+    while j + 1 <= n and _binomial_cdf(j, n) <= tail:  # P(X <= j) = P(X < j + 1)
+        j += 1
+    median = float(np.median(x))
+    if j == 0:
+        return median, 0.0, float("inf")
+    return median, float(x[j - 1]), float(x[n - j])
+
+
+def decide_paired(ratios, *, threshold: float, rule: Rule = Rule()) -> tuple[str, str, dict]:
+    """The rule of the module for paired runs: one ratio candidate / baseline per pair of processes that ran side
+    by side (bench ab). The effect is the median ratio with its order-statistic interval, the evidence the sign
+    test at paired_alpha; slower, faster, same and unsure as for unpaired runs."""
+    n = len(ratios)
+    nan = float("nan")
+    if n == 0:
+        return "unsure", "no pairs", dict(ratio=nan, ratio_low=nan, ratio_high=nan, p_value=nan)
+    ratio, lo, hi = median_interval(ratios, confidence=rule.confidence)
+    p = sign_test_p(ratios)
+    figures = dict(ratio=ratio, ratio_low=lo, ratio_high=hi, p_value=p)
+    line, t = 1 + threshold / 2, f"{threshold:.0%}"
+    if n < rule.min_pairs:
+        return "unsure", f"too few pairs ({n}; at least {rule.min_pairs}: bench ab --processes {rule.min_pairs})", figures
+    if ratio >= line and lo > 1 and p < rule.paired_alpha:
+        return "slower", f"{ratio - 1:+.1%}, above half the {t} threshold, interval above 1, sign test p={p:.1g}", figures
+    if ratio <= 1 / line and hi < 1 and p < rule.paired_alpha:
+        return "faster", f"{ratio - 1:+.1%}, beyond half the {t} threshold, interval below 1, sign test p={p:.1g}", figures
+    if lo >= 1 / (1 + threshold) and hi <= 1 + threshold:
+        return "same", f"interval [{lo:.3f}, {hi:.3f}] rules out a {t} change", figures
+    if ratio >= line or ratio <= 1 / line:
+        return "unsure", f"{ratio - 1:+.1%} but weak evidence (interval [{lo:.3f}, {hi:.3f}], p={p:.1g})", figures
+    return "unsure", f"too noisy: interval [{lo:.3f}, {hi:.3f}] cannot rule out a {t} change", figures
+
+
+def detectable_paired(ratios, *, threshold: float, rule: Rule = Rule()) -> float:
+    """detectable() for paired runs: the pair ratios with their median removed, scaled until decide_paired says
+    slower."""
+    r = np.asarray(ratios, dtype=float)
+    if len(r) < rule.min_pairs:
+        return float("inf")
+    null = r / float(np.median(r))
+    return _smallest(lambda k: decide_paired(null * k, threshold=threshold, rule=rule)[0] == "slower")
+
+
+def _smallest(slower) -> float:
+    """The smallest scale in [1, 20] at which slower(scale) holds (bisection; inf when not even at 20)."""
+    lo, hi = 1.0, 20.0
+    if not slower(hi):
+        return float("inf")
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if slower(mid) else (mid, hi)
+    return hi
+
+
+def detectable(base, cand, *, threshold: float, rule: Rule = Rule()) -> float:
+    """The smallest ratio the rule would have called slower at this row's noise: the candidate's process medians,
+    with the measured effect removed (divided by their Hodges-Lehmann ratio), scaled up until `decide` says
+    slower (bisection; the verdict only grows stricter as the scale grows). inf when even 20x would not be, or
+    with too few processes. Reported beside each verdict, so "same" is read as "no change above this"."""
+    base, cand = np.asarray(base, dtype=float), np.asarray(cand, dtype=float)
+    if min(len(base), len(cand)) < rule.min_processes:
+        return float("inf")
+    ratio = ratio_interval(base, cand, confidence=rule.confidence)[0]
+    null = cand / ratio
+    return _smallest(lambda r: decide(base, null * r, threshold=threshold, rule=rule)[0] == "slower")

@@ -49,9 +49,29 @@ def device_name(device: str) -> str:
     return cuda_name() if device == "cuda" else cpu_name()
 
 
+def _cpuinfo_fields() -> list[str]:
+    """What tells apart CPUs that share a generic model name ("Intel Xeon Processor", "AMD EPYC" in cloud VMs):
+    the family, model, stepping, cache size and instruction-set flags of /proc/cpuinfo, and the memory size."""
+    wanted = ("cpu family", "model", "stepping", "cache size", "flags")
+    out: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            name = name.strip()
+            if name in wanted and name not in out:
+                out[name] = value.strip()
+        mem = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                    if line.startswith("MemTotal:")), "")
+        out["memory_gib"] = str(round(int(mem) / 2**20)) if mem.isdigit() else ""
+    except OSError:
+        pass
+    return [out.get(k, "") for k in (*wanted, "memory_gib")]
+
+
 def machine_key(device: str) -> str:
-    """A stable key for 'this kind of machine and device': CPU model, core count, GPU name. No hostname."""
-    parts = [cpu_name(), str(os.cpu_count())] + ([cuda_name()] if device == "cuda" else [])
+    """A stable key for 'this kind of machine and device': CPU model, core count, the CPU's family, model, stepping,
+    cache and flags, the memory size, and the GPU's name. No hostname."""
+    parts = [cpu_name(), str(os.cpu_count()), *_cpuinfo_fields()] + ([cuda_name()] if device == "cuda" else [])
     slug = "".join(c if c.isalnum() else "-" for c in device_name(device).lower())
     slug = "-".join(p for p in slug.split("-") if p)[:40]
     return f"{device}-{slug}-{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:8]}"
@@ -63,6 +83,30 @@ def matmul_precision() -> str | None:
         return torch.get_float32_matmul_precision()
     except RuntimeError:
         return None
+
+
+def speed_probe() -> dict:
+    """A quick speed probe of this machine, about 0.1 s, for telling "the machine differs" from "the code is
+    slower" when a run is compared with a stored baseline: the median of 5 timings of a fixed pure-Python loop,
+    and of a fixed 256 x 256 float32 matmul on one thread."""
+    import time
+
+    def median_of(fn) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return sorted(times)[2]
+
+    a = torch.ones(256, 256)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        matmul_s = median_of(lambda: [a @ a for _ in range(10)])
+    finally:
+        torch.set_num_threads(threads)
+    return dict(python_s=median_of(lambda: sum(range(300_000))), matmul_s=matmul_s)
 
 
 def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
@@ -90,6 +134,7 @@ def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
         "float32_matmul_precision": matmul_precision(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "speed_probe": speed_probe(),
     }
 
 

@@ -85,8 +85,10 @@ def _reference(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return _first_tensor(ref_module(x[:ACCURACY_ROWS].to("cpu", torch.float64)))
 
 
-def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Policy) -> tuple[Measurement, torch.Tensor]:
-    """Time the variant's step; return the measurement and one forward output (for the accuracy check)."""
+def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Policy,
+                     counter=None) -> tuple[Measurement, torch.Tensor, float | None]:
+    """Time the variant's step; return the measurement, one forward output (for the accuracy check) and, with a
+    `counter` (bench.measure.instructions, in a worker under callgrind), the instructions per call."""
     if variant.compile:
         module = torch.compile(module)
     with torch.enable_grad() if variant.backward else torch.inference_mode():
@@ -97,16 +99,20 @@ def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Polic
         if variant.cuda_graph:
             fn = graph_replay(fn)
         m = measure(fn, timer=timer, policy=policy)
+        instructions = counter.per_call(fn) if counter is not None and x.device.type == "cpu" else None
         out = _first_tensor(module(x) if variant.backward else fn()).detach()
-    return m, out
+    return m, out, instructions
 
 
 def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_factor: float = 3.0,
-            variant: Variant = DEFAULT) -> Record:
+            variant: Variant = DEFAULT, counter=None, keep: dict | None = None) -> Record:
     """Measure one plan on one device under one variant (default: the workload as declared, torch's settings).
 
     Never raises for a failing workload: the record says what happened. The variant's flags and threads
     are set only around this row and restored afterwards, also when the row fails.
+    keep: a dict the caller holds between calls; the row's built module, input, float64 reference and math mode
+    are kept there and reused while the next calls measure the same row (a worker measuring one row in several
+    short blocks, alternated with another process's blocks: bench ab); it holds one row at a time.
     """
     w = plan.workload
     name = device_name(device)
@@ -132,19 +138,24 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                               reason=f"needs about {needed / 2**30:.2f} GiB ({memory_factor:g}x the planned peak "
                                      f"of {peak / 2**30:.2f} GiB{' with backward' if variant.backward else ''}), "
                                      f"{device} has {free / 2**30:.2f} GiB free")
-            # Hard limit: the policy's own bound for a row whose first call passed the timeout estimate
-            # (Policy.bound_s), and a tenth of the timeout more for building and the accuracy reference.
-            with deadline(1.1 * policy.timeout_s + 2 * policy.warmup_s + policy.budget_s
-                          + policy.floor_samples * policy.min_block_s):
-                module, x = build(plan, device)
-                reference = _reference(module, x)
-                module, x = convert(module, x, variant)
-                math = math_mode(module, dtype=variant.dtype or w.dtype, device=device)
-                m, out = _measure_variant(module, x, variant, timer=timer, policy=policy)
+            with deadline(policy.row_limit_s):  # in a worker, the parent also kills it past this (bench.measure.pool)
+                row = (plan.name, device, variant)
+                if keep is not None and row in keep:
+                    module, x, reference, math = keep[row]
+                else:
+                    if keep is not None:
+                        keep.clear()  # the previous row's tensors go before this row's are built
+                    module, x = build(plan, device)
+                    reference = _reference(module, x)
+                    module, x = convert(module, x, variant)
+                    math = math_mode(module, dtype=variant.dtype or w.dtype, device=device)
+                    if keep is not None:
+                        keep[row] = (module, x, reference, math)
+                m, out, instructions = _measure_variant(module, x, variant, timer=timer, policy=policy, counter=counter)
             head = out[:ACCURACY_ROWS] if out.dim() else out
             diff = max_rel_diff(head, reference) if head.shape == reference.shape else None
             return Record(**base, status="ok", measurement=m, wall_s=time.perf_counter() - started,
-                          max_rel_diff=diff, math=math)
+                          max_rel_diff=diff, math=math, instructions=instructions)
         except (WorkloadTimeout, DeadlineExceeded) as exc:
             return Record(**base, status="timeout", reason=str(exc), wall_s=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - one row's failure must not cost the suite; it is recorded

@@ -41,6 +41,12 @@ class Policy:
             raise BenchError(Problem(where="Policy", field="min_samples", found=repr(self.min_samples),
                                      expected=f"{self.floor_samples} to {self.max_samples} (floor_samples to max_samples)"))
 
+    @property
+    def row_limit_s(self) -> float:
+        """The hard limit on one row (building, the accuracy reference and measuring): the bound of a row whose
+        first call just passed the timeout estimate (bound_s), and a tenth of the timeout more for building."""
+        return 1.1 * self.timeout_s + 2 * self.warmup_s + self.budget_s + self.floor_samples * self.min_block_s
+
     def bound_s(self, first_call_s: float) -> float:
         """Upper bound on this workload's measuring time when every call takes `first_call_s`: the first call,
         warm-up blocks that double while under warmup_s (at least one call, less than first_call_s +

@@ -13,6 +13,7 @@ from bench.schema import (DEFAULT_VARIANT, KEY_COLUMNS, REQUIRED_RESULT_COLUMNS,
                           SCHEMA_VERSION, STATUSES, RowKey)
 from bench.store.cells import FORMULA_STARTS
 from bench.store.files import first_row, read_csv, read_json_object
+from bench.store.summary import with_process
 
 # A per-call time is a finite number of seconds above 0 and below this (11.6 days): anything else is a corrupt
 # file, and a bound keeps sums over many samples finite (1e308 would overflow them).
@@ -48,6 +49,8 @@ class Run:
         # A frame from before variants (or built by hand) gets the variant column: every row the default.
         for name in ("results", "samples"):
             object.__setattr__(self, name, _with_variant(getattr(self, name)))
+        # samples from before worker processes were all taken in one process: process 0
+        object.__setattr__(self, "samples", with_process(self.samples))
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -135,6 +138,9 @@ def check_run(run: Run, where: str) -> None:
         if "calls" in samples.columns:
             calls = _numbers(samples, "calls")
             _refuse(sw, samples, ~((calls >= 1) & (calls < 2**53) & (np.mod(calls, 1) == 0)), "calls", "an integer >= 1")
+        if "process" in samples.columns:  # the unit of the gate's statistics: a number, never a blank
+            proc = _numbers(samples, "process")
+            _refuse(sw, samples, ~((proc >= 0) & (proc < 2**31) & (np.mod(proc, 1) == 0)), "process", "an integer >= 0")
     with np.errstate(invalid="ignore"):
         for column, least in (("threads", 0), ("n_samples", 1), ("calls_per_sample", 1)):
             if column in results.columns:  # readers use these as integers
@@ -195,6 +201,9 @@ def run_dirs_in(path: Path | str) -> list[Path]:
                                  found="no such folder"))
     if is_run_dir(path):
         return [path]
+    if (path / "ab.json").is_file():  # two versions of the code, never rounds of one run
+        raise BenchError(Problem(where=str(path), expected="one run: an A/B folder's baseline/ or candidate/ "
+                                 f"(bench compare {path}/baseline {path}/candidate judges them)", found="an A/B folder"))
     if any((path / name).is_file() for name in RUN_FILES):  # a run folder that lost its env.json
         raise BenchError(Problem(where=str(path / "env.json"), expected="a run folder's env.json", found="no such file"))
     try:

@@ -1,11 +1,12 @@
-"""Records -> tidy pandas frames: one results row per record, one samples row per kept sample (long format)."""
+"""Records -> tidy pandas frames: one results row per row identity (its records from every worker process
+pooled), one samples row per kept sample (long format, with the process that took it)."""
 from __future__ import annotations
 
 import pandas as pd
 
 from bench.measure.record import Record
-from bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, is_launch_bound
-from bench.stats import NOISY_REL_IQR, summarize
+from bench.schema import NOT_APPLICABLE, RESULT_COLUMNS, SAMPLE_COLUMNS, RowKey
+from bench.store.summary import summarize_rows
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -13,6 +14,8 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def _row(r: Record) -> dict:
+    """The row's declaration and how it ran, from one record; the statistics come from the samples
+    (bench.store.summary)."""
     p, w = r.plan, r.plan.workload
     row = dict.fromkeys(RESULT_COLUMNS)
     flops = p.flops if r.flops is None else r.flops
@@ -27,25 +30,33 @@ def _row(r: Record) -> dict:
     )
     row["pass"] = r.variant.pass_name  # "pass" is a keyword: not usable in update(...)
     m = r.measurement
-    if m is None:
-        return row
-    s, host, enq = summarize(m.device_s), summarize(m.host_s), summarize(m.enqueue_s)
-    row.update(
-        median_s=s.median_s, iqr_s=s.iqr_s, mean_s=s.mean_s, std_s=s.std_s, min_s=s.min_s, max_s=s.max_s,
-        n_samples=s.n_samples, calls_per_sample=m.calls_per_sample, rel_iqr=s.rel_iqr,
-        noisy=bool(s.rel_iqr > NOISY_REL_IQR),
-        host_median_s=host.median_s, host_iqr_s=host.iqr_s, enqueue_median_s=enq.median_s,
-        launch_bound=is_launch_bound(device=r.device, median_s=s.median_s, enqueue_median_s=enq.median_s),
-        flops_per_s=flops / s.median_s if s.median_s > 0 else None,
-        bytes_per_s=bytes_moved / s.median_s if s.median_s > 0 else None,
-        warmup_calls=m.warmup_calls, first_call_s=m.first_call_s, stop_reason=m.stop_reason,
-    )
+    if m is not None:
+        row.update(calls_per_sample=m.calls_per_sample, warmup_calls=m.warmup_calls, first_call_s=m.first_call_s,
+                   stop_reason=m.stop_reason)
     return row
 
 
+def _failed(records: list[Record]) -> Record | None:
+    """The first record of a row that failed (a row that fails in any of its processes is failed)."""
+    return next((r for r in records if r.status not in ("ok", NOT_APPLICABLE)), None)
+
+
 def to_frame(records: list[Record]) -> pd.DataFrame:
-    """One tidy row per record, columns schema.RESULT_COLUMNS, times in seconds."""
-    return pd.DataFrame([_row(r) for r in records], columns=RESULT_COLUMNS)
+    """One tidy row per row identity, columns schema.RESULT_COLUMNS, times in seconds, in the order rows first
+    appear. A row measured by several processes is one row: its statistics come from all their samples; it is
+    failed (with that process's status and reason) when any process failed."""
+    by_key: dict[RowKey, list[Record]] = {}
+    for r in records:
+        by_key.setdefault(r.key, []).append(r)
+    rows = []
+    for group in by_key.values():
+        bad = _failed(group)
+        row = _row(bad or group[0])
+        if bad is not None and len(group) > 1:
+            row["reason"] = f"in process {bad.process} ({len(group)} measured the row): {bad.reason}"
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return summarize_rows(frame, to_samples(records))
 
 
 def to_samples(records: list[Record]) -> pd.DataFrame:
@@ -57,5 +68,9 @@ def to_samples(records: list[Record]) -> pd.DataFrame:
         m, k = r.measurement, r.key
         for i, (d, h, e) in enumerate(zip(m.device_s, m.host_s, m.enqueue_s)):
             rows.append(dict(workload=k.workload, device=k.device, dtype=k.dtype, sample=i, device_s=d, host_s=h,
-                             enqueue_s=e, calls=m.calls_per_sample, variant=k.variant))
-    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+                             enqueue_s=e, calls=m.calls_per_sample, variant=k.variant, process=r.process,
+                             instructions=r.instructions))
+    frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+    if len(frame):  # numbered per row across its processes, as rounds pooled are
+        frame["sample"] = frame.groupby(["workload", "device", "dtype", "variant"], sort=False).cumcount()
+    return frame

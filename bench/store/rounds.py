@@ -14,9 +14,9 @@ import pandas as pd
 
 from bench.errors import BenchError, Problem
 from bench.measure.env import env_differences
-from bench.schema import KEY_COLUMNS, RowKey, is_launch_bound
-from bench.stats import NOISY_REL_IQR, summarize
+from bench.schema import KEY_COLUMNS, RowKey
 from bench.store.folder import Run
+from bench.store.summary import summarize_rows, with_process
 
 
 def _argv_without_out(argv) -> list[str] | None:
@@ -88,38 +88,9 @@ def check_rounds(path: Path, rounds: list[Run]) -> None:
                                      found=diffs[0].candidate))
 
 
-def _summaries(results: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
-    """results with the summary columns of each ok row recomputed from its (pooled) samples, by the same
-    formulas as one round's (bench.store.frames): median, spread, counts, throughput and launch-bound."""
-    out = results.copy()
-    groups = {RowKey(*k): g for k, g in samples.groupby(list(KEY_COLUMNS), sort=False)}
-    for i, row in out.iterrows():
-        g = groups.get(RowKey.of(row)) if row["status"] == "ok" else None
-        if g is None:
-            continue
-        s = summarize(g["device_s"].tolist())
-        values = dict(median_s=s.median_s, iqr_s=s.iqr_s, mean_s=s.mean_s, std_s=s.std_s, min_s=s.min_s,
-                      max_s=s.max_s, n_samples=s.n_samples, rel_iqr=s.rel_iqr, noisy=bool(s.rel_iqr > NOISY_REL_IQR))
-        for column, name in (("host_s", "host"), ("enqueue_s", "enqueue")):
-            if column in g.columns and g[column].notna().all():
-                part = summarize(g[column].tolist())
-                values[f"{name}_median_s"] = part.median_s
-                if name == "host":
-                    values["host_iqr_s"] = part.iqr_s
-        if "enqueue_median_s" in values:
-            values["launch_bound"] = is_launch_bound(device=str(row["device"]), median_s=s.median_s,
-                                                     enqueue_median_s=values["enqueue_median_s"])
-        for column, total in (("flops_per_s", "flops"), ("bytes_per_s", "bytes")):
-            if total in out.columns and pd.notna(row.get(total)):
-                values[column] = float(row[total]) / s.median_s
-        for column, value in values.items():
-            if column in out.columns:
-                out.at[i, column] = value
-    return out
-
-
 def pool(path: Path, rounds: list[Run]) -> Run:
-    """Rounds as one Run: samples pooled (renumbered per row) and each ok row's summary (median, IQR, n, noisy,
+    """Rounds as one Run: samples pooled (renumbered per row; each round's processes numbered after the previous
+    rounds', so a process stays the unit of the gate's statistics) and each ok row's summary (median, IQR, n, noisy,
     FLOP/s, launch-bound) recomputed from them; a row failed if it failed in any round (that round's row is
     kept); rows in the first round's order; env the first round's with `rounds` added."""
     check_rounds(path, rounds)
@@ -131,8 +102,14 @@ def pool(path: Path, rounds: list[Run]) -> Run:
             i = where[RowKey.of(row)]
             if row["status"] != "ok" and results.at[i, "status"] == "ok":
                 results.loc[i] = pd.Series(row)
-    samples = pd.concat([r.samples for r in rounds], ignore_index=True)
+    parts, offset = [], 0
+    for r in rounds:  # each round's worker processes keep their own numbers, after the previous rounds'
+        part = with_process(r.samples)
+        part = part.assign(process=pd.to_numeric(part["process"]) + offset)
+        offset = int(part["process"].max()) + 1 if len(part) else offset
+        parts.append(part)
+    samples = pd.concat(parts, ignore_index=True)
     samples["sample"] = samples.groupby(key).cumcount()
     env = dict(rounds[0].env, complete=True, rounds=len(rounds))
-    return Run(results=_summaries(results, samples), samples=samples, env=env, source=path,
+    return Run(results=summarize_rows(results, samples), samples=samples, env=env, source=path,
                run_dirs=tuple(d for r in rounds for d in r.run_dirs))

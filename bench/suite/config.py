@@ -31,6 +31,7 @@ class Config:
     workloads: tuple[Any, ...]
     variants: tuple[Variant, ...] = ()
     peaks: Any = None
+    path: str = ""  # the file, absolute ("" for workloads given in code): what a worker process imports again
 
     @property
     def declared(self) -> list[Declared]:
@@ -131,7 +132,7 @@ def load(spec: str, *, require_workloads: bool = True) -> Config:
     if problems:
         raise BenchError(*problems)
     return Config(where=where, workloads=tuple(workloads), variants=_variants(module, where),
-                  peaks=getattr(module, "PEAKS", None))
+                  peaks=getattr(module, "PEAKS", None), path=str(path.resolve()))
 
 
 def from_workloads(workloads: Sequence[Workload], *, where: str = "<python>") -> Config:

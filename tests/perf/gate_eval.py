@@ -1,189 +1,178 @@
-"""Evidence for the regression gate: false alarms on A/A pairs and detection of injected slowdowns,
-side by side with pytest-benchmark's `--benchmark-compare-fail=median:10%` on the very same runs.
+"""Evidence for the regression gate, measured the way CI uses it: the documented CLI, separate processes, from
+a clone. Side by side with pytest-benchmark's `--benchmark-compare-fail=median:10%` on the very same runs.
 
-For each pair: a baseline run of the smoke suite, then (in rotating order) a candidate run of the same
-code (A/A) and two with one workload doing 10% and 25% more work: every 10th (4th) call makes one
-extra call. Every workload is wrapped the same way in every run, so the extra calls are the only
-difference. The injected workload rotates through the suite. Runs are in-process, 1 CPU thread (on a
-shared 2-core machine two threads let another process stall a small conv by up to 200x).
+Experiments (each a real `bench` command in a subprocess, from a clone of this repository's HEAD):
+- aa:     `bench ab smoke --base-ref BASE --device cpu --threads 1` with unchanged code (A/A);
+- loaded: the same while another process burns one of the cores for the whole job;
+- inject: tests/perf/inject.py with one workload doing 10%, 25% or 100% more work, committed on top of BASE,
+          gated with `bench ab tests/perf/inject.py --base-ref BASE` (the injected workload rotates);
+- stored: `bench run smoke --processes 7` once as a stored baseline, then runs compared with it
+          (`bench compare --stored-baseline`).
+Every job's folder is kept under --out; results.json holds one row per (job, row) and is rewritten after each job,
+so a long evaluation stopped early still reports what it measured. The report is printed at the end (and with
+--report-only from an earlier results.json).
 
-    .venv/bin/python tests/perf/gate_eval.py [--pairs 24] [--rounds 3] [--budget-s 0.1] [--json FILE]
-
-Our verdicts come from bench.gate.compare.compare_runs with default settings (threshold 10%); pytest-benchmark's from
-its own PercentageRegressionCheck on our runs exported by bench.store.export. Takes about 9 s per pair (4 runs x 3 rounds).
+    .venv/bin/python tests/perf/gate_eval.py --aa 20 --loaded 6 --inject 6 --stored 10 --out /tmp/gate-eval
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
-from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
-import torch
-from torch import nn
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from bench.suite import config
-from bench.measure import env as envmod
-from bench.suite import plan as planning  # noqa: E402
-from bench.gate.compare import compare_runs  # noqa: E402
-from bench.gate.rule import Rule  # noqa: E402
-from bench.store.export import to_pytest_benchmark  # noqa: E402
-from bench.measure.sampling import Policy  # noqa: E402
-from bench.store.folder import Run  # noqa: E402
-from bench.store.frames import to_frame, to_samples  # noqa: E402
-from bench.measure.record import Record  # noqa: E402
-from bench.measure.runner import run_suite  # noqa: E402
+LEVELS = {"+10%": 10, "+25%": 4, "+100%": 1}
+WORKLOADS = ["smoke-linear", "smoke-mlp", "smoke-conv", "smoke-flatten"]
 
 
-class ExtraWork(nn.Module):
-    """The wrapped layer; every `every`-th call (0: never) also makes one extra, complete call of this
-    wrapper, so the time per call grows by 1/every of a whole call (10% with every=10, 25% with every=4)."""
-
-    def __init__(self, inner: nn.Module, every: int) -> None:
-        super().__init__()
-        self.inner, self.period = inner, every or 1 << 62  # the same bookkeeping whether or not it injects
-        self.state = {"calls": 0, "nested": False}  # a dict: nn.Module.__setattr__ would cost ~1 us per call
-
-    def forward(self, x):
-        state = self.state
-        if not state["nested"]:
-            state["calls"] += 1
-            if state["calls"] % self.period == 0:
-                state["nested"] = True
-                try:
-                    self(x)  # the extra call, through nn.Module.__call__ like the timed one
-                finally:
-                    state["nested"] = False
-        return self.inner(x)
+def sh(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, **kw)
 
 
-def _build(make, every: int) -> nn.Module:
-    return ExtraWork(make(), every)
+def clone(out: Path) -> tuple[Path, str, dict[tuple[str, str], str]]:
+    """A clone of HEAD with, on top of it, one commit per (level, workload) injecting that slowdown."""
+    work = out / "clone"
+    if not work.exists():
+        sh(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(work)], out).check_returncode()
+    base = sh(["git", "rev-parse", "HEAD"], work).stdout.strip()
+    commits = {}
+    for level, every in LEVELS.items():
+        for name in WORKLOADS:
+            sh(["git", "checkout", "--quiet", "--detach", base], work).check_returncode()
+            path = work / "tests" / "perf" / "inject.py"
+            text = path.read_text().replace("EVERY: dict[str, int] = {}", f"EVERY: dict[str, int] = {{{name!r}: {every}}}")
+            path.write_text(text)
+            sh(["git", "-c", "user.name=eval", "-c", "user.email=eval@localhost", "commit", "--quiet", "-am",
+                f"inject {level} into {name}"], work).check_returncode()
+            commits[(level, name)] = sh(["git", "rev-parse", "HEAD"], work).stdout.strip()
+    sh(["git", "checkout", "--quiet", "--detach", base], work).check_returncode()
+    return work, base, commits
 
 
-def suite(every: dict[str, int]) -> list:
-    declared = config.load("smoke").declared
-    wrapped = [replace(d, workload=replace(d.workload, module=partial(_build, d.workload.module,
-                                                                      every.get(d.workload.name, 0))))
-               for d in declared]
-    return planning.check(wrapped)
+def bench(work: Path, *args: str, burn: bool = False) -> tuple[int, float, str]:
+    """Run `python -m bench ARGS` in the clone (its own bench package first on sys.path); exit status, seconds,
+    the last lines of its output. burn: a process spinning on one core for the whole command."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if burn else None
+    started = time.time()
+    try:
+        p = sh([sys.executable, "-m", "bench", *args], work, timeout=1800)
+    finally:
+        if burner:
+            burner.kill()
+    return p.returncode, time.time() - started, (p.stdout + p.stderr)[-3000:]
 
 
-def pooled(rounds: list[list[Record]], env: dict):
-    """Records of several rounds of the same suite as one run: each row's samples concatenated."""
-    merged = []
-    for group in zip(*rounds):
-        ok = [r for r in group if r.measurement is not None]
-        if len(ok) < len(group):
-            merged.append(group[0] if group[0].measurement is None else next(r for r in group if r.measurement is None))
-            continue
-        m = ok[0].measurement
-        merged.append(replace(ok[0], measurement=replace(
-            m, device_s=sum((r.measurement.device_s for r in ok), ()), host_s=sum((r.measurement.host_s for r in ok), ()),
-            enqueue_s=sum((r.measurement.enqueue_s for r in ok), ()))))
-    return Run(results=to_frame(merged), samples=to_samples(merged), env=dict(env, complete=True))
-
-
-def pytest_benchmark_slower(base, cand) -> dict[str, bool]:
-    """pytest-benchmark's own rule, `median:10%`, per workload (its code, on our exported stats)."""
+def judge(base_dir: Path, cand_dir: Path, *, stored: bool) -> list[dict]:
+    """Our verdict per row (bench.comparison, as the CLI judged it) and pytest-benchmark's median:10% on the
+    same two runs (its own PercentageRegressionCheck on the runs exported by bench.store.export)."""
+    import bench
+    from bench.store.export import to_pytest_benchmark
     from pytest_benchmark.utils import parse_compare_fail
 
+    base, cand = bench.load(base_dir), bench.load(cand_dir)
+    cmp = bench.comparison(base, cand, stored_baseline=stored)
     check = parse_compare_fail("median:10%")
     b = {x["params"]["workload"]: x["stats"] for x in to_pytest_benchmark(base)["benchmarks"]}
     c = {x["params"]["workload"]: x["stats"] for x in to_pytest_benchmark(cand)["benchmarks"]}
-    return {k: bool(check.fails(c[k], b[k])) for k in b if k in c}
+    return [dict(workload=v.workload, ours=v.verdict, ratio=v.ratio, low=v.ratio_low, high=v.ratio_high,
+                 detectable=v.detectable_ratio, median_ratio=v.candidate_median_s / v.baseline_median_s,
+                 pytest_benchmark=bool(check.fails(c[v.workload], b[v.workload])), paired=cmp.paired,
+                 machine_differs=cmp.machine_differs) for v in cmp.verdicts]
+
+
+def latest(folder: Path) -> Path:
+    return max((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=24)
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per run (at least 2)")
-    ap.add_argument("--budget-s", type=float, default=0.1, help="sampling seconds per row and round")
-    ap.add_argument("--warmup-s", type=float, default=0.05)
-    ap.add_argument("--min-samples", type=int, default=10)
-    ap.add_argument("--json", default="")
+    ap.add_argument("--aa", type=int, default=20)
+    ap.add_argument("--loaded", type=int, default=6)
+    ap.add_argument("--inject", type=int, default=6, help="jobs per level (+10%%, +25%%, +100%%)")
+    ap.add_argument("--stored", type=int, default=10)
+    ap.add_argument("--out", default="/tmp/gate-eval")
+    ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    policy = Policy(warmup_s=args.warmup_s, budget_s=args.budget_s, min_samples=args.min_samples)
-    env = envmod.capture(devices=["cpu"], argv=["gate_eval"], threads=1)
-    names = [d.workload.name for d in config.load("smoke").declared]
-    kinds = {"base": 0, "A/A": 0, "+10%": 10, "+25%": 4}
-    rows = []  # one per (pair, mode, candidate run, workload)
-    started, load_start = time.time(), os.getloadavg()
-    for i in range(args.pairs):
-        target = names[i % len(names)]
-        plans = {kind: suite({target: every} if every else {}) for kind, every in kinds.items()}
-        rounds: dict[str, list] = {kind: [] for kind in kinds}
-        for r in range(args.rounds):  # base, A/A, +10%, +25% in turn, the order rotating each round
-            shift = (i + r) % len(kinds)
-            for kind in (list(kinds)[shift:] + list(kinds)[:shift]):
-                rounds[kind].append(run_suite(plans[kind], ["cpu"], policy=policy))
-        modes = {"one round": lambda k: pooled(rounds[k][:1], env),
-                 "second round": lambda k: pooled(rounds[k][1:2], env),
-                 f"{args.rounds} rounds pooled": lambda k: pooled(rounds[k], env)}
-        for mode, run_of in modes.items():
-            base = run_of("base")
-            for kind in ("A/A", "+10%", "+25%"):
-                cand = run_of(kind)
-                ours = {v.workload: v for v in compare_runs(base, cand, rule=Rule()).verdicts}
-                theirs = pytest_benchmark_slower(base, cand)
-                for name in names:
-                    v = ours[name]
-                    rows.append(dict(pair=i, mode=mode, run=kind, workload=name,
-                                     kind=kind if (kinds[kind] and name == target) else "A/A",
-                                     ours=v.verdict, pytest_benchmark=theirs[name], ratio=v.ratio,
-                                     median_ratio=v.candidate_median_s / v.baseline_median_s))
-        done = [r for r in rows if r["pair"] == i and r["mode"] == "one round" and r["ours"] != "same"]
-        print(f"pair {i + 1}/{args.pairs} ({target} injected, load {os.getloadavg()[0]:.1f}): "
-              + ", ".join(f"{r['run']}:{r['workload'].removeprefix('smoke-')}={r['ours']}" for r in done),
-              file=sys.stderr)
-    elapsed, load_end = time.time() - started, os.getloadavg()
-    print(report(rows, args, elapsed, load_start, load_end))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.json"
+    rows: list[dict] = json.loads(results.read_text()) if results.exists() else []
+    if args.report_only:
+        print(report(rows))
+        return 0
+    work, base, commits = clone(out)
+    ab = ["ab", "--base-ref", base, "--device", "cpu", "--threads", "1"]
+    plan = ([("aa", i) for i in range(args.aa)] + [("loaded", i) for i in range(args.loaded)]
+            + [(level, i) for i in range(args.inject) for level in LEVELS])
+    # interleave the kinds so that a change in the machine over the evaluation touches them alike
+    plan.sort(key=lambda item: (item[1], list(LEVELS).index(item[0]) + 2 if item[0] in LEVELS else
+                                ["aa", "loaded"].index(item[0])))
+    for kind, i in plan:
+        job = f"{kind}-{i}".replace("%", "pct").replace("+", "")
+        target = WORKLOADS[i % len(WORKLOADS)] if kind in LEVELS else ""
+        sh(["git", "checkout", "--quiet", "--detach", commits[(kind, target)] if target else base], work)
+        config = "tests/perf/inject.py" if target else "smoke"
+        load0 = os.getloadavg()[0]
+        status, seconds, tail = bench(work, *ab, config, "--out", str(out / "jobs" / job), burn=kind == "loaded")
+        sh(["git", "checkout", "--quiet", "--detach", base], work)
+        if status not in (0, 1):
+            print(f"{job}: exit {status}\n{tail}", file=sys.stderr)
+            continue
+        folder = latest(out / "jobs" / job)
+        for row in judge(folder / "baseline", folder / "candidate", stored=False):
+            rows.append(dict(row, job=job, kind=kind, case=kind if row["workload"] == target else "A/A",
+                             exit=status, seconds=seconds, load=load0))
+        results.write_text(json.dumps(rows, indent=1))
+        print(f"{job}: exit {status} in {seconds:.0f} s (load {load0:.1f}): " + ", ".join(
+            f"{r['workload'].removeprefix('smoke-')}={r['ours']}{'*' if r['pytest_benchmark'] else ''}"
+            for r in rows if r["job"] == job), file=sys.stderr, flush=True)
+    if args.stored:
+        stored = out / "stored"
+        run = ["run", "smoke", "--device", "cpu", "--threads", "1", "--processes", "7"]
+        bench(work, *run, "--out", str(stored / "baseline"))
+        base_dir = latest(stored / "baseline")
+        for i in range(args.stored):
+            status, seconds, tail = bench(work, *run, "--out", str(stored / f"cand-{i}"))
+            cand_dir = latest(stored / f"cand-{i}")
+            cstatus, _, _ = bench(work, "compare", str(base_dir), str(cand_dir), "--stored-baseline")
+            for row in judge(base_dir, cand_dir, stored=True):
+                rows.append(dict(row, job=f"stored-{i}", kind="stored", case="A/A", exit=cstatus, seconds=seconds,
+                                 load=os.getloadavg()[0]))
+            results.write_text(json.dumps(rows, indent=1))
+            print(f"stored-{i}: compare exit {cstatus}", file=sys.stderr, flush=True)
+    print(report(rows))
     return 0
 
 
-def report(rows: list[dict], args, elapsed: float, load_start, load_end) -> str:
+def report(rows: list[dict]) -> str:
     import pandas as pd
 
+    if not rows:
+        return "no results"
     f = pd.DataFrame(rows)
-    # "confirmed": a row counts as slower only when the first and the second round both say so, as a CI
-    # job that re-measures once before failing would do
-    first = f[f["mode"] == "one round"].reset_index(drop=True)
-    second = f[f["mode"] == "second round"].reset_index(drop=True)
-    confirmed = first.assign(mode="one round, confirmed by a second",
-                             ours=first["ours"].where((first["ours"] != "slower") | (second["ours"] == "slower"),
-                                                      "unsure"),
-                             pytest_benchmark=first["pytest_benchmark"] & second["pytest_benchmark"])
-    f = pd.concat([f[f["mode"] != "second round"], confirmed], ignore_index=True)
-    lines = [f"{args.pairs} pairs of smoke-suite runs, 1 thread, {args.rounds} interleaved rounds of "
-             f"{args.budget_s:g} s per row, {elapsed:.0f} s; load average {load_start[0]:.1f} at the start, "
-             f"{load_end[0]:.1f} at the end (2 cores)", ""]
     table = []
-    for mode, fm in f.groupby("mode", sort=False):
-        cases = [("A/A: same code", fm[fm["run"] == "A/A"]),
-                 ("A/A: untouched rows of all runs", fm[fm["kind"] == "A/A"]),
-                 ("+10% work: detected", fm[fm["kind"] == "+10%"]), ("+25% work: detected", fm[fm["kind"] == "+25%"])]
-        for label, sub in cases:
-            table.append({"runs": mode, "case": label, "rows": len(sub),
-                          "ours slower": int((sub["ours"] == "slower").sum()),
-                          "ours unsure": int((sub["ours"] == "unsure").sum()),
-                          "pytest-benchmark median:10% fails": int(sub["pytest_benchmark"].sum())})
-    lines.append(pd.DataFrame(table).to_string(index=False))
-    inj = f[f["kind"] != "A/A"].groupby(["mode", "kind"], sort=False)["median_ratio"].median()
-    lines += ["", "measured slowdown of the injected row (median over pairs of candidate/baseline medians):",
-              inj.map(lambda x: f"{x - 1:+.1%}").to_string()]
-    aa = f[f["kind"] == "A/A"].groupby(["mode", "workload"], sort=False)["median_ratio"]
-    lines += ["", "A/A candidate/baseline medians, 5th and 95th percentile over rows:",
-              pd.DataFrame({"p5": aa.quantile(0.05), "p95": aa.quantile(0.95)}).map(
-                  lambda x: f"{x - 1:+.1%}").to_string()]
+    for kind, fk in f.groupby("kind", sort=False):
+        for case, fc in fk.groupby("case", sort=False):
+            jobs = fc["job"].nunique()
+            table.append({"jobs": kind, "rows judged": case, "jobs n": jobs, "rows n": len(fc),
+                          "ours slower": int((fc["ours"] == "slower").sum()),
+                          "ours same": int((fc["ours"] == "same").sum()),
+                          "ours unsure": int((fc["ours"] == "unsure").sum()),
+                          "jobs failed (exit 1)": int(fc.groupby("job")["exit"].first().eq(1).sum()) if case == "A/A" else "-",
+                          "pytest-benchmark fails": int(fc["pytest_benchmark"].sum()),
+                          "median detectable": f"{fc['detectable'].replace(float('inf'), float('nan')).median() - 1:+.1%}",
+                          "measured change (median)": f"{fc['median_ratio'].median() - 1:+.1%}",
+                          "minutes per job": round(fc.groupby("job")["seconds"].first().mean() / 60, 1)})
+    lines = [pd.DataFrame(table).to_string(index=False)]
+    differs = f[f["kind"] == "stored"].groupby("job")["machine_differs"].first()
+    if len(differs):
+        lines.append(f"stored baseline: 'machine differs' in {int((differs != '').sum())} of {len(differs)} jobs")
     return "\n".join(lines)
 
 

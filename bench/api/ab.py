@@ -1,0 +1,233 @@
+"""`bench ab`: the suite measured from two versions of the code in one job, their processes interleaved.
+
+The baseline side is the git tree at --base-ref (checked out into a temporary worktree) and/or another Python
+environment (--base-python, a torch upgrade); the candidate side is the working tree with this interpreter.
+The measuring engine is this package on both sides: only the code under test (the configs and what they
+import) differs. Both sides run in pairs of worker processes alive at the same time, alternating short blocks
+of each row (bench.measure.pool.run_pairs), so a noisy machine moves both alike; bench.gate pairs them.
+
+Writes <out>/<UTC time>[-label]/ holding ab.json and two run folders, baseline/ and candidate/, which any
+command reads like runs (`bench compare X/baseline X/candidate` judges them again).
+"""
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from bench.errors import BenchError, Problem
+from bench.measure import env as envmod
+from bench.measure.pool import Job, Side, run_pairs
+from bench.measure.record import Progress, Record
+from bench.measure.runner import CUDA_POLICY, devices_for
+from bench.measure.sampling import Policy
+from bench.schema import RESULTS_DIR, RowKey
+from bench.store.files import write_atomic
+from bench.store.folder import Run
+from bench.store.frames import to_frame, to_samples
+from bench.store.writer import RunWriter, cannot_write, check_label, new_run_dir
+from bench.suite.config import resolve
+from bench.suite.variants import parse_variants
+
+AB_FILE = "ab.json"  # marks an A/B folder: its two run folders are two versions, never rounds to pool
+DEFAULT_PAIRS = 16  # pairs of worker processes (docs/gate.md: the sign test needs 8; 16 leaves room for outliers)
+DEFAULT_BLOCKS = 6  # blocks per row per process, alternated between the two sides
+FLUSH_S = 5.0  # the run folders are rewritten at most this often while measuring, and at the end
+
+
+@dataclass(frozen=True, kw_only=True)
+class AB:
+    """The two sides of an A/B job as runs, and the folder holding them."""
+
+    baseline: Run
+    candidate: Run
+    folder: Path
+
+
+def _git(args: list[str], cwd: Path, *, what: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BenchError(Problem(where="ab", field="--base-ref", expected="git, to check out the base ref",
+                                 found=str(exc))) from None
+    if out.returncode != 0:
+        lines = (out.stderr or out.stdout).strip().splitlines()
+        raise BenchError(Problem(where="ab", field="--base-ref", expected=what, found=lines[-1] if lines else
+                                 f"git {' '.join(args)} exited {out.returncode}"))
+    return out.stdout.strip()
+
+
+def toplevel(cwd: Path) -> Path:
+    return Path(_git(["rev-parse", "--show-toplevel"], cwd, what="a git repository here (for --base-ref)"))
+
+
+@contextmanager
+def worktree(ref: str, top: Path) -> Iterator[tuple[Path, str]]:
+    """The tree at `ref` checked out (detached) into a temporary worktree, and its commit; removed afterwards."""
+    commit = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top, what=f"a commit named {ref!r}")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ab-"))
+    path = tmp / "base"
+    _git(["worktree", "add", "--detach", "--quiet", str(path), commit], top, what=f"a worktree of {ref}")
+    try:
+        yield path, commit
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=top, capture_output=True, timeout=120)
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True, timeout=120)
+
+
+def _configs(specs: Sequence[str]) -> list[Path]:
+    if not specs:
+        raise BenchError(Problem(where="ab", field="CONFIG", expected="at least one config", found="none"))
+    return [resolve(str(s)).resolve() for s in specs]
+
+
+def _in_tree(path: Path, top: Path, tree: Path, ref: str) -> str:
+    """The same config file in another checkout of the repository."""
+    try:
+        rel = path.relative_to(top.resolve())
+    except ValueError:
+        raise BenchError(Problem(where=str(path), field="CONFIG", expected=f"a config inside the repository {top} "
+                                 "(so that --base-ref has a version of it)", found="a file outside it")) from None
+    there = tree / rel
+    if not there.is_file():
+        raise BenchError(Problem(where=str(rel), field="CONFIG", expected=f"the config at {ref} too",
+                                 found=f"no such file at {ref}"))
+    return str(there)
+
+
+def _python(base_python: str) -> str:
+    found = shutil.which(base_python)
+    if not found:
+        raise BenchError(Problem(where="ab", field="--base-python", expected="a Python interpreter",
+                                 found=f"{base_python!r}: not found"))
+    return found
+
+
+def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str | None = None, device: str = "all",
+       budget_s: float = Policy.budget_s, warmup_s: float = Policy.warmup_s, timeout_s: float = Policy.timeout_s,
+       min_samples: int = Policy.min_samples, threads: int | None = None, variants: str = "", filter: str = "",
+       processes: int = DEFAULT_PAIRS, blocks: int = DEFAULT_BLOCKS, out: str | Path = RESULTS_DIR / "ab",
+       label: str = "", seed: int | None = None, argv: Sequence[str] = (),
+       on_start: Callable[[Path], None] | None = None, on_progress: Callable[[Progress], None] | None = None,
+       on_record: Callable[[str, Record], None] | None = None) -> AB:
+    """Measure configs from the base (git ref and/or Python) and from the working tree, interleaved in `processes`
+    pairs of worker processes of `blocks` blocks per row; budget_s is each row's per side. Writes the two runs
+    under `out`; judge them with bench.comparison(result.baseline, result.candidate)."""
+    if not base_ref and not base_python:
+        raise BenchError(Problem(where="ab", field="--base-ref", expected="a git ref to compare with (or --base-python)",
+                                 found="neither"))
+    check_label(label)
+    paths = _configs(configs)
+    devices = devices_for(device)
+    import torch
+
+    count = threads or torch.get_num_threads()
+    chosen = parse_variants(variants)
+    pairs = processes
+    common = dict(timeout_s=timeout_s, min_samples=min_samples, floor_samples=min(Policy.floor_samples, min_samples))
+    job = Job(policy=Policy(**common, budget_s=budget_s / max(pairs, 1), warmup_s=warmup_s),
+              cuda_policy=Policy(**common, budget_s=budget_s / max(pairs, 1),
+                                 warmup_s=max(warmup_s, CUDA_POLICY.warmup_s)),
+              threads=count, devices=tuple(devices), variants=chosen)
+    python = _python(base_python) if base_python else sys.executable
+    seed = random.SystemRandom().randrange(2**32) if seed is None else seed
+    job_id = secrets.token_hex(8)
+    settings = dict(configs=[str(s) for s in configs], devices=devices, variants=[v.name for v in chosen],
+                    budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples, threads=threads,
+                    processes=pairs, blocks=blocks, filter=filter)
+    with _base_tree(base_ref) as (top, tree, commit):
+        base_configs = tuple(_in_tree(p, top, tree, base_ref) for p in paths) if tree else tuple(map(str, paths))
+        base = Side(name="baseline", configs=base_configs, filter=filter, python=python,
+                    root=str(tree) if tree else (str(top) if top else None))
+        cand = Side(name="candidate", configs=tuple(map(str, paths)), filter=filter, root=str(top) if top else None)
+        folder = new_run_dir(Path(out), label=label)
+        try:
+            write_atomic(folder / AB_FILE, json.dumps(dict(id=job_id, base_ref=base_ref, base_commit=commit,
+                                                           base_python=base_python, seed=seed, settings=settings),
+                                                      indent=2) + "\n")
+        except OSError as exc:
+            raise cannot_write(folder, exc) from None
+        if on_start:
+            on_start(folder)
+        return _measure(base, cand, job, folder=folder, pairs=pairs, blocks=blocks, seed=seed, job_id=job_id,
+                        settings=settings, argv=argv, commit=commit, base_ref=base_ref, base_python=base_python,
+                        on_progress=on_progress, on_record=on_record)
+
+
+@contextmanager
+def _base_tree(base_ref: str | None) -> Iterator[tuple[Path | None, Path | None, str]]:
+    if not base_ref:
+        yield None, None, ""
+        return
+    top = toplevel(Path.cwd())
+    with worktree(base_ref, top) as (tree, commit):
+        yield top, tree, commit
+
+
+def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, blocks: int, seed: int, job_id: str,
+             settings: dict, argv: Sequence[str], commit: str, base_ref: str | None, base_python: str | None,
+             on_progress, on_record) -> AB:
+    env = envmod.capture(devices=list(job.devices), argv=["bench", *argv], threads=job.threads)
+    writers: dict[str, RunWriter] = {}
+    records: dict[str, list[Record]] = {base.name: [], cand.name: []}
+    for side in (base, cand):
+        side_env = dict(env, settings=settings, seed=seed,
+                        ab=dict(id=job_id, side=side.name, pairs=pairs, blocks=blocks, base_ref=base_ref,
+                                base_python=base_python))
+        if side is base and commit:
+            side_env["git_commit"] = commit[:12]
+        (folder / side.name).mkdir()
+        writers[side.name] = RunWriter(folder / side.name, side_env)
+    order: dict[RowKey, int] = {}
+    written = [time.monotonic()]
+
+    def flush() -> None:
+        for side, rs in records.items():
+            rs = sorted(rs, key=lambda x: order[x.key])
+            writers[side].update(to_frame(rs), to_samples(rs))
+        written[0] = time.monotonic()
+
+    def record(side: str, r: Record) -> None:
+        order.setdefault(r.key, len(order))
+        records[side].append(r)
+        if time.monotonic() - written[0] >= FLUSH_S:  # not after every block: hundreds of them
+            flush()
+        if on_record:
+            on_record(side, r)
+
+    try:
+        costs = run_pairs(base, cand, job, pairs=pairs, blocks=blocks, rng=random.Random(seed), on_record=record,
+                          on_progress=on_progress, versions=lambda side, v: _versions(writers[side].env, v))
+        flush()
+        for side in (base, cand):
+            writers[side.name].env["workers"] = costs[side.name].as_dict()
+        runs = {name: w.finish(complete=True) for name, w in writers.items()}
+    except BaseException as exc:  # KeyboardInterrupt, a write error: keep what was measured, marked incomplete
+        try:
+            flush()
+        except BaseException:  # noqa: BLE001 - a full disk: the last files written stay
+            pass
+        for w in writers.values():
+            try:
+                w.finish(complete=False, note=f"interrupted ({type(exc).__name__})")
+            except BaseException:  # noqa: BLE001 - best effort; the first error is the one raised
+                pass
+        raise
+    return AB(baseline=runs[base.name], candidate=runs[cand.name], folder=folder)
+
+
+def _versions(env: dict, versions: dict) -> None:
+    """A side's env.json gets the python and torch its workers really ran (another with --base-python)."""
+    for name in ("python", "torch", "cuda"):
+        if name in versions:
+            env[name] = versions[name]

@@ -1,0 +1,76 @@
+"""Each row's summary recomputed from its samples: the one place results.csv's statistics come from, whether the
+samples were taken by several worker processes of one run or pooled from several rounds.
+
+The samples of a row come from its worker processes (samples.csv "process"). Besides the median and IQR of all
+of them, a row reports how many processes measured it, the spread within them (the median of each process's
+relative IQR) and between them (the relative IQR of the per-process medians): on a shared machine a process
+can run a few percent (or 1.6x) slower than another for its whole life, so the process, not the sample, is the
+unit of noise, and the gate's statistics work on per-process medians (bench.gate.rule).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.schema import KEY_COLUMNS, RowKey, is_launch_bound
+from bench.stats import NOISY_REL_IQR, summarize
+
+
+def with_process(samples: pd.DataFrame) -> pd.DataFrame:
+    """samples with a `process` column: files from before worker processes took every sample in one process (0)."""
+    if "process" not in samples.columns:
+        return samples.assign(process=0)
+    if samples["process"].isna().any():
+        return samples.assign(process=samples["process"].fillna(0))
+    return samples
+
+
+def process_medians(group: pd.DataFrame, column: str = "device_s") -> np.ndarray:
+    """The median of `column` in each process of one row's samples (processes in order of their number)."""
+    g = with_process(group)[["process", column]].dropna()
+    return g.groupby("process", sort=True)[column].median().to_numpy(dtype=float)
+
+
+def process_spread(group: pd.DataFrame) -> dict:
+    """n_processes, rel_iqr_within (median over processes of each one's relative IQR; NaN for a process of one
+    sample) and rel_iqr_between (relative IQR of the per-process medians; NaN with one process)."""
+    g = with_process(group)
+    per = g.groupby("process", sort=True)["device_s"]
+    within = per.apply(lambda x: summarize(x.tolist()).rel_iqr if len(x) > 1 else np.nan).dropna()
+    medians = per.median()
+    between = summarize(medians.tolist()).rel_iqr if len(medians) > 1 else np.nan
+    return dict(n_processes=int(len(medians)), rel_iqr_within=float(within.median()) if len(within) else np.nan,
+                rel_iqr_between=float(between))
+
+
+def summarize_rows(results: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """results with the summary columns of each ok row recomputed from its samples: median, spread, counts,
+    the process spread, throughput and launch-bound. Rows that are not ok, or have no samples, are kept as they are."""
+    out = results.copy()
+    groups = {RowKey(*k): g for k, g in with_process(samples).groupby(list(KEY_COLUMNS), sort=False)}
+    for i, row in out.iterrows():
+        g = groups.get(RowKey.of(row)) if row["status"] == "ok" else None
+        if g is None:
+            continue
+        s = summarize(g["device_s"].tolist())
+        values = dict(median_s=s.median_s, iqr_s=s.iqr_s, mean_s=s.mean_s, std_s=s.std_s, min_s=s.min_s,
+                      max_s=s.max_s, n_samples=s.n_samples, rel_iqr=s.rel_iqr, noisy=bool(s.rel_iqr > NOISY_REL_IQR),
+                      **process_spread(g))
+        for column, name in (("host_s", "host"), ("enqueue_s", "enqueue")):
+            if column in g.columns and g[column].notna().all():
+                part = summarize(g[column].tolist())
+                values[f"{name}_median_s"] = part.median_s
+                if name == "host":
+                    values["host_iqr_s"] = part.iqr_s
+        if "instructions" in g.columns and g["instructions"].notna().any():
+            values["instructions"] = float(np.median(process_medians(g, "instructions")))
+        if "enqueue_median_s" in values:
+            values["launch_bound"] = is_launch_bound(device=str(row["device"]), median_s=s.median_s,
+                                                     enqueue_median_s=values["enqueue_median_s"])
+        for column, total in (("flops_per_s", "flops"), ("bytes_per_s", "bytes")):
+            if total in out.columns and pd.notna(row.get(total)):
+                values[column] = float(row[total]) / s.median_s
+        for column, value in values.items():
+            if column in out.columns:
+                out.at[i, column] = value
+    return out
