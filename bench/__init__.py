@@ -16,6 +16,13 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 __version__ = "0.1.0"
 
+# `bench.report` is both a subpackage and an API function. Importing a subpackage binds its name on the parent
+# once, when it is first loaded: load it now (its __init__ is light), then unbind the name, so that `bench.report`
+# is the function (resolved below) whatever is imported later.
+import bench.report  # noqa: E402
+
+del report  # noqa: F821 - bound by the import above
+
 
 def __getattr__(name: str):
     if name not in _WHERE:

@@ -1,6 +1,7 @@
 """Shared fixtures: the repository root, temporary config files, one-line error checks, CUDA skipping."""
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -8,6 +9,11 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Rows are measured in this process unless a test asks for worker processes (tests/test_workers.py does, with real
+# subprocesses): a worker costs an interpreter start and a torch import, seconds each, hundreds of times over.
+# Set here, at import, so that the CLI run in a subprocess by a test inherits it too.
+os.environ["BENCH_PROCESSES"] = "0"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -27,8 +27,10 @@ def samples(median_s: float, n: int = 20, *, rel_noise: float = 0.01, seed: int 
     return median_s * (1 + rel_noise * rng.standard_normal(n))
 
 
-def run_frames(rows: dict, *, env: dict | None = None, variant: bool = True, threshold=None, status=None):
-    """(results, samples, env) for {workload: samples} (or {(workload, device, dtype, variant): samples})."""
+def run_frames(rows: dict, *, env: dict | None = None, variant: bool = True, threshold=None, status=None,
+               processes: int = 10):
+    """(results, samples, env) for {workload: samples} (or {(workload, device, dtype, variant): samples}); sample i
+    comes from process i % processes (the gate's unit)."""
     res, smp = [], []
     for key, xs in rows.items():
         w, d, t, v = key if isinstance(key, tuple) else (key, "cpu", "float32", "default")
@@ -36,9 +38,10 @@ def run_frames(rows: dict, *, env: dict | None = None, variant: bool = True, thr
         res.append(dict(workload=w, device=d, dtype=t, variant=v, status=st,
                         median_s=float(np.median(xs)) if len(xs) else None,
                         threshold=(threshold or {}).get(w)))
-        smp += [dict(workload=w, device=d, dtype=t, variant=v, sample=i, device_s=x, calls=10) for i, x in enumerate(xs)]
+        smp += [dict(workload=w, device=d, dtype=t, variant=v, sample=i, device_s=x, calls=10, process=i % processes)
+                for i, x in enumerate(xs)]
     results = pd.DataFrame(res, columns=["workload", "device", "dtype", "variant", "status", "median_s", "threshold"])
-    samp = pd.DataFrame(smp, columns=["workload", "device", "dtype", "variant", "sample", "device_s", "calls"])
+    samp = pd.DataFrame(smp, columns=["workload", "device", "dtype", "variant", "sample", "device_s", "calls", "process"])
     if not variant:
         results, samp = results.drop(columns="variant"), samp.drop(columns="variant")
     return results, samp, dict(ENV, **(env or {}))
@@ -92,7 +95,7 @@ def test_noisy_samples_are_unsure():
 def test_too_few_samples_are_unsure_even_for_a_large_change():
     verdict, reason, _ = decide(samples(1e-3, n=3), samples(2e-3, n=3), threshold=0.1)
     assert verdict == "unsure"
-    assert "too few samples (3 and 3" in reason
+    assert "too few processes (3 and 3" in reason
 
 
 def test_large_effect_without_significance_is_unsure():

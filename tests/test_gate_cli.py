@@ -100,7 +100,7 @@ def test_baseline_promote_and_where(runs, tmp_path, capsys):
 
 
 def test_end_to_end_run_calibrate_compare(tmp_path, capsys):
-    """Real (tiny) measurements: too few samples to decide, so every row is unsure and the exit is 0."""
+    """Real (tiny) measurements in this process: too few processes to decide, so every row is unsure and exit 0."""
     store = tmp_path / "store"
     assert main(["calibrate", "smoke", "--repeats", "2", "--root", str(store), *TINY[:-2], "--min-samples", "3"]) == 0
     (folder,) = list((store / "baselines").iterdir())
@@ -110,7 +110,7 @@ def test_end_to_end_run_calibrate_compare(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", str(folder), str(cand)]) == 0
     out = capsys.readouterr().out
-    assert "unsure" in out and "too few samples" in out
+    assert "unsure" in out and "too few processes" in out
 
 
 def test_workload_threshold_from_the_config_reaches_the_verdict(write_config, tmp_path, capsys):

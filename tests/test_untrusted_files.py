@@ -391,9 +391,11 @@ def _named_run(folder: Path, scale: float) -> Path:
     for i, name in enumerate(NAMES):
         plan = plan_one(Workload(name=name, module=lambda: nn.Linear(8, 4), input_shape=(2, 8)), "test")
         times = tuple(samples(1e-3 * scale, seed=i))
-        writer.add(Record(plan=plan, device="cpu", device_name="Test CPU", threads=1, status="ok",
-                          measurement=Measurement(device_s=times, host_s=times, enqueue_s=times, calls_per_sample=10,
-                                                  warmup_calls=1, first_call_s=1e-3, stop_reason="budget")))
+        for process in range(10):  # as worker processes measure it: 10 of them, 2 samples each
+            part = times[2 * process:2 * process + 2]
+            writer.add(Record(plan=plan, device="cpu", device_name="Test CPU", threads=1, status="ok", process=process,
+                              measurement=Measurement(device_s=part, host_s=part, enqueue_s=part, calls_per_sample=10,
+                                                      warmup_calls=1, first_call_s=1e-3, stop_reason="budget")))
     writer.finish(complete=True)
     return folder
 

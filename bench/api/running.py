@@ -60,7 +60,7 @@ def check(suite: SuiteSpec, *, filter: str = "") -> list[Plan]:
 
 
 
-DEFAULT_PROCESSES = 5  # worker processes per row for `run` (docs/gate.md: the evidence behind it)
+DEFAULT_PROCESSES = 7  # worker processes per row for `run` (docs/gate.md: the evidence behind it)
 PROCESSES_ENV = "BENCH_PROCESSES"  # overrides that default (the test suite sets 0: rows in its own process)
 
 

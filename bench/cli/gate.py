@@ -5,22 +5,22 @@ compare exits 0 when no row is slower, 1 when some row is, 2 for bad input (one 
 from __future__ import annotations
 
 import json
+import random
 import sys
 from pathlib import Path
 
-import torch
 
 from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_PAIRS, ab
 from bench.api.comparing import comparison, load
-from bench.api.running import check
-from bench.measure.runner import devices_for
+from bench.api.running import prepare
+from bench.measure.pool import run_in_workers
+from bench.measure.runner import run_suite
 from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent
 from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import promote, store_dir
 from bench.gate.calibrate import calibrate, save_calibration
 from bench.gate.render import console, markdown, ratio_figure, save_figure
 from bench.gate.rule import Rule
-from bench.measure import env as envmod
 from bench.measure.apply import applied
 from bench.measure.sampling import Policy
 from bench.store.export import to_pytest_benchmark
@@ -94,11 +94,18 @@ def register(sub) -> None:
     p.add_argument("configs", nargs="+", help="config names in configs/ (seed) or paths to .py files")
     p.add_argument("--repeats", type=number(minimum=2, integer=True), default=5, help="A/A runs, at least 2")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="where to time")
-    p.add_argument("--budget-s", type=number(), default=Policy.budget_s, help="sampling seconds per row")
+    p.add_argument("--filter", default="", help="only workloads whose name contains one of these comma-separated "
+                   "parts, or with one as a tag")
+    p.add_argument("--variants", default="", help="variants to run too, as `run --variants` (the config's VARIANTS "
+                   "always run)")
+    p.add_argument("--budget-s", type=number(), default=Policy.budget_s,
+                   help="sampling seconds per row and repeat, split over its processes")
     p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s, help="warm-up seconds per row")
     p.add_argument("--min-samples", type=number(minimum=1, integer=True), default=Policy.min_samples,
                    help="samples per row at least")
     p.add_argument("--threads", type=number(minimum=1, integer=True), default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--processes", type=number(minimum=0, integer=True), default=None,
+                   help="worker processes per row in each repeat; 0: in this process (default: $BENCH_PROCESSES or 7)")
     add_root(p)
     p.set_defaults(func=cmd_calibrate)
 
@@ -199,16 +206,29 @@ def cmd_baseline(args) -> int:
 
 def cmd_calibrate(args) -> int:
     writable_folder(Path(args.root), option="--root")  # before minutes of measuring
-    devices = devices_for(args.device)
-    policy = Policy(budget_s=args.budget_s, warmup_s=args.warmup_s, min_samples=args.min_samples,
-                    floor_samples=min(Policy.floor_samples, args.min_samples))
-    cuda_policy = Policy(budget_s=args.budget_s, warmup_s=max(args.warmup_s, 0.5), min_samples=args.min_samples,
-                         floor_samples=min(Policy.floor_samples, args.min_samples))
-    plans = check(args.configs)
-    err(f"calibrating: {len(plans)} workloads x {len(devices)} device(s), {args.repeats} repeats")
-    with applied(Variant(threads=args.threads or 0)):
-        cal = calibrate(plans, devices, repeats=args.repeats, policy=policy, cuda_policy=cuda_policy)
-        env = envmod.capture(devices=devices, argv=["bench", *(args.argv or [])], threads=torch.get_num_threads())
+    prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
+                       min_samples=args.min_samples, threads=args.threads, variants=args.variants, filter=args.filter,
+                       argv=args.argv, processes=args.processes)
+    rng = random.Random(args.seed if getattr(args, "seed", None) is not None else None)
+
+    def repeat(plans, devices, *, policy, cuda_policy) -> list:
+        """One A/A repeat, measured as `run` measures: in worker processes (or in this process with 0)."""
+        records: list = []
+        if prepared.processes:
+            run_in_workers([prepared.side], prepared.job, processes=prepared.processes, rng=rng,
+                           on_record=lambda _side, r: records.append(r))
+        else:
+            with applied(Variant(threads=prepared.threads)):
+                records = run_suite(plans, devices, policy=policy, cuda_policy=cuda_policy,
+                                    variants=prepared.variants)
+        return records
+
+    err(f"calibrating: {len(prepared.plans)} workloads x {len(prepared.devices)} device(s) x "
+        f"{len(prepared.variants)} variant(s), {args.repeats} repeats, each row in "
+        f"{prepared.processes or 'this'} process{'es' if prepared.processes != 1 else ''}")
+    cal = calibrate(list(prepared.plans), list(prepared.devices), repeats=args.repeats, policy=prepared.policy,
+                    cuda_policy=prepared.cuda_policy, run=repeat)
+    env = prepared.env
     folders = save_calibration(cal, env, root=Path(args.root))
     table = cal.noise.assign(noise=cal.noise["noise"].map(lambda x: f"{x:.1%}"),
                              threshold=cal.noise["noise"].map(lambda x: f"{Rule().noise_factor * x:.1%}"))

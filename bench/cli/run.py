@@ -154,11 +154,11 @@ def cmd_run(args) -> int:
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")
     load, cores = prepared.env.get("load_avg_1m"), prepared.env.get("cpu_count") or 1
-    if load is not None and load > 0.75 * cores:
-        err(f"note: this machine is busy (load average {load:.1f} on {cores} cores): CPU times may be inflated "
-            "and noisy; --threads 1 suffers least from a busy neighbour.")
 
     def start(run_dir) -> None:
+        if load is not None and load > 0.75 * cores:  # said once the run folder exists: a bad --out is one line
+            err(f"note: this machine is busy (load average {load:.1f} on {cores} cores): CPU times may be inflated "
+                "and noisy; --threads 1 suffers least from a busy neighbour.")
         times = f" x {len(prepared.variants)} variants" if len(prepared.variants) > 1 else ""
         procs = (f", each in {prepared.processes} worker processes" if prepared.processes
                  else ", in this process (--processes 0)")
