@@ -33,9 +33,9 @@ RESULT_COLUMNS = [
     "instructions",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
-# of the gate's statistics; instructions: per call, only with --metric instructions (one sample per process)
+# of the gate's statistics
 SAMPLE_COLUMNS = ["workload", "device", "dtype", "sample", "device_s", "host_s", "enqueue_s", "calls", "variant",
-                  "process", "instructions"]
+                  "process"]
 # Columns read back as numbers: a value that is not one is a corrupt file, named with its row.
 NUMERIC_COLUMNS = frozenset({
     "params", "flops", "bytes", "median_s", "iqr_s", "mean_s", "std_s", "min_s", "max_s", "n_samples",

@@ -139,6 +139,9 @@ def test_fourteen_of_sixteen_pairs_slower_with_two_outliers_is_slower():
     assert figures["ratio_low"] > 1
     assert figures["p_value"] == pytest.approx(2 * (1 + 16 + 120) / 2**16)
     assert np.mean(ratios) < 1.05  # a mean would have said "no change"
+    # at 0.9999 the interval reaches the outliers (x_(1)): the sign test alone (p=0.004) is not enough for slower
+    strict = decide_paired(ratios, threshold=0.1, rule=Rule(confidence=0.9999))
+    assert strict[2]["ratio_low"] == 0.6 and strict[0] == "unsure", strict[1]
 
 
 def test_symmetric_pair_noise_is_never_slower():
@@ -172,9 +175,12 @@ def ab_runs(*, ids=("x", "x"), sides=("baseline", "candidate"), shuffle: int | N
     cand_bias = bias if shuffle is None else np.random.default_rng(shuffle).permutation(bias)
     base = 1e-3 * bias[i % pairs] * (1 + 0.003 * rng.standard_normal(len(i)))
     cand = 1.1e-3 * cand_bias[i % pairs] * (1 + 0.003 * rng.standard_normal(len(i)))
-    runs = [Run(results=r, samples=s, env=e) for r, s, e in (run_frames({"a": xs}, processes=pairs, env={"ab": {"id": ident, "side": side}})
-                            for xs, ident, side in ((base, ids[0], sides[0]), (cand, ids[1], sides[1])))]
-    return runs[0], runs[1], base, cand
+
+    def side(xs, ident, name):
+        results, samp, env = run_frames({"a": xs}, processes=pairs, env={"ab": {"id": ident, "side": name}})
+        return Run(results=results, samples=samp, env=env)
+
+    return side(base, ids[0], sides[0]), side(cand, ids[1], sides[1]), base, cand
 
 
 def test_paired_runs_are_judged_on_the_ratios_of_matching_processes():
@@ -323,20 +329,24 @@ def test_run_pairs_compile_rows_and_failures_get_fresh_workers():
 
 
 def test_run_pairs_exception_in_on_record_kills_every_worker():
-    """An exception from on_record (Ctrl-C, a full disk) propagates and kills every live worker, the next pair's too."""
+    """An exception from on_record (Ctrl-C, a full disk) in the second pair propagates and kills that pair's live workers."""
     fakes = Fakes()
     calls = []
+    first_of_pair_1 = 2 * 2 * 2 + 1  # rows x blocks x sides of pair 0, then one more
 
     def on_record(name, record):
-        calls.append(name)
-        if len(calls) == 3:
+        calls.append(record.process)
+        if len(calls) == first_of_pair_1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         run_pairs(Side(name="baseline"), Side(name="candidate"), JOB, pairs=4, blocks=2, rng=random.Random(3),
                   on_record=on_record, spawn=fakes)
-    assert len(fakes.started) >= 2
-    assert all(w.killed for w in fakes.started), [(w.side.name, w.number, w.closed, w.killed) for w in fakes.started]
+    assert calls[-1] == 1 and len(fakes.log) == first_of_pair_1  # nothing measured after the exception
+    state = [(w.side.name, w.number, w.closed, w.killed) for w in fakes.started]
+    assert all(w.closed for w in fakes.started if w.number == 0), state  # pair 0 finished normally
+    live = [w for w in fakes.started if w.number == 1]
+    assert len(live) == 2 and all(w.killed for w in live), state
 
 
 def test_run_in_workers_schedule():

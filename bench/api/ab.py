@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Sequence
 
 from bench.errors import BenchError, Problem
 from bench.measure import env as envmod
-from bench.measure.pool import Job, Side, run_pairs
+from bench.measure.pool import Job, Side, count_instructions, run_pairs
 from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for
 from bench.measure.sampling import Policy
@@ -117,16 +117,23 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
        budget_s: float = Policy.budget_s, warmup_s: float = Policy.warmup_s, timeout_s: float = Policy.timeout_s,
        min_samples: int = Policy.min_samples, threads: int | None = None, variants: str = "", filter: str = "",
        processes: int = DEFAULT_PAIRS, blocks: int = DEFAULT_BLOCKS, out: str | Path = RESULTS_DIR / "ab",
-       label: str = "", seed: int | None = None, argv: Sequence[str] = (),
+       label: str = "", seed: int | None = None, argv: Sequence[str] = (), metric: str = "time",
        on_start: Callable[[Path], None] | None = None, on_progress: Callable[[Progress], None] | None = None,
        on_record: Callable[[str, Record], None] | None = None) -> AB:
     """Measure configs from the base (git ref and/or Python) and from the working tree, interleaved in `processes`
     pairs of worker processes of `blocks` blocks per row; budget_s is each row's per side. Writes the two runs
-    under `out`; judge them with bench.comparison(result.baseline, result.candidate)."""
+    under `out`; judge them with bench.comparison(result.baseline, result.candidate). metric "instructions": each
+    side's CPU rows are also counted under callgrind, once (judge with metric="instructions")."""
     if not base_ref and not base_python:
         raise BenchError(Problem(where="ab", field="--base-ref", expected="a git ref to compare with (or --base-python)",
                                  found="neither"))
     check_label(label)
+    if metric not in ("time", "instructions"):
+        raise BenchError(Problem(where="ab", field="--metric", expected="time or instructions", found=repr(metric)))
+    if metric == "instructions":
+        from bench.measure.instructions import build_library, default_folder
+
+        build_library(default_folder())  # valgrind and a compiler: refused now, not after minutes of measuring
     paths = _configs(configs)
     devices = devices_for(device)
     import torch
@@ -144,7 +151,7 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
     job_id = secrets.token_hex(8)
     settings = dict(configs=[str(s) for s in configs], devices=devices, variants=[v.name for v in chosen],
                     budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples, threads=threads,
-                    processes=pairs, blocks=blocks, filter=filter)
+                    processes=pairs, blocks=blocks, filter=filter, metric=metric)
     with _base_tree(base_ref) as (top, tree, commit):
         base_configs = tuple(_in_tree(p, top, tree, base_ref) for p in paths) if tree else tuple(map(str, paths))
         base = Side(name="baseline", configs=base_configs, filter=filter, python=python,
@@ -161,7 +168,7 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
             on_start(folder)
         return _measure(base, cand, job, folder=folder, pairs=pairs, blocks=blocks, seed=seed, job_id=job_id,
                         settings=settings, argv=argv, commit=commit, base_ref=base_ref, base_python=base_python,
-                        on_progress=on_progress, on_record=on_record)
+                        on_progress=on_progress, on_record=on_record, metric=metric)
 
 
 @contextmanager
@@ -176,7 +183,7 @@ def _base_tree(base_ref: str | None) -> Iterator[tuple[Path | None, Path | None,
 
 def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, blocks: int, seed: int, job_id: str,
              settings: dict, argv: Sequence[str], commit: str, base_ref: str | None, base_python: str | None,
-             on_progress, on_record) -> AB:
+             on_progress, on_record, metric: str = "time") -> AB:
     env = envmod.capture(devices=list(job.devices), argv=["bench", *argv], threads=job.threads)
     writers: dict[str, RunWriter] = {}
     records: dict[str, list[Record]] = {base.name: [], cand.name: []}
@@ -208,6 +215,9 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
     try:
         costs = run_pairs(base, cand, job, pairs=pairs, blocks=blocks, rng=random.Random(seed), on_record=record,
                           on_progress=on_progress, versions=lambda side, v: _versions(writers[side].env, v))
+        if metric == "instructions":
+            for side in (base, cand):
+                count_instructions(side, job, on_record=record)
         flush()
         for side in (base, cand):
             writers[side.name].env["workers"] = costs[side.name].as_dict()

@@ -14,7 +14,7 @@ import torch
 from bench.errors import BenchError, Problem, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
-from bench.measure.pool import Job, Side, dumps_workloads, run_in_workers
+from bench.measure.pool import Job, Side, count_instructions, dumps_workloads, run_in_workers
 from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy
@@ -81,6 +81,22 @@ def check_processes(processes: object, *, least: int = 0) -> int:
     return processes
 
 
+METRICS = ("time", "instructions")
+
+
+def check_metric(metric: str, processes: int) -> None:
+    """time, or instructions (counted by callgrind in a worker process: valgrind and a C compiler checked now)."""
+    if metric not in METRICS:
+        raise BenchError(Problem(where="run", field="--metric", expected="time or instructions", found=repr(metric)))
+    if metric == "instructions":
+        if not processes:
+            raise BenchError(Problem(where="run", field="--metric instructions", expected="worker processes "
+                                     "(--processes 1 or more): callgrind runs a worker", found="--processes 0"))
+        from bench.measure.instructions import build_library, default_folder
+
+        build_library(default_folder())
+
+
 def side_of(suite: Suite, *, filter: str = "", name: str = "") -> Side:
     """The suite as worker processes load it again: its config files, and workloads given in code pickled."""
     code = [w for c in suite.configs if not c.path for w in c.workloads]
@@ -102,6 +118,7 @@ class Prepared:
     env: dict
     processes: int = 0
     side: Side = field(default_factory=Side)
+    metric: str = "time"  # or "instructions": also count each CPU row's instructions under callgrind
 
     @property
     def rows(self) -> int:
@@ -124,10 +141,11 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
             warmup_s: float = Policy.warmup_s, timeout_s: float = Policy.timeout_s,
             min_samples: int = Policy.min_samples, target_rel_iqr: float = Policy.target_rel_iqr,
             threads: int | None = None, variants: str | Sequence[Variant | str] = (), filter: str = "",
-            argv: Sequence[str] = (), processes: int | None = None) -> Prepared:
+            argv: Sequence[str] = (), processes: int | None = None, metric: str = "time") -> Prepared:
     """Check the suite and settle everything about a run before anything is timed or written. processes: worker
     processes per row (None: $BENCH_PROCESSES or 5; 0: in this process); budget_s is the row's, split over them."""
     processes = default_processes() if processes is None else check_processes(processes)
+    check_metric(metric, processes)
     chosen_suite = _suite(suite)  # each config module is imported once
     plans = check(chosen_suite, filter=filter)
     side = side_of(chosen_suite, filter=filter) if processes else Side()
@@ -148,9 +166,9 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     # What was measured and how, whatever the caller (CLI or Python): rounds pool only when these agree.
     env["settings"] = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
                            budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
-                           target_rel_iqr=target_rel_iqr, threads=threads, processes=processes)
+                           target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
-                    cuda_policy=cuda_policy, threads=count, env=env, processes=processes, side=side)
+                    cuda_policy=cuda_policy, threads=count, env=env, processes=processes, side=side, metric=metric)
 
 
 def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "",
@@ -187,6 +205,8 @@ def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "
             cost = run_in_workers([prepared.side], prepared.job, processes=prepared.processes, rng=random.Random(seed),
                                   on_record=lambda _side, r: record(r), on_progress=on_progress)
             writer.env["workers"] = cost[prepared.side.name].as_dict()
+            if prepared.metric == "instructions":
+                count_instructions(prepared.side, prepared.job, on_record=lambda _side, r: record(r))
         else:
             with applied(Variant(threads=prepared.threads)):
                 run_suite(list(prepared.plans), list(prepared.devices), policy=prepared.policy,
@@ -233,17 +253,18 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
         target_rel_iqr: float = Policy.target_rel_iqr, threads: int | None = None,
         variants: str | Sequence[Variant | str] = (), filter: str = "", out: str | Path | None = None,
         label: str = "", on_progress: Callable[[Progress], None] | None = None, processes: int | None = None,
-        seed: int | None = None) -> Run:
+        seed: int | None = None, metric: str = "time") -> Run:
     """Check and time a suite; return the Run (`.frame`: results.csv's columns, one row per workload x
     device x variant). suite: a config name ("smoke"), a .py path, a list of them, or a list of bench.Workload.
     device: "all", "cpu" or "cuda". budget_s, warmup_s, timeout_s: seconds per row. threads: CPU threads
     (None: torch's; restored afterwards). variants: "dtypes,cuda_graph" or a list of Variant or names.
     Writes nothing unless `out` is given (then one run folder under it). Rows that fail keep their status.
     processes: worker processes per row (None: $BENCH_PROCESSES or 5; 0: in this process, no isolation; workloads
-    given in code then need factories that pickle, not lambdas); seed: the schedule's random order."""
+    given in code then need factories that pickle, not lambdas); seed: the schedule's random order; metric:
+    "instructions" also counts each CPU row's instructions per call under callgrind (valgrind needed)."""
     prepared = prepare(suite, device=device, budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s,
                        min_samples=min_samples, target_rel_iqr=target_rel_iqr, threads=threads, variants=variants,
-                       filter=filter, processes=processes)
+                       filter=filter, processes=processes, metric=metric)
     return execute(prepared, out=out, label=label, on_progress=on_progress, seed=seed)
 
 

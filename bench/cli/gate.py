@@ -120,6 +120,9 @@ def register(sub) -> None:
 def add_judging(p) -> None:
     p.add_argument("--threshold", type=percent, default=0.10,
                    help="slowdown to catch, for rows whose workload sets none (10%% or 0.1)")
+    p.add_argument("--metric", choices=["time", "instructions"], default="time",
+                   help="judge per-call times, or instructions per call (runs made with --metric instructions: "
+                   "callgrind counts, for CPU rows where wall time is too noisy)")
     p.add_argument("--markdown", metavar="FILE", default="", help="also write the Markdown report to FILE")
 
 
@@ -127,7 +130,7 @@ def cmd_compare(args) -> int:
     cmp = comparison(args.baseline, args.candidate, threshold=args.threshold,
                      allow_env_mismatch=args.allow_env_mismatch, allow_missing=args.allow_missing,
                      allow_incomplete=args.allow_incomplete, allow_failed=args.allow_failed,
-                     stored_baseline=args.stored_baseline)
+                     stored_baseline=args.stored_baseline, metric=args.metric)
     if args.out:
         folder = Path(args.out)
     else:
@@ -151,6 +154,7 @@ def cmd_ab(args) -> int:
                 device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s, timeout_s=args.timeout_s,
                 min_samples=args.min_samples, threads=args.threads, variants=args.variants, filter=args.filter,
                 processes=args.processes, blocks=args.blocks, out=args.out, label=args.label, seed=args.seed,
+                metric=args.metric,
                 argv=args.argv, on_start=lambda f: err(f"A/B: baseline {args.base_ref or ''}"
                                                        f"{' under ' + args.base_python if args.base_python else ''} "
                                                        f"against the working tree, {args.processes} pairs of worker "
@@ -163,7 +167,7 @@ def cmd_ab(args) -> int:
                 f"each to start (median), {workers['measuring_s']:.0f} s measuring")
     # another --base-python runs another torch: that difference is the point, shown but not refused
     cmp = comparison(result.baseline, result.candidate, threshold=args.threshold,
-                     allow_env_mismatch=bool(args.base_python))
+                     allow_env_mismatch=bool(args.base_python), metric=args.metric)
     return judged(cmp, result.folder, args.markdown)
 
 

@@ -60,6 +60,7 @@ def register(sub) -> None:
                    "names such as bfloat16+channels_last+cudnn_benchmark, float32+no-tf32, backward, cuda_graph, "
                    "threads=1; the default variant always runs")
     add_processes(p)
+    add_metric(p)
     p.add_argument("--report", action="store_true", help="also write report.html and report.md into the run folder")
     p.add_argument("--probe-peaks", action="store_true",
                    help="with --report: measure this machine's peaks when none are cached (announced)")
@@ -80,6 +81,12 @@ def add_processes(p, *, per_side: bool = False) -> None:
                    f"(default: {default})")
     p.add_argument("--seed", type=number(integer=True), default=None,
                    help="the random order of rows and processes (default: a new one, recorded in env.json)")
+
+
+def add_metric(p) -> None:
+    p.add_argument("--metric", choices=["time", "instructions"], default="time",
+                   help="instructions: also count each CPU row's instructions per call with callgrind (valgrind "
+                   "needed; one worker runs the suite under it), a metric that does not move with the machine's noise")
 
 
 # ---------------------------------------------------------------- list
@@ -150,7 +157,7 @@ def cmd_run(args) -> int:
     prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
-                           processes=args.processes)
+                           processes=args.processes, metric=args.metric)
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")
     load, cores = prepared.env.get("load_avg_1m"), prepared.env.get("cpu_count") or 1
@@ -173,7 +180,9 @@ def cmd_run(args) -> int:
     where = (lambda r: f" [process {r.process}]") if prepared.processes else (lambda r: "")
 
     def record(r: Record) -> None:
-        if r.status == "ok":
+        if r.status == "ok" and r.measurement is None and r.instructions is not None:
+            err(f"    {r.instructions:,.0f} instructions per call (callgrind)")
+        elif r.status == "ok":
             m = r.measurement
             s = summarize(m.device_s)
             err(f"    {fmt_s(s.median_s)} per call, IQR {100 * s.rel_iqr:.1f}%, {s.n_samples} samples x "

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.gate.rule import Rule, decide, decide_paired, detectable, detectable_paired
+from bench.gate.rule import Rule, decide, decide_count, decide_paired, detectable, detectable_paired
 from bench.measure.env import EnvDiff, env_differences
 from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RowKey
 from bench.store.folder import Run, check_run
@@ -71,6 +71,7 @@ class Comparison:
     # with a stored baseline: why the machine itself seems to differ (the whole suite moved together, or the speed
     # probes disagree), else "". Then no verdict is about the code, and the gate does not fail on them.
     machine_differs: str = ""
+    metric: str = "time"  # what the verdicts judge: per-call times, or instructions per call
 
     @property
     def slower(self) -> tuple[Verdict, ...]:
@@ -176,7 +177,7 @@ def _check_inputs(base: Run, cand: Run, names: tuple[str, str], rb: dict, rc: di
 def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatch: bool = False,
                  noise: dict[tuple[str, ...], float] | None = None, allow_missing: bool = False,
                  allow_incomplete: bool = False, allow_failed: bool = False,
-                 stored_baseline: bool = False) -> Comparison:
+                 stored_baseline: bool = False, metric: str = "time") -> Comparison:
     """Compare two runs. noise maps an identity (workload, device, dtype[, variant]) to its calibrated
     relative noise. A row not-applicable in both runs (a variant that cannot run on that device) gets no
     verdict: it is listed in `not_applicable`; not-applicable on one side only, it is `unsure` with both
@@ -189,7 +190,8 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     an out-of-memory: unless allow_failed, then it is `unsure`), no row in common, or blocking environment
     differences (unless allow_env_mismatch). Rows only in the candidate are listed as added, never an error.
     stored_baseline: the baseline was measured another time (a stored baseline): check whether the machine as a
-    whole differs (machine_differs), which then keeps the gate from failing."""
+    whole differs (machine_differs), which then keeps the gate from failing. metric "instructions": judge each row
+    on its instructions per call (results.csv, --metric instructions) with decide_count instead of its times."""
     names = (str(base.source or "baseline"), str(cand.source or "candidate"))
     for name, run in zip(names, (base, cand)):
         check_run(run, name)
@@ -226,6 +228,10 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
         if row_b["status"] != "ok" or row_c["status"] != "ok":
             verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
             figures = decide([], [], threshold=threshold, rule=rule)[2]
+        elif metric == "instructions":
+            count = lambda row: float(pd.to_numeric(row.get("instructions"), errors="coerce"))  # noqa: E731
+            verdict, reason, figures = decide_count(count(row_b), count(row_c), threshold=threshold)
+            smallest = 1 + threshold / 2 if verdict != "unsure" else float("inf")
         elif is_paired:
             both = ub.index.intersection(uc.index)
             ratios = (uc[both] / ub[both]).to_numpy(dtype=float)
@@ -252,7 +258,8 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     if blocking:
         notes.append("environments differ (" + ", ".join(d.field for d in blocking) + "): compared anyway, "
                      "as --allow-env-mismatch asked")
-    differs = machine_differs(verdicts, base.env, cand.env, threshold=rule.threshold) if stored_baseline else ""
+    differs = (machine_differs(verdicts, base.env, cand.env, threshold=rule.threshold)
+               if stored_baseline and metric == "time" else "")
     if differs:
         notes.append(f"MACHINE DIFFERS from the stored baseline's ({differs}): these verdicts are about the machine, "
                      "not the code, and do not fail the gate; re-create the baseline on this machine type, or gate "
@@ -261,4 +268,4 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
         baseline=names[0], candidate=names[1], rule=rule, verdicts=tuple(verdicts),
         added=tuple(k.label for k in rc if k not in rb), removed=tuple(k.label for k in rb if k not in rc),
         env_diffs=tuple(diffs), env_mismatch_allowed=allow_env_mismatch, notes=tuple(notes),
-        not_applicable=tuple(not_applicable), paired=is_paired, machine_differs=differs)
+        not_applicable=tuple(not_applicable), paired=is_paired, machine_differs=differs, metric=metric)

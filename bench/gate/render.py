@@ -74,7 +74,10 @@ def console(cmp: Comparison) -> str:
 
 
 def rule_line(cmp: Comparison) -> str:
-    """The rule in one line: paired (bench ab) or not."""
+    """The rule in one line: instructions, paired (bench ab) or not."""
+    if cmp.metric == "instructions":
+        return ("instructions per call, counted by callgrind: slower when the count grew by at least half the "
+                "threshold; the times shown are not judged")
     if cmp.paired:
         return (f"paired processes: slower when the median of the pairs' ratios is >= 1 + threshold/2, its 99% "
                 f"interval above 1 and the sign test p < {cmp.rule.paired_alpha:g}; detectable: the smallest slowdown "
@@ -114,6 +117,9 @@ def markdown(cmp: Comparison) -> str:
     else:
         out += ["Environments match.", ""]
     out += [f"- {md_text(n)}" for n in cmp.notes]
+    if cmp.metric == "instructions":
+        out += ["", f"<sub>Rule: {rule_line(cmp)}.</sub>"]
+        return "\n".join(out).rstrip() + "\n"
     if cmp.paired:
         out += ["", f"<sub>Rule (paired, `bench ab`): each pair of worker processes, one per side, ran side by side "
                     f"in time and gives one ratio candidate / baseline of its median per-call times. `slower` when the "

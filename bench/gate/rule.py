@@ -182,3 +182,21 @@ def detectable(base, cand, *, threshold: float, rule: Rule = Rule()) -> float:
     ratio = ratio_interval(base, cand, confidence=rule.confidence)[0]
     null = cand / ratio
     return _smallest(lambda r: decide(base, null * r, threshold=threshold, rule=rule)[0] == "slower")
+
+
+def decide_count(base: float, cand: float, *, threshold: float) -> tuple[str, str, dict]:
+    """The rule for a deterministic metric (instructions per call, counted by callgrind): no test, since the same
+    code gives the same count within a fraction of a percent; slower when the count grew by at least half the
+    threshold, faster when it shrank as much, same otherwise."""
+    nan = float("nan")
+    if not (np.isfinite(base) and np.isfinite(cand) and base > 0 and cand > 0):
+        return "unsure", "no instruction count on one side (run with --metric instructions)", dict(
+            ratio=nan, ratio_low=nan, ratio_high=nan, p_value=nan)
+    ratio = cand / base
+    figures = dict(ratio=ratio, ratio_low=ratio, ratio_high=ratio, p_value=nan)
+    line, t = 1 + threshold / 2, f"{threshold:.0%}"
+    if ratio >= line:
+        return "slower", f"instructions {ratio - 1:+.2%}, above half the {t} threshold", figures
+    if ratio <= 1 / line:
+        return "faster", f"instructions {ratio - 1:+.2%}, beyond half the {t} threshold", figures
+    return "same", f"instructions {ratio - 1:+.2%}, within half the {t} threshold", figures

@@ -22,12 +22,15 @@ lambda does not pickle): the frames need only the declaration's data.
 """
 from __future__ import annotations
 
+import functools
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -78,6 +81,8 @@ class Job:
     devices: tuple[str, ...]
     variants: tuple[Variant, ...] = ()
     metric: str = "time"
+    counter_library: str = ""  # --metric instructions: the client-request library (bench.measure.instructions)
+    counter_out: str = ""  # and the folder callgrind dumps into
 
     def policy_for(self, device: str) -> Policy:
         return self.cuda_policy if device == "cuda" else self.policy
@@ -152,13 +157,16 @@ def _signal_name(number: int) -> str:
 
 
 def _innermost_frame(log: str) -> str:
-    """The innermost Python frame faulthandler printed for a fatal error ('File "x.py", line 3 in forward')."""
+    """The innermost Python frame faulthandler printed for a fatal error ('File "x.py", line 3 in forward') that is
+    not in Python's standard library (ctypes.string_at is not where the user's bug is), else the innermost."""
     lines = log.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("Fatal Python error")), None)
     if start is None:
         return ""
-    frame = next((line.strip() for line in lines[start:] if line.strip().startswith("File ")), "")
-    return frame
+    frames = [line.strip() for line in lines[start:] if line.strip().startswith("File ")]
+    stdlib = sysconfig.get_paths()["stdlib"]
+    own = [f for f in frames if not f.startswith(f'File "{stdlib}')]
+    return (own or frames or [""])[0]
 
 
 class Worker:
@@ -373,14 +381,18 @@ def dumps_workloads(workloads) -> bytes:
     """Workloads given in code, pickled for the workers; BenchError naming the first that cannot be (a lambda)."""
     import pickle
 
+    expected = ("a factory a worker process can rebuild (a class or function defined at module level in an importable "
+                "module, or a functools.partial of one), or processes=0 to measure in this process")
     for w in workloads:
+        factory = w.module.func if isinstance(w.module, functools.partial) else w.module
+        if getattr(factory, "__module__", "") == "__main__":  # pickles by reference, but a worker has no such __main__
+            raise BenchError(Problem(where="<python>", workload=str(w.name), field="module", expected=expected,
+                                     found=f"{getattr(factory, '__qualname__', factory)!r} defined in __main__"))
         try:
             pickle.dumps(w)
         except Exception as exc:  # noqa: BLE001 - pickle raises several types; the message says which workload
-            raise BenchError(Problem(where="<python>", workload=str(w.name), field="module",
-                                     expected="a factory a worker process can rebuild (a class, a function defined at "
-                                     "module level or a functools.partial of one), or processes=0 to measure in this "
-                                     "process", found=f"{type(w.module).__name__} that does not pickle ({exc})"[:200])) from None
+            raise BenchError(Problem(where="<python>", workload=str(w.name), field="module", expected=expected,
+                                     found=f"{type(w.module).__name__} that does not pickle ({exc})"[:200])) from None
     return pickle.dumps(tuple(workloads))
 
 
@@ -488,3 +500,32 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
     finally:
         for worker in list(live):
             stop(worker, kill=True)
+
+
+def count_instructions(side: Side, job: Job, *, on_record: Callable[[str, Record], None],
+                       spawn: Callable[[Side, Job, int], Worker] = Worker) -> None:
+    """`--metric instructions`: one worker under callgrind (bench.measure.instructions) measures every CPU row once,
+    for its instruction count only: its records carry no samples (times under valgrind mean nothing) and process -1.
+    BenchError (one line) when valgrind, its header or a C compiler is missing."""
+    from bench.measure.instructions import build_library, default_folder, launcher
+
+    library = build_library(default_folder())
+    out = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
+    tiny = replace(job.policy, budget_s=0.0, warmup_s=0.0, min_samples=job.policy.floor_samples)
+    counted = replace(job, policy=tiny, metric="instructions", counter_library=str(library), counter_out=str(out))
+    traced = replace(side, launcher=launcher(out))
+    worker = None
+    try:
+        worker = spawn(traced, counted, -1)
+        for row in [r for r in rows_for(worker.ready, counted) if r.device == "cpu"]:
+            if worker is None:
+                worker = spawn(traced, counted, -1)
+            record = worker.measure(row, process=-1)
+            on_record(side.name, replace(record, measurement=None))
+            if record.status in FAILED:
+                worker.kill()
+                worker = None
+    finally:
+        if worker is not None:
+            worker.close()
+        shutil.rmtree(out, ignore_errors=True)

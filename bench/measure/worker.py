@@ -80,7 +80,7 @@ def main(fd: int) -> None:
     if job.metric == "instructions":
         from bench.measure.instructions import Counter
 
-        counter = Counter()
+        counter = Counter(job.counter_library, job.counter_out)
     while True:
         try:
             message = conn.recv()

@@ -54,6 +54,9 @@ def to_frame(records: list[Record]) -> pd.DataFrame:
         row = _row(bad or group[0])
         if bad is not None and len(group) > 1:
             row["reason"] = f"in process {bad.process} ({len(group)} measured the row): {bad.reason}"
+        counts = [r.instructions for r in group if r.instructions is not None]
+        if counts:  # --metric instructions: from the worker under callgrind
+            row["instructions"] = float(pd.Series(counts).median())
         rows.append(row)
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     return summarize_rows(frame, to_samples(records))
@@ -68,8 +71,7 @@ def to_samples(records: list[Record]) -> pd.DataFrame:
         m, k = r.measurement, r.key
         for i, (d, h, e) in enumerate(zip(m.device_s, m.host_s, m.enqueue_s)):
             rows.append(dict(workload=k.workload, device=k.device, dtype=k.dtype, sample=i, device_s=d, host_s=h,
-                             enqueue_s=e, calls=m.calls_per_sample, variant=k.variant, process=r.process,
-                             instructions=r.instructions))
+                             enqueue_s=e, calls=m.calls_per_sample, variant=k.variant, process=r.process))
     frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
     if len(frame):  # numbered per row across its processes, as rounds pooled are
         frame["sample"] = frame.groupby(["workload", "device", "dtype", "variant"], sort=False).cumcount()

@@ -62,8 +62,6 @@ def summarize_rows(results: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame
                 values[f"{name}_median_s"] = part.median_s
                 if name == "host":
                     values["host_iqr_s"] = part.iqr_s
-        if "instructions" in g.columns and g["instructions"].notna().any():
-            values["instructions"] = float(np.median(process_medians(g, "instructions")))
         if "enqueue_median_s" in values:
             values["launch_bound"] = is_launch_bound(device=str(row["device"]), median_s=s.median_s,
                                                      enqueue_median_s=values["enqueue_median_s"])

@@ -58,7 +58,8 @@ def clone(out: Path) -> tuple[Path, str, dict[tuple[str, str], str]]:
 def bench(work: Path, *args: str, burn: bool = False) -> tuple[int, float, str]:
     """Run `python -m bench ARGS` in the clone (its own bench package first on sys.path); exit status, seconds,
     the last lines of its output. burn: a process spinning on one core for the whole command."""
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if burn else None
+    # spins while its parent lives: a killed evaluation leaves no burner behind
+    burner = subprocess.Popen([sys.executable, "-c", f"import os\nwhile os.getppid() == {os.getpid()}: pass"]) if burn else None
     started = time.time()
     try:
         p = sh([sys.executable, "-m", "bench", *args], work, timeout=1800)
@@ -113,8 +114,11 @@ def main() -> int:
     # interleave the kinds so that a change in the machine over the evaluation touches them alike
     plan.sort(key=lambda item: (item[1], list(LEVELS).index(item[0]) + 2 if item[0] in LEVELS else
                                 ["aa", "loaded"].index(item[0])))
+    done = {r["job"] for r in rows}
     for kind, i in plan:
         job = f"{kind}-{i}".replace("%", "pct").replace("+", "")
+        if job in done:  # measured by an earlier, interrupted evaluation into the same --out
+            continue
         target = WORKLOADS[i % len(WORKLOADS)] if kind in LEVELS else ""
         sh(["git", "checkout", "--quiet", "--detach", commits[(kind, target)] if target else base], work)
         config = "tests/perf/inject.py" if target else "smoke"

@@ -1,0 +1,116 @@
+"""CPU instructions per call, counted by callgrind: a deterministic metric for CPU rows (`--metric instructions`).
+
+Wall time on a shared runner moves by percents between processes; an instruction count of the same binary and
+inputs does not (two collections agreed to 0.003%). torch.utils.benchmark's Timer.collect_callgrind starts a
+valgrind'ed interpreter per measurement with instrumentation on from the start, so each collection pays for
+importing torch under instrumentation (about six minutes here). Instead one worker process runs the whole suite
+under `valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no`, and switches instrumentation and
+collection on around the measured calls only, through callgrind's client requests. Those are macros of
+<valgrind/callgrind.h> (inline machine code, not functions), so a five-line C file is compiled once into a small
+shared library and called through ctypes: torch exposes only the collection toggle, not instrumentation.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import hashlib
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.errors import BenchError, Problem
+
+SOURCE = """#include <valgrind/callgrind.h>
+void bench_cg_start(void) { CALLGRIND_START_INSTRUMENTATION; }
+void bench_cg_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
+void bench_cg_toggle(void) { CALLGRIND_TOGGLE_COLLECT; }
+void bench_cg_zero(void) { CALLGRIND_ZERO_STATS; }
+void bench_cg_dump(void) { CALLGRIND_DUMP_STATS; }
+"""
+CALLS = 100  # calls counted per row (after one instrumented, uncounted call that translates the code paths)
+
+
+def _refuse(found: str) -> BenchError:
+    return BenchError(Problem(where="run", field="--metric instructions",
+                              expected="valgrind with its callgrind.h (Debian/Ubuntu: apt install valgrind) and a C "
+                                       "compiler (cc)", found=found))
+
+
+def build_library(folder: Path) -> Path:
+    """Compile the client-request library into folder (once per source); BenchError naming what is missing."""
+    if shutil.which("valgrind") is None:
+        raise _refuse("no valgrind on PATH")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise _refuse("no C compiler (cc) on PATH")
+    path = folder / f"libbenchcg-{hashlib.sha1(SOURCE.encode()).hexdigest()[:8]}.so"
+    if path.is_file():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / "benchcg.c"
+    source.write_text(SOURCE)
+    done = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(path), str(source)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise _refuse(lines[0] if lines else f"{compiler} exited {done.returncode}")
+    return path
+
+
+def launcher(out_dir: Path) -> tuple[str, ...]:
+    """The command a worker's interpreter runs under: callgrind with instrumentation and collection off."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise _refuse("no valgrind on PATH")
+    return (valgrind, "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no", "--dump-instr=no",
+            "--dump-line=no", f"--callgrind-out-file={out_dir}/callgrind.out.%p", "--quiet")
+
+
+def default_folder() -> Path:
+    return Path(tempfile.gettempdir()) / "bench-callgrind"
+
+
+def total_instructions(dump: Path) -> int:
+    """The `summary:` (or `totals:`) count of the Ir event in a callgrind dump."""
+    text = dump.read_text(errors="replace")
+    match = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.MULTILINE)
+    if match is None:
+        raise ValueError(f"{dump}: no summary line")
+    return int(match.group(1))
+
+
+class Counter:
+    """Counts the instructions of calls, inside a worker that runs under `launcher`'s callgrind."""
+
+    def __init__(self, library: str, out_dir: str) -> None:
+        self.lib = ctypes.CDLL(library)
+        self.out_dir = Path(out_dir)
+
+    def _dumps(self) -> set[Path]:
+        return set(self.out_dir.glob("callgrind.out.*"))
+
+    def per_call(self, fn, calls: int = CALLS) -> float:
+        """Instructions per call of fn: instrumentation on, one uncounted call, then `calls` counted ones, dumped."""
+        before = self._dumps()
+        gc.collect()
+        enabled = gc.isenabled()
+        gc.disable()  # a collection inside the counted calls would add thousands of instructions to one row's count
+        self.lib.bench_cg_start()
+        try:
+            fn()
+            self.lib.bench_cg_zero()
+            self.lib.bench_cg_toggle()
+            for _ in range(calls):
+                fn()
+            self.lib.bench_cg_toggle()
+            self.lib.bench_cg_dump()
+        finally:
+            self.lib.bench_cg_stop()
+            if enabled:
+                gc.enable()
+        new = sorted(self._dumps() - before, key=lambda p: p.stat().st_mtime)
+        if not new:
+            raise RuntimeError("callgrind wrote no dump: is this worker running under valgrind --tool=callgrind?")
+        return total_instructions(new[-1]) / calls
