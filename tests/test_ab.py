@@ -46,13 +46,15 @@ def repo(tmp_path) -> Path:
 
 
 def test_ab_measures_both_sides_in_pairs_and_cleans_its_worktree(repo):
-    """Two pairs of real workers from HEAD's tree and the working tree: two paired runs, ab.json, exit 0."""
-    done = _bench(["ab", "cfg.py", "--base-ref", "HEAD", "--device", "cpu", "--processes", "2", "--blocks", "2",
+    """Two pairs of real workers from HEAD's tree (under --base-python) and the working tree: two paired runs,
+    ab.json, exit 0."""
+    done = _bench(["ab", "cfg.py", "--base-ref", "HEAD", "--base-python", sys.executable, "--device", "cpu",
+                   "--processes", "2", "--blocks", "2",
                    "--budget-s", "0.02", "--warmup-s", "0", "--min-samples", "3", "--out", "out"], repo)
     assert done.returncode == 0, done.stderr
     (folder,) = (repo / "out").iterdir()
     job = json.loads((folder / "ab.json").read_text())
-    assert job["base_ref"] == "HEAD" and len(job["base_commit"]) == 40
+    assert job["base_ref"] == "HEAD" and len(job["base_commit"]) == 40 and job["base_python"] == sys.executable
     base, cand = bench.load(folder / "baseline"), bench.load(folder / "candidate")
     assert base.env["ab"]["side"] == "baseline" and cand.env["ab"]["id"] == base.env["ab"]["id"]
     for run in (base, cand):
