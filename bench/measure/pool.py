@@ -343,14 +343,14 @@ def run_in_workers(sides: Sequence[Side], job: Job, *, processes: int, rng: rand
             return not skip_reason(row.variant, device=row.device, input_ndim=len(w.input_shape), workload_dtype=w.dtype)
 
         total = sum(len(s.rows) + (processes - 1) * sum(applicable(s, r) for r in s.rows) for s in states)
-        done, measuring_s = 0, 0.0
+        done, measuring_s, t0 = 0, 0.0, time.perf_counter()
         for trial in range(processes):
             for state in rng.sample(states, len(states)):
                 rows = [r for r in state.rows if trial == 0 or applicable(state, r)]  # n/a rows: once
                 worker, state.spare = state.spare, None
                 for row in rng.sample(rows, len(rows)):
-                    if on_progress:
-                        per = measuring_s / done if done else job.policy_for(row.device).budget_s
+                    if on_progress:  # wall time per row so far, worker starts included
+                        per = (time.perf_counter() - t0) / done if done else job.policy_for(row.device).budget_s
                         on_progress(Progress(index=done + 1, total=total, workload=row.workload, device=row.device,
                                              left_s=per * (total - done), variant=row.variant.name))
                     own = isolated(row) and applicable(state, row)
@@ -455,7 +455,7 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
 
         union = list(dict.fromkeys(rows[base.name] + rows[cand.name]))
         total = pairs * blocks * sum(2 if r in rows[base.name] and r in rows[cand.name] else 1 for r in union)
-        done, spent = 0, 0.0
+        done, spent, t0 = 0, 0.0, time.perf_counter()
         # Each pair's workers start after the previous pair is done, never while a pair measures: on two cores an
         # interpreter importing torch beside the measuring one widened the spread of the pairs' ratios about 2x
         # (IQR 9-69% against 6-37%, smoke suite, 8 pairs, docs/gate.md), for 25% less wall time.
@@ -474,8 +474,8 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
                     for name in rng.sample(names, len(names)):
                         if name in failed:
                             continue
-                        if on_progress:
-                            per = spent / done if done else job.policy_for(row.device).budget_s / blocks
+                        if on_progress:  # wall time per block so far, worker starts included
+                            per = (time.perf_counter() - t0) / done if done else job.policy_for(row.device).budget_s / blocks
                             on_progress(Progress(index=done + 1, total=total, workload=row.workload, device=row.device,
                                                  left_s=per * (total - done), variant=row.variant.name))
                         began = time.perf_counter()
