@@ -68,6 +68,21 @@ class Rule:
             raise bad("noise_factor", "a finite number >= 0")
 
 
+def _judge(figures: dict, *, threshold: float, alpha: float, test: str) -> tuple[str, str, dict]:
+    """The rule of the module on an effect (ratio), its interval and a test's p-value, for paired runs or not."""
+    ratio, lo, hi, p = figures["ratio"], figures["ratio_low"], figures["ratio_high"], figures["p_value"]
+    line, t = 1 + threshold / 2, f"{threshold:.0%}"
+    if ratio >= line and lo > 1 and p < alpha:
+        return "slower", f"{ratio - 1:+.1%}, above half the {t} threshold, interval above 1, {test}={p:.1g}", figures
+    if ratio <= 1 / line and hi < 1 and p < alpha:
+        return "faster", f"{ratio - 1:+.1%}, beyond half the {t} threshold, interval below 1, {test}={p:.1g}", figures
+    if lo >= 1 / (1 + threshold) and hi <= 1 + threshold:
+        return "same", f"interval [{lo:.3f}, {hi:.3f}] rules out a {t} change", figures
+    if ratio >= line or ratio <= 1 / line:
+        return "unsure", f"{ratio - 1:+.1%} but weak evidence (interval [{lo:.3f}, {hi:.3f}], p={p:.1g})", figures
+    return "unsure", f"too noisy: interval [{lo:.3f}, {hi:.3f}] cannot rule out a {t} change", figures
+
+
 def decide(base, cand, *, threshold: float, rule: Rule = Rule()) -> tuple[str, str, dict]:
     """Verdict, reason and figures (ratio, ratio_low, ratio_high, p_value) for two sets of per-process median
     per-call seconds."""
@@ -78,19 +93,10 @@ def decide(base, cand, *, threshold: float, rule: Rule = Rule()) -> tuple[str, s
     ratio, lo, hi = ratio_interval(base, cand, confidence=rule.confidence)
     p = mann_whitney_p(base, cand)
     figures = dict(ratio=ratio, ratio_low=lo, ratio_high=hi, p_value=p)
-    line, t = 1 + threshold / 2, f"{threshold:.0%}"
     if min(nb, nc) < rule.min_processes:
         return "unsure", (f"too few processes ({nb} and {nc}; at least {rule.min_processes} each: run with "
                           f"--processes {rule.min_processes} or more)"), figures
-    if ratio >= line and lo > 1 and p < rule.alpha:
-        return "slower", f"{ratio - 1:+.1%}, above half the {t} threshold, interval above 1, p={p:.1g}", figures
-    if ratio <= 1 / line and hi < 1 and p < rule.alpha:
-        return "faster", f"{ratio - 1:+.1%}, beyond half the {t} threshold, interval below 1, p={p:.1g}", figures
-    if lo >= 1 / (1 + threshold) and hi <= 1 + threshold:
-        return "same", f"interval [{lo:.3f}, {hi:.3f}] rules out a {t} change", figures
-    if ratio >= line or ratio <= 1 / line:
-        return "unsure", f"{ratio - 1:+.1%} but weak evidence (interval [{lo:.3f}, {hi:.3f}], p={p:.1g})", figures
-    return "unsure", f"too noisy: interval [{lo:.3f}, {hi:.3f}] cannot rule out a {t} change", figures
+    return _judge(figures, threshold=threshold, alpha=rule.alpha, test="p")
 
 
 def _binomial_cdf(k: int, n: int) -> float:
@@ -136,18 +142,9 @@ def decide_paired(ratios, *, threshold: float, rule: Rule = Rule()) -> tuple[str
     ratio, lo, hi = median_interval(ratios, confidence=rule.confidence)
     p = sign_test_p(ratios)
     figures = dict(ratio=ratio, ratio_low=lo, ratio_high=hi, p_value=p)
-    line, t = 1 + threshold / 2, f"{threshold:.0%}"
     if n < rule.min_pairs:
         return "unsure", f"too few pairs ({n}; at least {rule.min_pairs}: bench ab --processes {rule.min_pairs})", figures
-    if ratio >= line and lo > 1 and p < rule.paired_alpha:
-        return "slower", f"{ratio - 1:+.1%}, above half the {t} threshold, interval above 1, sign test p={p:.1g}", figures
-    if ratio <= 1 / line and hi < 1 and p < rule.paired_alpha:
-        return "faster", f"{ratio - 1:+.1%}, beyond half the {t} threshold, interval below 1, sign test p={p:.1g}", figures
-    if lo >= 1 / (1 + threshold) and hi <= 1 + threshold:
-        return "same", f"interval [{lo:.3f}, {hi:.3f}] rules out a {t} change", figures
-    if ratio >= line or ratio <= 1 / line:
-        return "unsure", f"{ratio - 1:+.1%} but weak evidence (interval [{lo:.3f}, {hi:.3f}], p={p:.1g})", figures
-    return "unsure", f"too noisy: interval [{lo:.3f}, {hi:.3f}] cannot rule out a {t} change", figures
+    return _judge(figures, threshold=threshold, alpha=rule.paired_alpha, test="sign test p")
 
 
 def detectable_paired(ratios, *, threshold: float, rule: Rule = Rule()) -> float:

@@ -34,6 +34,7 @@ import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Callable, Sequence
@@ -118,6 +119,11 @@ class WorkerCost:
     start_s: tuple[float, ...] = ()
     import_s: tuple[float, ...] = ()
     measuring_s: float = 0.0
+
+    def plus(self, worker: "Worker") -> "WorkerCost":
+        """This cost with one more worker started."""
+        return replace(self, started=self.started + 1, start_s=self.start_s + (worker.start_s,),
+                       import_s=self.import_s + (worker.ready.import_s,))
 
     def as_dict(self) -> dict:
         median = lambda xs: sorted(xs)[len(xs) // 2] if xs else None  # noqa: E731
@@ -293,6 +299,14 @@ def _lost(ready: Ready, row: Row, process: int, status: str, reason: str) -> Rec
                   variant=row.variant, process=process)
 
 
+def _stop(live: list, worker: Worker | None, *, kill: bool = False) -> None:
+    """Close (or kill) a worker and forget it."""
+    if worker is not None:
+        (worker.kill if kill else worker.close)()
+        if worker in live:
+            live.remove(worker)
+
+
 @dataclass
 class _SideState:
     side: Side
@@ -319,16 +333,10 @@ def run_in_workers(sides: Sequence[Side], job: Job, *, processes: int, rng: rand
         worker = spawn(state.side, job, state.next_process)
         live.append(worker)
         state.next_process += 1
-        cost = state.cost
-        state.cost = replace(cost, started=cost.started + 1, start_s=cost.start_s + (worker.start_s,),
-                             import_s=cost.import_s + (worker.ready.import_s,))
+        state.cost = state.cost.plus(worker)
         return worker
 
-    def stop(worker: Worker | None, *, kill: bool = False) -> None:
-        if worker is not None:
-            (worker.kill if kill else worker.close)()
-            if worker in live:
-                live.remove(worker)
+    stop = partial(_stop, live)
 
     try:
         states = [_SideState(side=s) for s in sides]
@@ -418,16 +426,10 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
     def start(side: Side, number: int) -> Worker:
         worker = spawn(side, job, number)
         live.append(worker)
-        c = costs[side.name]
-        costs[side.name] = replace(c, started=c.started + 1, start_s=c.start_s + (worker.start_s,),
-                                   import_s=c.import_s + (worker.ready.import_s,))
+        costs[side.name] = costs[side.name].plus(worker)
         return worker
 
-    def stop(worker: Worker | None, *, kill: bool = False) -> None:
-        if worker is not None:
-            (worker.kill if kill else worker.close)()
-            if worker in live:
-                live.remove(worker)
+    stop = partial(_stop, live)
 
     def block_policy(policy: Policy, first: bool) -> Policy:
         per_block = policy.budget_s / blocks
