@@ -155,7 +155,9 @@ def ratio_figure(cmp: Comparison):
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x - 1:+.0%}"))
     ax.set_yticks(range(len(rows)), labels=[mpl_text(v.label) for v in rows])  # names are never mathtext
     ax.invert_yaxis()
-    ax.set_xlabel("change, candidate vs baseline (Hodges-Lehmann ratio)\nbars: 99% interval; dotted: half the threshold")
+    estimate = ("median of the pairs' ratios" if cmp.paired else "instructions per call" if cmp.metric == "instructions"
+                else "Hodges-Lehmann ratio of process medians")
+    ax.set_xlabel(f"change, candidate vs baseline ({estimate})\nbars: 99% interval; dotted: half the threshold")
     ax.set_title("Regression gate: ratio per row")
     ax.grid(axis="x", which="both", alpha=0.3)
     fig.tight_layout()
