@@ -38,7 +38,7 @@ def biased_processes(rng: np.random.Generator, processes: int, *, effect: float 
 
 def medians_of(xs: np.ndarray, processes: int) -> np.ndarray:
     frame = pd.DataFrame({"device_s": xs, "process": np.arange(len(xs)) % processes})
-    return process_medians(frame)
+    return process_medians(frame).to_numpy()
 
 
 def test_process_bias_without_an_effect_is_never_slower():

@@ -74,10 +74,10 @@ def default_processes() -> int:
     return int(text)
 
 
-def check_processes(processes: object, *, least: int = 0) -> int:
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < least:
+def check_processes(processes: object) -> int:
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
         raise BenchError(Problem(where="run", field="processes", found=repr(processes),
-                                 expected=f"an integer >= {least}" + (" (0: in this process)" if least == 0 else "")))
+                                 expected="an integer >= 0 (0: in this process)"))
     return processes
 
 

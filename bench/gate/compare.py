@@ -14,6 +14,7 @@ from bench.gate.rule import Rule, decide, decide_count, decide_paired, detectabl
 from bench.measure.env import EnvDiff, env_differences
 from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RowKey
 from bench.store.folder import Run, check_run
+from bench.store.summary import process_medians
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,8 +94,7 @@ def _samples_by_key(run: Run) -> dict[RowKey, tuple[np.ndarray, pd.Series]]:
     s = run.samples
     out = {}
     for k, g in s.groupby(list(KEY_COLUMNS), sort=False):
-        g = g.dropna(subset=["device_s"])
-        out[RowKey(*k)] = (g["device_s"].to_numpy(), g.groupby("process", sort=True)["device_s"].median())
+        out[RowKey(*k)] = (g["device_s"].dropna().to_numpy(), process_medians(g))
     return out
 
 

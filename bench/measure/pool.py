@@ -351,7 +351,7 @@ def run_in_workers(sides: Sequence[Side], job: Job, *, processes: int, rng: rand
             return not skip_reason(row.variant, device=row.device, input_ndim=len(w.input_shape), workload_dtype=w.dtype)
 
         total = sum(len(s.rows) + (processes - 1) * sum(applicable(s, r) for r in s.rows) for s in states)
-        done, measuring_s, t0 = 0, 0.0, time.perf_counter()
+        done, t0 = 0, time.perf_counter()
         for trial in range(processes):
             for state in rng.sample(states, len(states)):
                 rows = [r for r in state.rows if trial == 0 or applicable(state, r)]  # n/a rows: once
@@ -370,9 +370,7 @@ def run_in_workers(sides: Sequence[Side], job: Job, *, processes: int, rng: rand
                     process = worker.number
                     began = time.perf_counter()
                     record = worker.measure(row, process=process)
-                    spent = time.perf_counter() - began
-                    measuring_s += spent
-                    state.cost = replace(state.cost, measuring_s=state.cost.measuring_s + spent)
+                    state.cost = replace(state.cost, measuring_s=state.cost.measuring_s + time.perf_counter() - began)
                     done += 1
                     on_record(state.side.name, record)
                     if own or record.status in FAILED:  # a fresh worker for what follows
@@ -457,7 +455,7 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
 
         union = list(dict.fromkeys(rows[base.name] + rows[cand.name]))
         total = pairs * blocks * sum(2 if r in rows[base.name] and r in rows[cand.name] else 1 for r in union)
-        done, spent, t0 = 0, 0.0, time.perf_counter()
+        done, t0 = 0, time.perf_counter()
         # Each pair's workers start after the previous pair is done, never while a pair measures: on two cores an
         # interpreter importing torch beside the measuring one widened the spread of the pairs' ratios about 2x
         # (IQR 9-69% against 6-37%, smoke suite, 8 pairs, docs/gate.md), for 25% less wall time.
@@ -483,7 +481,6 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
                         began = time.perf_counter()
                         record = workers[name].measure(row, process=pair,
                                                        policy=block_policy(job.policy_for(row.device), b == 0))
-                        spent += time.perf_counter() - began
                         done += 1
                         c = costs[name]
                         costs[name] = replace(c, measuring_s=c.measuring_s + time.perf_counter() - began)

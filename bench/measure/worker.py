@@ -99,11 +99,5 @@ def main(fd: int) -> None:
             record = Record(plan=plan, device=row.device, device_name="", threads=torch.get_num_threads(),
                             status="error", variant=row.variant,
                             reason=f"the layer called sys.exit({exc.code!r}) while measured")
-        conn.send(("record", _with(record, plan=strip(plan), process=process)))
+        conn.send(("record", replace(record, plan=strip(plan), process=process)))
         sys.stdout.flush()
-
-
-def _with(record, **changes):
-    from dataclasses import replace
-
-    return replace(record, **changes)

@@ -25,10 +25,10 @@ def with_process(samples: pd.DataFrame) -> pd.DataFrame:
     return samples
 
 
-def process_medians(group: pd.DataFrame, column: str = "device_s") -> np.ndarray:
-    """The median of `column` in each process of one row's samples (processes in order of their number)."""
-    g = with_process(group)[["process", column]].dropna()
-    return g.groupby("process", sort=True)[column].median().to_numpy(dtype=float)
+def process_medians(group: pd.DataFrame) -> pd.Series:
+    """The median per-call time of each process of one row's samples, indexed by process number (in order)."""
+    g = with_process(group)[["process", "device_s"]].dropna()
+    return g.groupby("process", sort=True)["device_s"].median()
 
 
 def process_spread(group: pd.DataFrame) -> dict:
@@ -37,7 +37,7 @@ def process_spread(group: pd.DataFrame) -> dict:
     g = with_process(group)
     per = g.groupby("process", sort=True)["device_s"]
     within = per.apply(lambda x: summarize(x.tolist()).rel_iqr if len(x) > 1 else np.nan).dropna()
-    medians = per.median()
+    medians = process_medians(g)
     between = summarize(medians.tolist()).rel_iqr if len(medians) > 1 else np.nan
     return dict(n_processes=int(len(medians)), rel_iqr_within=float(within.median()) if len(within) else np.nan,
                 rel_iqr_between=float(between))
