@@ -58,8 +58,9 @@ class Side:
     `bench ab`. configs: config files as absolute paths (or workloads: pickled bench.Workload objects given in
     code). root: put first on the worker's sys.path and made its working directory (a git worktree of the base
     ref), so the configs' own imports resolve there; None: the caller's. python: the interpreter (--base-python).
-    launcher: a command the interpreter runs under (valgrind for --metric instructions). plans: the suite's
-    plans (stripped), given to workers after the first, which skip planning (the FLOP counter costs seconds)."""
+    launcher: a command the interpreter runs under (valgrind for --metric instructions), environ: variables set
+    for it (the instruction counter fixes the hash seed). plans: the suite's plans (stripped), given to workers
+    after the first, which skip planning (the FLOP counter costs seconds)."""
 
     name: str = ""
     configs: tuple[str, ...] = ()
@@ -68,6 +69,7 @@ class Side:
     root: str | None = None
     python: str = sys.executable
     launcher: tuple[str, ...] = ()
+    environ: tuple[tuple[str, str], ...] = ()
     plans: tuple[Plan, ...] = ()  # the suite's plans once the first worker made them: later ones skip planning
 
 
@@ -191,7 +193,7 @@ class Worker:
         try:
             self.proc = subprocess.Popen([*side.launcher, side.python, "-c", code], pass_fds=[child.fileno()],
                                          stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-                                         cwd=side.root, env=_worker_env())
+                                         cwd=side.root, env=_worker_env(side.environ))
         except OSError as exc:
             parent.close()
             raise BenchError(Problem(where="worker", field="python" if not side.launcher else "launcher",
@@ -285,8 +287,8 @@ class Worker:
                 pass
 
 
-def _worker_env() -> dict:
-    env = dict(os.environ)
+def _worker_env(extra: tuple[tuple[str, str], ...] = ()) -> dict:
+    env = dict(os.environ) | dict(extra)
     env["PYTHONFAULTHANDLER"] = "1"  # a segfault prints the Python stack into the worker's log
     env.pop("PYTHONSTARTUP", None)
     return env
@@ -506,13 +508,13 @@ def count_instructions(side: Side, job: Job, *, on_record: Callable[[str, Record
     """`--metric instructions`: one worker under callgrind (bench.measure.instructions) measures every CPU row once,
     for its instruction count only: its records carry no samples (times under valgrind mean nothing) and process -1.
     BenchError (one line) when valgrind, its header or a C compiler is missing."""
-    from bench.measure.instructions import build_library, default_folder, launcher
+    from bench.measure.instructions import COUNTER_ENVIRON, build_library, default_folder, launcher
 
     library = build_library(default_folder())
     out = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
     tiny = replace(job.policy, budget_s=0.0, warmup_s=0.0, min_samples=job.policy.floor_samples)
     counted = replace(job, policy=tiny, metric="instructions", counter_library=str(library), counter_out=str(out))
-    traced = replace(side, launcher=launcher(out))
+    traced = replace(side, launcher=launcher(out), environ=(*side.environ, *COUNTER_ENVIRON))
     worker = None
     try:
         worker = spawn(traced, counted, -1)
