@@ -6,8 +6,9 @@ Experiments (each a real `bench` command in a subprocess, from a clone of this r
 - loaded: the same while another process burns one of the cores for the whole job;
 - inject: tests/perf/inject.py with one workload doing 10%, 25% or 100% more work, committed on top of BASE,
           gated with `bench ab tests/perf/inject.py --base-ref BASE` (the injected workload rotates);
-- stored: `bench run smoke --processes 7` once as a stored baseline, then runs compared with it
-          (`bench compare --stored-baseline`).
+- stored: `bench run smoke --processes 7` once as a stored baseline (or --stored-baseline, a run folder kept from
+          an earlier session), then runs compared with it (`bench compare --stored-baseline`);
+- ci-bench: `make ci-bench` in a fresh clone of this repository (its own venv, CI_BASE_REF=origin/main, A/A).
 Every job's folder is kept under --out; results.json holds one row per (job, row) and is rewritten after each job,
 so a long evaluation stopped early still reports what it measured. The report is printed at the end (and with
 --report-only from an earlier results.json).
@@ -97,6 +98,8 @@ def main() -> int:
     ap.add_argument("--loaded", type=int, default=6)
     ap.add_argument("--inject", type=int, default=6, help="jobs per level (+10%%, +25%%, +100%%)")
     ap.add_argument("--stored", type=int, default=10)
+    ap.add_argument("--stored-baseline", default="", help="a run folder measured earlier, used as the stored baseline")
+    ap.add_argument("--ci-bench", type=int, default=0, help="fresh clones running `make ci-bench`")
     ap.add_argument("--out", default="/tmp/gate-eval")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
@@ -139,17 +142,44 @@ def main() -> int:
     if args.stored:
         stored = out / "stored"
         run = ["run", "smoke", "--device", "cpu", "--threads", "1", "--processes", "7"]
-        bench(work, *run, "--out", str(stored / "baseline"))
-        base_dir = latest(stored / "baseline")
+        if args.stored_baseline:  # kept from an earlier session: its age is part of the evidence
+            base_dir, kind = Path(args.stored_baseline).resolve(), "stored-earlier"
+        else:
+            bench(work, *run, "--out", str(stored / "baseline"))
+            base_dir, kind = latest(stored / "baseline"), "stored"
+        age_h = (time.time() - (base_dir / "results.csv").stat().st_mtime) / 3600
         for i in range(args.stored):
-            status, seconds, tail = bench(work, *run, "--out", str(stored / f"cand-{i}"))
-            cand_dir = latest(stored / f"cand-{i}")
+            job = f"{kind}-{i}"
+            if job in done:
+                continue
+            status, seconds, tail = bench(work, *run, "--out", str(stored / f"cand-{kind}-{i}"))
+            cand_dir = latest(stored / f"cand-{kind}-{i}")
             cstatus, _, _ = bench(work, "compare", str(base_dir), str(cand_dir), "--stored-baseline")
             for row in judge(base_dir, cand_dir, stored=True):
-                rows.append(dict(row, job=f"stored-{i}", kind="stored", case="A/A", exit=cstatus, seconds=seconds,
-                                 load=os.getloadavg()[0]))
+                rows.append(dict(row, job=job, kind=kind, case="A/A", exit=cstatus, seconds=seconds,
+                                 load=os.getloadavg()[0], baseline_age_h=age_h))
             results.write_text(json.dumps(rows, indent=1))
-            print(f"stored-{i}: compare exit {cstatus}", file=sys.stderr, flush=True)
+            print(f"{job}: compare exit {cstatus} (baseline {age_h:.1f} h old)", file=sys.stderr, flush=True)
+    for i in range(args.ci_bench):
+        job = f"ci-bench-{i}"
+        if job in done:
+            continue
+        fresh = out / "fresh" / job
+        if fresh.exists():
+            sh(["rm", "-rf", str(fresh)], out)
+        sh(["git", "clone", "--quiet", str(REPO), str(fresh)], out).check_returncode()
+        load0, started = os.getloadavg()[0], time.time()
+        p = sh(["make", "ci-bench"], fresh, timeout=3600)
+        seconds = time.time() - started
+        if p.returncode not in (0, 1):  # make turns compare's 1 into its own 2; the line it prints names it
+            print(f"{job}: make exit {p.returncode}\n{(p.stdout + p.stderr)[-3000:]}", file=sys.stderr)
+        folder = latest(fresh / "results" / "ci")
+        status = 1 if "exit 1: a row is slower" in p.stdout else p.returncode
+        for row in judge(folder / "baseline", folder / "candidate", stored=False):
+            rows.append(dict(row, job=job, kind="ci-bench", case="A/A", exit=status, seconds=seconds, load=load0))
+        results.write_text(json.dumps(rows, indent=1))
+        print(f"{job}: make ci-bench exit {p.returncode} in {seconds:.0f} s", file=sys.stderr, flush=True)
+        sh(["rm", "-rf", str(fresh / ".venv")], out)  # a venv per clone would fill the disk
     print(report(rows))
     return 0
 
@@ -170,13 +200,13 @@ def report(rows: list[dict]) -> str:
                           "ours unsure": int((fc["ours"] == "unsure").sum()),
                           # an injection job fails because of its injected row: only A/A jobs count here
                           "A/A jobs failed (exit 1)": (int(fc.groupby("job")["exit"].first().eq(1).sum())
-                                                       if kind in ("aa", "loaded", "stored") else "-"),
+                                                       if kind in ("aa", "loaded", "stored", "stored-earlier", "ci-bench") else "-"),
                           "pytest-benchmark fails": int(fc["pytest_benchmark"].sum()),
                           "median detectable": f"{fc['detectable'].replace(float('inf'), float('nan')).median() - 1:+.1%}",
                           "measured change (median)": f"{fc['median_ratio'].median() - 1:+.1%}",
                           "minutes per job": round(fc.groupby("job")["seconds"].first().mean() / 60, 1)})
     lines = [pd.DataFrame(table).to_string(index=False)]
-    differs = f[f["kind"] == "stored"].groupby("job")["machine_differs"].first()
+    differs = f[f["kind"].str.startswith("stored")].groupby("job")["machine_differs"].first()
     if len(differs):
         lines.append(f"stored baseline: 'machine differs' in {int((differs != '').sum())} of {len(differs)} jobs")
     return "\n".join(lines)
