@@ -62,4 +62,10 @@ GATE_EVAL_ARGS ?= --aa 20 --loaded 6 --inject 6 --stored 10
 gate-eval: setup
 	$(PY) tests/perf/gate_eval.py $(GATE_EVAL_ARGS)
 
-.PHONY: ci-bench gate-eval
+# Evidence for the history store, change points and shards (docs/history.md): 40 CLI runs with an injected step
+# and creep, a 10,000-run store, two shards merged. About 30 minutes; never part of `make test`.
+HISTORY_EVAL_ARGS ?=
+history-eval: setup
+	$(PY) tests/perf/history_eval.py $(HISTORY_EVAL_ARGS)
+
+.PHONY: ci-bench gate-eval history-eval

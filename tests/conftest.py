@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # subprocesses): a worker costs an interpreter start and a torch import, seconds each, hundreds of times over.
 # Set here, at import, so that the CLI run in a subprocess by a test inherits it too.
 os.environ["BENCH_PROCESSES"] = "0"
+# Runs keep no history (the default store is results/history.sqlite under the working directory, which is the
+# repository for some tests); tests/test_history.py names its stores or clears this.
+os.environ["BENCH_STORE"] = "none"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -21,9 +21,11 @@ from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
 from bench.store.folder import Run
 from bench.store.frames import to_frame, to_samples
+from bench.store.history import open_for, rows_of_run
 from bench.store.writer import RunWriter, cannot_write, check_label, new_run_dir
 from bench.suite.config import Suite, from_workloads, load_suite, matches
 from bench.suite.plan import Plan, check as check_plans
+from bench.suite.shard import Shard, parse_shard, select
 from bench.suite.variants import Variant, parse_variants
 from bench.suite.workload import Workload
 
@@ -97,11 +99,12 @@ def check_metric(metric: str, processes: int) -> None:
         build_library(default_folder())
 
 
-def side_of(suite: Suite, *, filter: str = "", name: str = "") -> Side:
-    """The suite as worker processes load it again: its config files, and workloads given in code pickled."""
+def side_of(suite: Suite, *, filter: str = "", name: str = "", names: Sequence[str] = ()) -> Side:
+    """The suite as worker processes load it again: its config files, and workloads given in code pickled.
+    names: only these workloads (a shard's)."""
     code = [w for c in suite.configs if not c.path for w in c.workloads]
     return Side(name=name, configs=tuple(c.path for c in suite.configs if c.path), filter=filter,
-                workloads=dumps_workloads(code) if code else None)
+                workloads=dumps_workloads(code) if code else None, names=tuple(names))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,14 +144,20 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
             warmup_s: float = Policy.warmup_s, timeout_s: float = Policy.timeout_s,
             min_samples: int = Policy.min_samples, target_rel_iqr: float = Policy.target_rel_iqr,
             threads: int | None = None, variants: str | Sequence[Variant | str] = (), filter: str = "",
-            argv: Sequence[str] = (), processes: int | None = None, metric: str = "time") -> Prepared:
+            argv: Sequence[str] = (), processes: int | None = None, metric: str = "time",
+            shard: str | Shard | None = None) -> Prepared:
     """Check the suite and settle everything about a run before anything is timed or written. processes: worker
-    processes per row (None: $BENCH_PROCESSES or 5; 0: in this process); budget_s is the row's, split over them."""
+    processes per row (None: $BENCH_PROCESSES or 7; 0: in this process); budget_s is the row's, split over them.
+    shard: "K/N", the K-th of N disjoint slices of the suite balanced by planned cost (bench.suite.shard)."""
     processes = default_processes() if processes is None else check_processes(processes)
     check_metric(metric, processes)
     chosen_suite = _suite(suite)  # each config module is imported once
     plans = check(chosen_suite, filter=filter)
-    side = side_of(chosen_suite, filter=filter) if processes else Side()
+    suite_names = [p.name for p in plans]
+    if shard is not None:
+        shard = shard if isinstance(shard, Shard) else parse_shard(shard)
+        plans = select(plans, shard, fixed_s=warmup_s + budget_s, calls=min_samples)
+    side = side_of(chosen_suite, filter=filter, names=[p.name for p in plans] if shard else ()) if processes else Side()
     common = dict(budget_s=budget_s / max(processes, 1), timeout_s=timeout_s, min_samples=min_samples,
                   floor_samples=min(Policy.floor_samples, min_samples), target_rel_iqr=target_rel_iqr)
     policy = Policy(**common, warmup_s=warmup_s)
@@ -167,6 +176,8 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     env["settings"] = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
                            budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
                            target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric)
+    if shard is not None:  # which slice of which suite: `bench merge` joins the slices of one suite only
+        env["shard"] = dict(index=shard.index, count=shard.count, suite=suite_names)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
                     cuda_policy=cuda_policy, threads=count, env=env, processes=processes, side=side, metric=metric)
 
@@ -253,19 +264,26 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
         target_rel_iqr: float = Policy.target_rel_iqr, threads: int | None = None,
         variants: str | Sequence[Variant | str] = (), filter: str = "", out: str | Path | None = None,
         label: str = "", on_progress: Callable[[Progress], None] | None = None, processes: int | None = None,
-        seed: int | None = None, metric: str = "time") -> Run:
+        seed: int | None = None, metric: str = "time", shard: str | None = None, store: str | Path | None = None) -> Run:
     """Check and time a suite; return the Run (`.frame`: results.csv's columns, one row per workload x
     device x variant). suite: a config name ("smoke"), a .py path, a list of them, or a list of bench.Workload.
     device: "all", "cpu" or "cuda". budget_s, warmup_s, timeout_s: seconds per row. threads: CPU threads
     (None: torch's; restored afterwards). variants: "dtypes,cuda_graph" or a list of Variant or names.
     Writes nothing unless `out` is given (then one run folder under it). Rows that fail keep their status.
-    processes: worker processes per row (None: $BENCH_PROCESSES or 5; 0: in this process, no isolation; workloads
+    processes: worker processes per row (None: $BENCH_PROCESSES or 7; 0: in this process, no isolation; workloads
     given in code then need factories that pickle, not lambdas); seed: the schedule's random order; metric:
-    "instructions" also counts each CPU row's instructions per call under callgrind (valgrind needed)."""
+    "instructions" also counts each CPU row's instructions per call under callgrind (valgrind needed). shard: "K/N",
+    the K-th of N slices of the suite (join them with bench.merge). store: with `out`, the history store the run's
+    rows are added to (a path or SQLAlchemy URL; None: $BENCH_STORE, else results/history.sqlite; "none": not
+    kept)."""
     prepared = prepare(suite, device=device, budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s,
                        min_samples=min_samples, target_rel_iqr=target_rel_iqr, threads=threads, variants=variants,
-                       filter=filter, processes=processes, metric=metric)
-    return execute(prepared, out=out, label=label, on_progress=on_progress, seed=seed)
+                       filter=filter, processes=processes, metric=metric, shard=shard)
+    opened = open_for(store) if out is not None else None  # a bad store fails before anything is timed
+    done = execute(prepared, out=out, label=label, on_progress=on_progress, seed=seed)
+    if opened is not None:
+        opened.append(rows_of_run(done))
+    return done
 
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.api.comparing import load
+from bench.api.history import record as record_history, store_for
 from bench.api.reporting import default_report_dir, report
 from bench.api.running import DEFAULT_PROCESSES, PROCESSES_ENV, execute, prepare
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
@@ -23,6 +24,7 @@ from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
 from bench.schema import NOT_APPLICABLE
 from bench.stats import summarize
+from bench.store.history import STORE_ENV
 from bench.store.files import writable_folder
 from bench.store.writer import check_label
 from bench.suite.config import load_suite, matches
@@ -61,6 +63,12 @@ def register(sub) -> None:
                    "threads=1; the default variant always runs")
     add_processes(p)
     add_metric(p)
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run only the K-th of N disjoint slices of the suite, balanced by planned cost (a job array "
+                   "or CI matrix runs one suite on N machines; `bench merge` joins the slices)")
+    p.add_argument("--store", default=None, metavar="PATH|URL",
+                   help=f"the history store the run's rows are added to: a file or an SQLAlchemy URL; none: not "
+                   f"kept (default: ${STORE_ENV}, else <root>/history.sqlite)")
     p.add_argument("--report", action="store_true", help="also write report.html and report.md into the run folder")
     p.add_argument("--probe-peaks", action="store_true",
                    help="with --report: measure this machine's peaks when none are cached (announced)")
@@ -157,7 +165,8 @@ def cmd_run(args) -> int:
     prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
-                           processes=args.processes, metric=args.metric)
+                           processes=args.processes, metric=args.metric, shard=args.shard)
+    store = store_for(args.store, root=args.root)  # a store that cannot be opened fails before anything is timed
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")
     load, cores = prepared.env.get("load_avg_1m"), prepared.env.get("cpu_count") or 1
@@ -198,6 +207,14 @@ def cmd_run(args) -> int:
         err(f"interrupted: the rows finished so far are saved under {args.out} (marked incomplete)")
         return EXIT_INTERRUPTED
     print(summary(run.results))
+    if store is not None:
+        try:
+            added = record_history(run, store)
+        except BenchError as exc:  # the run is on disk whatever happens to the store
+            err(f"{exc.problems[0]}; the run is saved in {run.source}: `bench history import {run.source}` adds it "
+                "later")
+            return EXIT_USAGE
+        err(f"history: {added} rows added to {store.where}")
     workers = run.env.get("workers")
     if workers:
         print(f"\n{workers['started']} worker processes: {workers['start_s_median']:.1f} s each to start (median; "

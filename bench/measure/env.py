@@ -27,17 +27,35 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _git(*args: str) -> str:
+    """`git ARGS` in the project being measured (the current directory's repository, else bench's own); "" when
+    there is no git or no repository."""
+    for where in (Path.cwd(), REPO):
+        try:
+            out = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        if out.returncode == 0:
+            return out.stdout.strip()
+    return ""
+
+
 def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
+    """The measured project's commit (12 hex digits, "-dirty" when tracked files changed), "" outside git."""
+    commit = _git("rev-parse", "--short=12", "HEAD")
+    if not commit:
         return ""
-    if out.returncode != 0:
-        return ""
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=5).stdout.strip()
-    return out.stdout.strip() + ("-dirty" if dirty else "")
+    return commit + ("-dirty" if _git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def git_branch() -> str:
+    """The measured project's branch ("" when detached or outside git; CI's detached checkouts: $GITHUB_HEAD_REF,
+    $GITHUB_REF_NAME or $CI_COMMIT_REF_NAME when set)."""
+    for name in ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    branch = _git("rev-parse", "--abbrev-ref", "HEAD")
+    return "" if branch == "HEAD" else branch
 
 
 def cuda_name() -> str:
@@ -117,6 +135,7 @@ def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
         "host": socket.gethostname(),
         "argv": argv,
         "git_commit": git_commit(),
+        "git_branch": git_branch(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,

@@ -66,6 +66,7 @@ class Side:
     configs: tuple[str, ...] = ()
     workloads: bytes | None = None
     filter: str = ""
+    names: tuple[str, ...] = ()  # only these of the workloads the filter selects (a --shard's slice); () all
     root: str | None = None
     python: str = sys.executable
     launcher: tuple[str, ...] = ()

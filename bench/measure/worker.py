@@ -64,7 +64,8 @@ def main(fd: int) -> None:
             declared = {d.workload.name: d.workload for d in suite.declared}
             plans = [replace(p, workload=declared[p.workload.name]) for p in side.plans if p.workload.name in declared]
         else:
-            plans = [p for p in check(suite.declared) if matches(p.workload, side.filter)]
+            plans = [p for p in check(suite.declared) if matches(p.workload, side.filter)
+                     and (not side.names or p.workload.name in side.names)]
     except BenchError as exc:
         conn.send(("error", str(exc)))
         return

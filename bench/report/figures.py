@@ -1,7 +1,6 @@
 """The report's figures as PNG bytes: a roofline per machine and device, the variants' speed-ups, the latency."""
 from __future__ import annotations
 
-import io
 import math
 
 import matplotlib
@@ -12,16 +11,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 from bench.measure.roofs import Peaks  # noqa: E402
-from bench.report.plots import latency_figure  # noqa: E402
+from bench.report.plots import latency_figure, png  # noqa: E402
 from bench.report.roofline import roofline_figure  # noqa: E402
 from bench.store.cells import mpl_text  # noqa: E402
-
-
-def png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def speedup_table(rows: pd.DataFrame) -> pd.DataFrame:

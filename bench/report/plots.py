@@ -23,6 +23,14 @@ from bench.units import fmt_s  # noqa: E402
 COLORS = {"cpu": "#1f77b4", "cuda": "#76b900"}
 
 
+def png(fig) -> bytes:
+    """A figure as PNG bytes, closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def latency_figure(results: pd.DataFrame, samples: pd.DataFrame):
     """Median device time per call for each workload and device, log scale, with the IQR as error bars."""
     ok = results[results["status"] == "ok"]

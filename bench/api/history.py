@@ -1,0 +1,149 @@
+"""History from Python: add runs to the store, read trends and change points, and merge a suite's shards.
+
+    import bench
+    bench.record(run)                                   # done by bench.run(out=...) already
+    bench.import_runs(["results"])                      # run folders measured before the store existed
+    h = bench.history(filter="conv", out="history")     # h.frame, h.changes; history/index.html
+    merged = bench.merge(["shard1", "shard2"], out="results")
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from bench.errors import BenchError, Problem
+from bench.gate.changes import CHANGE_COLUMNS, change_points
+from bench.report.plots import save_plots
+from bench.report.trends import file_stem, render_page, trend_figures
+from bench.schema import RESULTS_DIR
+from bench.store.files import write_atomic, writable_folder
+from bench.store.folder import Run, read_run_dir, run_dirs_in
+from bench.store.history import Store, open_for, rows_of_folder, rows_of_run
+from bench.store.merge import merge_shards
+from bench.store.writer import RunWriter, cannot_write, new_run_dir
+from bench.suite.config import matches
+from bench.suite.workload import Workload
+
+
+def store_for(store: str | Path | None = None, *, root: str | Path = RESULTS_DIR, create: bool = True) -> Store | None:
+    """The history store (bench.store.history.resolve: `store`, else $BENCH_STORE, else root/history.sqlite),
+    opened; None when turned off ("none")."""
+    return open_for(store, root=root, create=create)
+
+
+def record(run: Run, store: str | Path | Store | None = None) -> int:
+    """Add a run's rows to the history store (once; `store` as bench.store.history.resolve takes it); the number
+    of rows added."""
+    if not isinstance(store, Store):
+        store = store_for(store)
+    return store.append(rows_of_run(run)) if store is not None else 0
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What `import_runs` did: run folders added, those already in the store, rows added."""
+
+    added: tuple[Path, ...]
+    already: tuple[Path, ...]
+    rows: int
+    store: str
+
+
+def import_runs(paths: Sequence[str | Path], *, store: str | Path | None = None) -> Imported:
+    """Load run folders (each path a run folder or a folder of them, as `run --out` makes) into the store, each
+    run once whatever how often it is imported. Rounds are kept as the runs they are, not pooled. Every folder
+    is read before anything is written: a corrupt one is a BenchError and adds nothing."""
+    folders = [d for p in paths for d in run_dirs_in(p)]
+    if not folders:
+        raise BenchError(Problem(where="history import", field="RUN", expected="run folders", found="none"))
+    frames = []
+    for d in folders:
+        run = read_run_dir(d)
+        frames.append(rows_of_folder(d, run.results, dict(run.env)))
+    opened = store_for(store)
+    if opened is None:
+        raise BenchError(Problem(where="history import", field="--store", expected="a store", found="none"))
+    before = opened.run_ids()
+    rows = pd.concat(frames, ignore_index=True)
+    added_rows = opened.append(rows)
+    ids = [f["run_id"].iloc[0] if len(f) else "" for f in frames]
+    return Imported(added=tuple(d for d, i in zip(folders, ids) if i not in before),
+                    already=tuple(d for d, i in zip(folders, ids) if i in before), rows=added_rows, store=opened.where)
+
+
+@dataclass(frozen=True)
+class History:
+    """Rows of the store (frame: bench.store.history's columns, oldest first), their change points (changes:
+    bench.gate.changes' columns) and the files written."""
+
+    frame: pd.DataFrame
+    changes: pd.DataFrame
+    store: str
+    written: tuple[Path, ...] = field(default=())
+    query_s: float = 0.0
+
+
+def history(*, store: str | Path | None = None, filter: str = "", device: str = "", machine: str = "",
+            out: str | Path | None = None) -> History:
+    """Trends and change points of the stored rows. filter: name parts or tags as `run --filter` (tags are
+    matched on the workload names stored); device, machine: narrow to one device or machine key. With `out`,
+    writes changes.csv, history.csv, one PNG per row identity and index.html there."""
+    opened = store_for(store, create=False)
+    if opened is None:
+        raise BenchError(Problem(where="history", field="--store", expected="a store", found="none"))
+    started = time.perf_counter()
+    names = None
+    if filter:
+        names = [w for w, tags in opened.workloads().items()
+                 if matches(Workload(name=w, module=object, input_shape=(), tags=tags), filter)]
+    frame = opened.read(workloads=names, device=device, machine_key=machine)
+    query_s = time.perf_counter() - started
+    if frame.empty:
+        raise BenchError(Problem(where=opened.where, field="--filter" if filter else "store",
+                                 expected="stored rows" + (f" matching {filter!r}" if filter else ""),
+                                 found="none" if not filter else f"none of {len(opened.workloads())} workloads"))
+    changes = change_points(frame) if len(frame) else pd.DataFrame(columns=CHANGE_COLUMNS)
+    written: list[Path] = []
+    if out is not None:
+        folder = writable_folder(Path(out), option="--out")
+        figures = {}
+        try:
+            for key, data in trend_figures(frame, changes).items():
+                name = f"trend-{file_stem(key)}.png"
+                written.append(write_atomic(folder / name, data))
+                figures[key] = name
+            written.append(write_atomic(folder / "changes.csv", changes.to_csv(index=False)))
+            written.append(write_atomic(folder / "history.csv", frame.to_csv(index=False)))
+            written.append(write_atomic(folder / "index.html", render_page(frame, changes, figures,
+                                                                           store=opened.where)))
+        except OSError as exc:
+            raise cannot_write(folder, exc) from None
+    return History(frame=frame, changes=changes, store=opened.where, written=tuple(written), query_s=query_s)
+
+
+def merge(runs: Sequence[str | Path | Run], *, out: str | Path, label: str = "") -> Run:
+    """Join the shards of one suite (`run(shard="K/N")` on N machines of one type) into one run folder under out,
+    as one unsharded run would have written it; BenchError (one line) for shards that do not belong together
+    (bench.store.merge)."""
+    loaded = [r if isinstance(r, Run) else read_run_dir(_one_run(r)) for r in runs]
+    results, samples, env = merge_shards(loaded)
+    writer = RunWriter(new_run_dir(Path(out), label=label), dict(env, label=label) if label else env)
+    writer.update(results, samples)
+    run = writer.finish(complete=True)
+    try:
+        save_plots(run.source, run.results, run.samples)
+    except OSError as exc:
+        raise cannot_write(run.source, exc) from None
+    return run
+
+
+def _one_run(path: str | Path) -> Path:
+    dirs = run_dirs_in(path)
+    if len(dirs) != 1:
+        raise BenchError(Problem(where=str(path), field="RUN", expected="one shard's run folder",
+                                 found=f"{len(dirs)} run folders"))
+    return dirs[0]

@@ -1,0 +1,70 @@
+"""`history` and `merge`: trends and change points of the history store, runs imported into it, shards joined."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.api.history import history, import_runs, merge
+from bench.cli.common import EXIT_OK, RESULTS, command, err
+from bench.store.history import DEFAULT_STORE, STORE_ENV
+from bench.units import fmt_s
+
+STORE_HELP = f"the history store: a file or an SQLAlchemy URL (default: ${STORE_ENV}, else {DEFAULT_STORE})"
+
+
+def register(sub) -> None:
+    p = command(sub, "history", help="trends and change points of every row over the runs in the history store; "
+                "`history import RUN...` adds run folders made before")
+    p.add_argument("action", nargs="?", choices=["show", "import"], default="show",
+                   help="show: trends and change points (changes.csv, index.html with --out); import: add run folders")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="with import: run folders, or folders of them")
+    p.add_argument("--store", default=None, metavar="PATH|URL", help=STORE_HELP)
+    p.add_argument("--filter", default="", help="only workloads whose name contains one of these comma-separated "
+                   "parts, or with one as a tag (case-insensitive)")
+    p.add_argument("--device", choices=["", "cpu", "cuda"], default="", help="only this device (default: all)")
+    p.add_argument("--machine", default="", help="only this machine key (default: every machine, one trend each)")
+    p.add_argument("--out", default=None, help="write changes.csv, history.csv, one trend PNG per row and index.html "
+                   "into this folder")
+    p.set_defaults(func=cmd_history)
+
+    p = command(sub, "merge", help="join the shards of one suite (`run --shard K/N` on N machines of one type) into "
+                "one run folder <out>/<UTC time>[-label]/")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="each shard's run folder")
+    p.add_argument("--out", default=RESULTS, help="the folder the merged run folder is made in")
+    p.add_argument("--label", default="", help="a name for the merged run, appended to its folder's name")
+    p.set_defaults(func=cmd_merge)
+
+
+def cmd_history(args) -> int:
+    if args.action == "import":
+        if not args.runs:
+            err("bench history import: error: expected run folders to import, found none (see --help)")
+            return 2
+        done = import_runs(args.runs, store=args.store)
+        print(f"{len(done.added)} run(s) added ({done.rows} rows), {len(done.already)} already in {done.store}")
+        return EXIT_OK
+    if args.runs:
+        err(f"bench history: error: run folders are taken by `history import`, found {args.runs[0]!r} (see --help)")
+        return 2
+    h = history(store=args.store, filter=args.filter, device=args.device, machine=args.machine, out=args.out)
+    runs = h.frame["run_id"].nunique()
+    trends = h.frame.groupby(["workload", "device", "dtype", "variant", "machine_key"]).ngroups
+    print(f"{runs} runs, {trends} trends (row x machine) in {h.store}; read in {h.query_s:.2f} s")
+    if h.changes.empty:
+        print("no change points")
+    else:
+        table = h.changes.assign(
+            before=h.changes["before_median_s"].map(fmt_s), after=h.changes["after_median_s"].map(fmt_s),
+            ratio=h.changes["ratio"].map(lambda r: f"{r:.3f}x"), commit=h.changes["git_commit"],
+            run=h.changes["run_id"].str[:10], machine=h.changes["machine_key"].str[:24])
+        print(table[["workload", "device", "dtype", "variant", "machine", "direction", "ratio", "before", "after",
+                     "commit", "run", "time_utc"]].to_string(index=False))
+    if h.written:
+        folder = Path(h.written[0]).parent
+        print(f"Wrote {folder}/index.html, changes.csv, history.csv and {len(h.written) - 3} trend figure(s)")
+    return EXIT_OK
+
+
+def cmd_merge(args) -> int:
+    run = merge(args.runs, out=args.out, label=args.label)
+    print(f"Merged {len(run.env.get('merged_from', []))} shards, {len(run.results)} rows: wrote {run.source}")
+    return EXIT_OK

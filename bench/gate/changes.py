@@ -1,0 +1,86 @@
+"""Change points in a row's history: where, over runs, its median moved to another level and stayed there.
+
+The pairwise gate compares two runs and cannot see creep below its detectable change (five commits of +3% each
+pass it one by one). Over many runs those steps add up to a level the series holds, which a change-point search
+finds. The search is ruptures' PELT (Killick et al. 2012, exact and linear time), not hand-written, with its
+least-absolute-deviation cost (l1: one odd run moves a segment's median, not its mean, so a noisy run on a busy
+machine makes no change point), on the log of the per-run medians (a ratio is a difference of logs) scaled by
+the series' own noise: sigma from the median absolute difference of consecutive runs, which a step barely moves.
+The penalty per change is PENALTY_PER_LOG_N * log(n) in those units. Chosen on simulated series of 40 runs with
+heavy-tailed noise (Student t, 3 degrees of freedom) of 1-4%: least squares at 3 log n gave 1-19% series with a
+false change point, l1 at 2 log n 0-0.3%, while finding a +30% step at its run in 99-100% and five +3% steps
+within their runs in 97-100% (measured on real runs: docs/history.md). A change also has to be worth telling: at least MIN_CHANGE between the medians of the
+segments on either side, each at least MIN_RUNS runs long.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bench.schema import KEY_COLUMNS
+
+IDENTITY = (*KEY_COLUMNS, "machine_key")  # a trend: one row identity on one machine type
+MIN_RUNS = 3  # runs on each side of a change: a single odd run is not a change of level
+MIN_CHANGE = 0.02  # 2%: smaller moves of a median between runs are not reported
+PENALTY_PER_LOG_N = 2.0
+NOISE_FLOOR = 0.002  # sigma of log medians at least 0.2%: deterministic metrics (instructions) do not divide by 0
+
+CHANGE_COLUMNS = [*IDENTITY, "run_id", "git_commit", "time_utc", "position", "n_runs", "before_median_s",
+                  "after_median_s", "ratio", "direction"]
+
+
+def noise(log_medians: np.ndarray) -> float:
+    """The run-to-run sigma of a series of log medians, robust to steps: 1.4826 x the median absolute consecutive
+    difference, over sqrt(2) (a difference of two runs has twice a run's variance)."""
+    if len(log_medians) < 3:
+        return NOISE_FLOOR
+    diffs = np.abs(np.diff(log_medians))
+    return max(1.4826 * float(np.median(diffs)) / math.sqrt(2), NOISE_FLOOR)
+
+
+def breakpoints(log_medians: np.ndarray, *, min_runs: int = MIN_RUNS, min_change: float = MIN_CHANGE,
+                penalty_per_log_n: float = PENALTY_PER_LOG_N) -> list[int]:
+    """Positions where a new level starts (the index of its first run), by PELT on the scaled series, keeping
+    changes of at least min_change between neighbouring segments' medians."""
+    import ruptures
+
+    y = np.asarray(log_medians, dtype=float)
+    n = len(y)
+    if n < 2 * min_runs:
+        return []
+    scaled = (y - np.median(y)) / noise(y)
+    found = ruptures.Pelt(model="l1", min_size=min_runs, jump=1).fit(scaled.reshape(-1, 1)).predict(
+        pen=penalty_per_log_n * math.log(n))
+    cuts = [c for c in found if c < n]
+    # a change smaller than min_change is merged into its neighbours, then the levels are measured again
+    while True:
+        edges = [0, *cuts, n]
+        levels = [float(np.median(y[a:b])) for a, b in zip(edges, edges[1:])]
+        steps = [abs(levels[i + 1] - levels[i]) for i in range(len(cuts))]
+        if not steps or min(steps) >= math.log1p(min_change):
+            return cuts
+        cuts.pop(int(np.argmin(steps)))
+
+
+def change_points(history: pd.DataFrame, **options) -> pd.DataFrame:
+    """One row (CHANGE_COLUMNS) per change point of every trend in a history frame (bench.store.history's
+    columns): the run, commit and time where the new level starts, the medians of the segments before and after,
+    their ratio and whether the row got slower or faster. Failed rows are left out of a trend."""
+    ok = history[(history["status"] == "ok") & (history["median_s"] > 0)]
+    out = []
+    for key, trend in ok.groupby(list(IDENTITY), sort=True):
+        trend = trend.sort_values(["time_utc", "run_id"], kind="stable")
+        medians = trend["median_s"].to_numpy(dtype=float)
+        cuts = breakpoints(np.log(medians), **options)
+        edges = [0, *cuts, len(medians)]
+        for i, cut in enumerate(cuts):
+            before = float(np.median(medians[edges[i]:cut]))
+            after = float(np.median(medians[cut:edges[i + 2]]))
+            at = trend.iloc[cut]
+            out.append(dict(zip(IDENTITY, key), run_id=at["run_id"], git_commit=at["git_commit"],
+                            time_utc=at["time_utc"], position=cut, n_runs=len(medians), before_median_s=before,
+                            after_median_s=after, ratio=after / before,
+                            direction="slower" if after > before else "faster"))
+    return pd.DataFrame(out, columns=CHANGE_COLUMNS)

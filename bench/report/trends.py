@@ -1,0 +1,89 @@
+"""Trends over runs: one figure per row identity (median and its spread per run, one line per machine type,
+change points marked) and one HTML page that lists the changes and shows the figures."""
+from __future__ import annotations
+
+import html
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.report.plots import png  # noqa: E402
+from bench.schema import KEY_COLUMNS  # noqa: E402
+from bench.store.cells import mpl_text  # noqa: E402
+
+CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+       "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}tr.slower td{background:#fde2e1}"
+       "tr.faster td{background:#e3f5e1}figure{margin:1em 0}img{max-width:100%}.note{color:#555;font-size:13px}")
+
+
+def identity_label(key: tuple) -> str:
+    workload, device, dtype, variant = key
+    return f"{workload} {device} {dtype}" + ("" if variant == "default" else f" [{variant}]")
+
+
+def file_stem(key: tuple) -> str:
+    """A file name for an identity: names follow the workload name rule, so this only joins them."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", "__".join(map(str, key)))
+
+
+def trend_figure(trend: pd.DataFrame, changes: pd.DataFrame, *, title: str):
+    """Median per run (a dot, the bar its IQR) over time, one colour per machine key; change points as dashed
+    lines labelled with the ratio and commit."""
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for i, (machine, part) in enumerate(trend.groupby("machine_key", sort=True)):
+        when = pd.to_datetime(part["time_utc"], utc=True, errors="coerce")
+        color = f"C{i % 10}"
+        ax.errorbar(when, part["median_s"] * 1e3, yerr=part["iqr_s"].fillna(0) * 1e3 / 2, fmt="o-", ms=3, lw=0.8,
+                    elinewidth=0.8, color=color, label=mpl_text(machine or "(no machine key)"))
+        for _, change in changes[changes["machine_key"] == machine].iterrows():
+            at = pd.to_datetime(change["time_utc"], utc=True, errors="coerce")
+            ax.axvline(at, color=color, ls="--", lw=1)
+            ax.annotate(f"{change['ratio']:.2f}x at {mpl_text(change['git_commit'] or change['run_id'][:8])}",
+                        (at, ax.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=7, annotation_clip=False)
+    ax.set_ylabel("median per call (ms)")
+    ax.set_title(title, fontsize=10, parse_math=False)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def trend_figures(history: pd.DataFrame, changes: pd.DataFrame) -> dict[tuple, bytes]:
+    """Identity (workload, device, dtype, variant) -> PNG of its trend, for identities with ok rows."""
+    ok = history[(history["status"] == "ok") & (history["median_s"] > 0)]
+    out = {}
+    for key, trend in ok.groupby(list(KEY_COLUMNS), sort=True):
+        mine = changes
+        for name, value in zip(KEY_COLUMNS, key):
+            mine = mine[mine[name] == value]
+        out[key] = png(trend_figure(trend, mine, title=identity_label(key)))
+    return out
+
+
+def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[tuple, str], *, store: str) -> str:
+    """The history page: where the data comes from, the change points, then every trend (figures: identity ->
+    PNG file name beside the page)."""
+    runs, machines = history["run_id"].nunique(), history["machine_key"].nunique()
+    head = ["row", "machine", "ratio", "direction", "before", "after", "from commit", "run", "time (UTC)"]
+    rows = []
+    for _, c in changes.iterrows():
+        cells = [identity_label(tuple(c[k] for k in KEY_COLUMNS)), c["machine_key"], f"{c['ratio']:.3f}x",
+                 c["direction"], f"{c['before_median_s'] * 1e3:.4g} ms", f"{c['after_median_s'] * 1e3:.4g} ms",
+                 c["git_commit"], c["run_id"], c["time_utc"]]
+        rows.append(f"<tr class='{html.escape(c['direction'])}'>"
+                    + "".join(f"<td>{html.escape(str(x))}</td>" for x in cells) + "</tr>")
+    table = (f"<table><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr></thead><tbody>{''.join(rows)}"
+             "</tbody></table>") if rows else "<p>No change points.</p>"
+    figs = "".join(f"<figure><img alt='{html.escape(identity_label(k))}' src='{html.escape(name)}'>"
+                   f"<figcaption>{html.escape(identity_label(k))}</figcaption></figure>" for k, name in figures.items())
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>layerbench history</title>"
+            f"<style>{CSS}</style></head><body><h1>layerbench history</h1>"
+            f"<p class='note'>{runs} runs on {machines} machine type(s) from {html.escape(store)}. A change point is "
+            "where a row's median moved to another level and held it for at least 3 runs (PELT, l1 cost, on log "
+            "medians scaled by the row's run-to-run noise; docs/history.md). Ratio = median after / before.</p>"
+            f"<h2>Changes</h2>{table}<h2>Trends</h2>{figs}</body></html>\n")
+

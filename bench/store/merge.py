@@ -1,0 +1,94 @@
+"""The shards of one suite (`bench run --shard K/N` on N machines of one type) joined into one run.
+
+They join only when they are slices of one measurement: every one a complete shard of the same suite (the same
+workloads before slicing) and count, each slice once, all of them there, with the same settings and
+environment (machine type, torch, threads, TF32...); otherwise a one-line BenchError naming the folder and
+what differs. The merged run is what one unsharded run of the suite would have written: its rows in the
+suite's order, each shard's worker processes numbered after the previous shards' (the process stays the unit
+of the gate's statistics), and env.json the first shard's with `merged_from` listing the shards.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.errors import BenchError, Problem
+from bench.measure.env import env_differences
+from bench.store.folder import Run
+from bench.store.summary import with_process
+
+# settings that differ between the shards of one suite by design
+SHARD_SETTINGS = ("workloads",)
+
+
+def _refuse(run: Run, field: str, expected: str, found: str) -> BenchError:
+    return BenchError(Problem(where=str(run.source or run.name), field=field, expected=expected, found=found))
+
+
+def check_shards(runs: list[Run]) -> None:
+    """BenchError (one line) unless the runs are all the shards of one suite (see the module's docstring)."""
+    if not runs:
+        raise BenchError(Problem(where="merge", field="RUN", expected="the run folders of a suite's shards",
+                                 found="none"))
+    for r in runs:
+        shard = r.env.get("shard")
+        if not isinstance(shard, dict) or not {"index", "count", "suite"} <= set(shard):
+            raise _refuse(r, "env.json shard", "a run made with `bench run --shard K/N`", "a run without --shard")
+        if not r.complete:
+            raise _refuse(r, "complete", "a finished shard", f"an incomplete run "
+                                                             f"({r.env.get('incomplete_reason', 'unfinished')})")
+    first = runs[0]
+    count, suite = first.env["shard"]["count"], first.env["shard"]["suite"]
+    settings0 = {k: v for k, v in (first.env.get("settings") or {}).items() if k not in SHARD_SETTINGS}
+    seen: dict[int, Run] = {}
+    for r in runs:
+        shard = r.env["shard"]
+        if shard["count"] != count:
+            raise _refuse(r, "shard", f"a shard of {count} as {first.name}", f"{shard['index']}/{shard['count']}")
+        if shard["suite"] != suite:
+            extra = sorted(set(shard["suite"]) - set(suite))
+            missing = sorted(set(suite) - set(shard["suite"]))
+            found = (f"workload {extra[0]!r} that {first.name}'s suite lacks" if extra else
+                     f"no workload {missing[0]!r}" if missing else "the same workloads in another order")
+            raise _refuse(r, "shard.suite", f"the suite of {first.name} ({len(suite)} workloads)", found)
+        if shard["index"] in seen:
+            raise _refuse(r, "shard", f"each shard once", f"shard {shard['index']}/{count} again "
+                                                            f"(also {seen[shard['index']].name})")
+        seen[shard["index"]] = r
+        settings = {k: v for k, v in (r.env.get("settings") or {}).items() if k not in SHARD_SETTINGS}
+        if settings != settings0:
+            name = next(k for k in sorted(set(settings) | set(settings0)) if settings.get(k) != settings0.get(k))
+            raise _refuse(r, f"settings.{name}", f"{settings0.get(name)!r} as in {first.name}",
+                          repr(settings.get(name)))
+        if r.env.get("machine_keys") != first.env.get("machine_keys"):
+            raise _refuse(r, "machine_keys", f"{first.env.get('machine_keys')} as in {first.name} (shards of one "
+                                             "machine type)", str(r.env.get("machine_keys")))
+        diffs = [d for d in env_differences(first.env, r.env, devices={"cpu", "cuda"}) if d.blocking]
+        if diffs:
+            raise _refuse(r, diffs[0].field, f"{diffs[0].baseline} as in {first.name}", diffs[0].candidate)
+    missing = [i for i in range(1, count + 1) if i not in seen]
+    if missing:
+        raise BenchError(Problem(where="merge", field="RUN", expected=f"all {count} shards of the suite",
+                                 found=f"no shard {', '.join(f'{i}/{count}' for i in missing)}"))
+
+
+def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The shards as one run's results, samples and env (see the module's docstring)."""
+    check_shards(runs)
+    runs = sorted(runs, key=lambda r: r.env["shard"]["index"])
+    suite = runs[0].env["shard"]["suite"]
+    order = {name: i for i, name in enumerate(suite)}
+    results = pd.concat([r.results for r in runs], ignore_index=True)
+    results = results.iloc[sorted(range(len(results)), key=lambda i: order.get(results.at[i, "workload"], len(order)))]
+    parts, offset = [], 0
+    for r in runs:
+        part = with_process(r.samples)
+        part = part.assign(process=pd.to_numeric(part["process"]) + offset)
+        offset = int(part["process"].max()) + 1 if len(part) else offset
+        parts.append(part)
+    samples = pd.concat(parts, ignore_index=True)
+    env = {k: v for k, v in runs[0].env.items() if k not in ("shard", "complete", "finished_utc", "workers")}
+    env["settings"] = dict(runs[0].env.get("settings") or {}, workloads=list(suite))
+    env["merged_from"] = [dict(shard=f"{r.env['shard']['index']}/{r.env['shard']['count']}",
+                               run=str(r.source or r.name), host=r.env.get("host", ""),
+                               time_utc=r.env.get("time_utc", "")) for r in runs]
+    return results.reset_index(drop=True), samples, env

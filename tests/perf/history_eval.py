@@ -1,0 +1,175 @@
+"""Evidence for the history store, change points and shards, measured the way users run them (docs/history.md).
+
+- trend:  40 `bench run` commands (separate processes, the CLI) of a 3-workload suite in a scratch git repository,
+          one commit per run. One workload gets +30% work at run 20 (a step), one +3% per run over runs 25-29
+          (creep), one never changes. Then `bench history --out`: where the change points are.
+- scale:  10,000 runs x 100 rows appended to an SQLite store through bench's Store.append: file size, time per
+          append, the query of one row's history and of 10 workloads, change points and a trend figure.
+- shards: `bench run smoke --shard 1/2` and `2/2`, `bench merge`, against one unsharded run: the same rows.
+
+    .venv/bin/python tests/perf/history_eval.py [--runs 40] [--scale-runs 10000] [--out /tmp/history-eval]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+CONFIG = '''"""History evidence: REPS says how many times each workload repeats its Linear (the work it does)."""
+import functools
+
+from torch import nn
+
+from bench import Workload
+
+REPS = {reps!r}
+
+
+class Repeat(nn.Module):
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.layer = n, nn.Linear(64, 64)
+
+    def forward(self, x):
+        for _ in range(self.n):
+            x = self.layer(x)
+        return x
+
+
+WORKLOADS = [Workload(name=name, module=functools.partial(Repeat, n), input_shape=(16, 64)) for name, n in REPS.items()]
+'''
+BASE = 100
+
+
+def reps_at(run: int) -> dict[str, int]:
+    """The work of each workload at a run: steady; step +30% from run 20; creep +3% per run over runs 25-29."""
+    creep = round(BASE * 1.03 ** min(max(run - 24, 0), 5))
+    return {"steady": BASE, "step": BASE * 13 // 10 if run >= 20 else BASE, "creep": creep}
+
+
+def sh(args, cwd, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, **kw)
+
+
+def bench(cwd: Path, *args) -> subprocess.CompletedProcess:
+    return sh([sys.executable, "-m", "bench", *args], cwd, env=dict(__import__("os").environ, PYTHONPATH=str(REPO)))
+
+
+def trend(out: Path, runs: int) -> dict:
+    project = out / "project"
+    project.mkdir(parents=True, exist_ok=True)
+    if not (project / ".git").exists():
+        sh(["git", "init", "-q"], project).check_returncode()
+    store = out / "trend.sqlite"
+    done = int((out / "trend-done").read_text()) if (out / "trend-done").exists() else 0
+    for i in range(done, runs):
+        (project / "cfg.py").write_text(CONFIG.format(reps=reps_at(i)))
+        sh(["git", "add", "cfg.py"], project)
+        sh(["git", "-c", "user.name=e", "-c", "user.email=e@e", "commit", "-qm", f"run {i}: {reps_at(i)}",
+            "--allow-empty"], project)
+        started = time.time()
+        p = bench(project, "run", "cfg.py", "--device", "cpu", "--threads", "1", "--processes", "3", "--budget-s",
+                  "0.3", "--out", out / "runs", "--store", store)
+        print(f"trend run {i}: exit {p.returncode} in {time.time() - started:.0f} s", file=sys.stderr, flush=True)
+        if p.returncode != 0:
+            print(p.stderr[-2000:], file=sys.stderr)
+        (out / "trend-done").write_text(str(i + 1))
+    p = bench(project, "history", "--store", store, "--out", out / "trend-history")
+    print(p.stdout, file=sys.stderr)
+    import pandas as pd
+
+    changes = pd.read_csv(out / "trend-history" / "changes.csv")
+    history = pd.read_csv(out / "trend-history" / "history.csv")
+    order = {rid: i for i, rid in enumerate(dict.fromkeys(history.sort_values(["time_utc", "run_id"])["run_id"]))}
+    found = {w: [(order[r], round(x, 3)) for r, x in zip(g["run_id"], g["ratio"])] for w, g in changes.groupby("workload")}
+    return dict(runs=len(order), changes=found,
+                step_ok=[p for p, _ in found.get("step", [])] == [20],
+                creep_ok=bool(found.get("creep")) and all(24 <= p <= 31 for p, _ in found["creep"]),
+                steady_false=len(found.get("steady", [])))
+
+
+def scale(out: Path, runs: int, rows: int = 100) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    from bench.api.history import history as read_history
+    from bench.store.history import history_rows, open_store, resolve
+
+    db = out / "scale.sqlite"
+    if db.exists():
+        db.unlink()
+    store = open_store(resolve(db))
+    rng = np.random.default_rng(0)
+    base = pd.DataFrame(dict(workload=[f"w{i:03d}" for i in range(rows)], device="cpu", dtype="float32",
+                             variant="default", status="ok", reason="", tags="", iqr_s=1e-6, n_samples=10,
+                             n_processes=7, threads=1))
+    append_s = []
+    for r in range(runs):
+        results = base.assign(median_s=1e-4 * np.exp(rng.normal(0, 0.02, rows)))
+        env = dict(time_utc=f"2026-{1 + r // 2500:02d}-{1 + r % 2500 // 100:02d}T{r % 100 // 60:02d}:{r % 60:02d}:00+00:00",
+                   git_commit=f"{r:012x}", machine_keys={"cpu": "cpu-scale"}, host="h", torch="2.13.0")
+        frame = history_rows(results, env, rid=f"{r:016x}")
+        started = time.perf_counter()
+        store.append(frame)
+        append_s.append(time.perf_counter() - started)
+    t0 = time.perf_counter()
+    one = store.read(workloads=["w042"])
+    one_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ten = store.read(workloads=[f"w{i:03d}" for i in range(10)])
+    ten_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    h = read_history(store=db, filter="w042", out=out / "scale-history")
+    history_s = time.perf_counter() - t0
+    return dict(runs=runs, rows=runs * rows, size_mb=round(db.stat().st_size / 1e6, 1),
+                append_ms_median=round(1e3 * float(np.median(append_s)), 1),
+                append_ms_p95=round(1e3 * float(np.percentile(append_s, 95)), 1),
+                query_one_row_s=round(one_s, 3), query_one_row_n=len(one), query_ten_rows_s=round(ten_s, 3),
+                query_ten_rows_n=len(ten), history_one_row_with_plot_s=round(history_s, 2),
+                history_query_s=round(h.query_s, 3), false_changes_in_one_row=len(h.changes))
+
+
+def shards(out: Path) -> dict:
+    common = ["smoke", "--device", "cpu", "--threads", "1", "--processes", "2", "--store", "none"]
+    p = [bench(REPO, "run", *common, "--out", out / "whole")]
+    for k in (1, 2):
+        p.append(bench(REPO, "run", *common, "--shard", f"{k}/2", "--out", out / f"shard{k}"))
+    shard_dirs = [next((out / f"shard{k}").iterdir()) for k in (1, 2)]
+    p.append(bench(REPO, "merge", *shard_dirs, "--out", out / "merged"))
+    import bench as api
+
+    whole, merged = api.load(out / "whole"), api.load(out / "merged")
+    key = ["workload", "device", "dtype", "variant", "status"]
+    return dict(exits=[x.returncode for x in p],
+                shard_rows=[len(api.load(d).results) for d in shard_dirs],
+                same_rows=whole.results[key].values.tolist() == merged.results[key].values.tolist(),
+                merged_rows=len(merged.results))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--scale-runs", type=int, default=10000)
+    ap.add_argument("--out", default="/tmp/history-eval")
+    ap.add_argument("--only", choices=["trend", "scale", "shards"], default=None)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
+    for name, fn in (("shards", lambda: shards(out)), ("scale", lambda: scale(out, args.scale_runs)),
+                     ("trend", lambda: trend(out, args.runs))):
+        if args.only in (None, name):
+            report[name] = fn()
+            (out / "report.json").write_text(json.dumps(report, indent=1))
+            print(f"{name}: {json.dumps(report[name])}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
