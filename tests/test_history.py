@@ -143,6 +143,24 @@ def test_a_step_is_found_at_its_run_and_steady_rows_have_none():
     assert change["before_median_s"] == pytest.approx(np.median(step[:20]))
 
 
+def test_two_steps_are_both_found_even_when_the_second_level_is_far_from_the_median():
+    rng = np.random.default_rng(8)
+    y = series(rng)
+    y[13:] *= 1.3
+    y[27:] *= 1.3
+    found = change_points(fake_history({"two": y}))
+    assert [abs(p - q) <= 1 for p, q in zip(found["position"], (13, 27))] == [True, True]
+    assert found["ratio"].round(1).tolist() == [1.3, 1.3]
+
+
+def test_one_odd_run_is_not_a_change():
+    rng = np.random.default_rng(9)
+    y = series(rng)
+    y[17] *= 2.0  # a run on a busy machine
+    y[30] *= 0.6
+    assert change_points(fake_history({"odd": y})).empty
+
+
 def test_creep_of_five_small_steps_is_found_within_it():
     rng = np.random.default_rng(2)
     creep = series(rng)

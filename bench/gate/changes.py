@@ -2,15 +2,19 @@
 
 The pairwise gate compares two runs and cannot see creep below its detectable change (five commits of +3% each
 pass it one by one). Over many runs those steps add up to a level the series holds, which a change-point search
-finds. The search is ruptures' PELT (Killick et al. 2012, exact and linear time), not hand-written, with its
-least-absolute-deviation cost (l1: one odd run moves a segment's median, not its mean, so a noisy run on a busy
-machine makes no change point), on the log of the per-run medians (a ratio is a difference of logs) scaled by
-the series' own noise: sigma from the median absolute difference of consecutive runs, which a step barely moves.
-The penalty per change is PENALTY_PER_LOG_N * log(n) in those units. Chosen on simulated series of 40 runs with
-heavy-tailed noise (Student t, 3 degrees of freedom) of 1-4%: least squares at 3 log n gave 1-19% series with a
-false change point, l1 at 2 log n 0-0.3%, while finding a +30% step at its run in 99-100% and five +3% steps
-within their runs in 97-100% (measured on real runs: docs/history.md). A change also has to be worth telling: at least MIN_CHANGE between the medians of the
-segments on either side, each at least MIN_RUNS runs long.
+finds. The search is ruptures' kernel change-point detection with the linear kernel (least squares, solved
+exactly by PELT in ruptures' C code: 10,000 runs in about 2 s), not hand-written, on the log of the per-run
+medians (a ratio is a difference of logs) scaled by the series' own noise: sigma from the median absolute
+difference of consecutive runs, which a step barely moves. Least squares is thrown by a single odd run (a busy
+machine), so each run's distance from its segment's median is first clipped to CLIP_SIGMAS sigma, the segments
+found again, until they hold (at most 3 passes). The penalty per change is PENALTY_PER_LOG_N * log(n).
+
+Chosen on simulated series of 40 runs with heavy-tailed noise (Student t, 3 degrees of freedom, 1-4%):
+unclipped least squares at 3 log n put a false change point in 1-19% of steady series; ruptures' l1 cost at 2
+log n in 0-0.3% but took 100 s for 3,000 runs; clipped least squares at 5 log n in 0-0.65% (2,000 series per
+noise level), while finding a +30% step at its run in 99-100% of series, two +30% steps each within two runs in
+99%, and five +3% steps inside their span in 97-98% (tests/perf/history_eval.py measures it on real runs). A change also has to be worth telling:
+at least MIN_CHANGE between the medians of the segments on either side, each at least MIN_RUNS runs long.
 """
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ from bench.schema import KEY_COLUMNS
 IDENTITY = (*KEY_COLUMNS, "machine_key")  # a trend: one row identity on one machine type
 MIN_RUNS = 3  # runs on each side of a change: a single odd run is not a change of level
 MIN_CHANGE = 0.02  # 2%: smaller moves of a median between runs are not reported
-PENALTY_PER_LOG_N = 2.0
+PENALTY_PER_LOG_N = 5.0
+CLIP_SIGMAS = 3.0
+PASSES = 3
 NOISE_FLOOR = 0.002  # sigma of log medians at least 0.2%: deterministic metrics (instructions) do not divide by 0
 
 CHANGE_COLUMNS = [*IDENTITY, "run_id", "git_commit", "time_utc", "position", "n_runs", "before_median_s",
@@ -40,20 +46,33 @@ def noise(log_medians: np.ndarray) -> float:
     return max(1.4826 * float(np.median(diffs)) / math.sqrt(2), NOISE_FLOOR)
 
 
+def _levels(y: np.ndarray, cuts: list[int]) -> np.ndarray:
+    """Each run's segment median."""
+    edges = [0, *cuts, len(y)]
+    return np.concatenate([np.full(b - a, np.median(y[a:b])) for a, b in zip(edges, edges[1:])])
+
+
 def breakpoints(log_medians: np.ndarray, *, min_runs: int = MIN_RUNS, min_change: float = MIN_CHANGE,
                 penalty_per_log_n: float = PENALTY_PER_LOG_N) -> list[int]:
-    """Positions where a new level starts (the index of its first run), by PELT on the scaled series, keeping
-    changes of at least min_change between neighbouring segments' medians."""
+    """Positions where a new level starts (the index of its first run), by kernel change-point detection on the
+    clipped, scaled series, keeping changes of at least min_change between neighbouring segments' medians."""
     import ruptures
 
     y = np.asarray(log_medians, dtype=float)
     n = len(y)
     if n < 2 * min_runs:
         return []
-    scaled = (y - np.median(y)) / noise(y)
-    found = ruptures.Pelt(model="l1", min_size=min_runs, jump=1).fit(scaled.reshape(-1, 1)).predict(
-        pen=penalty_per_log_n * math.log(n))
-    cuts = [c for c in found if c < n]
+    sigma = noise(y)
+    cuts: list[int] = []
+    for _ in range(PASSES):
+        level = _levels(y, cuts)
+        scaled = (level + np.clip(y - level, -CLIP_SIGMAS * sigma, CLIP_SIGMAS * sigma)) / sigma
+        found = ruptures.KernelCPD(kernel="linear", min_size=min_runs, jump=1).fit(scaled.reshape(-1, 1)).predict(
+            pen=penalty_per_log_n * math.log(n))
+        found = [int(c) for c in found if c < n]
+        if found == cuts:
+            break
+        cuts = found
     # a change smaller than min_change is merged into its neighbours, then the levels are measured again
     while True:
         edges = [0, *cuts, n]

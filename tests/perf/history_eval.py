@@ -145,11 +145,11 @@ def shards(out: Path) -> dict:
     import bench as api
 
     whole, merged = api.load(out / "whole"), api.load(out / "merged")
-    key = ["workload", "device", "dtype", "variant", "status"]
-    return dict(exits=[x.returncode for x in p],
-                shard_rows=[len(api.load(d).results) for d in shard_dirs],
-                same_rows=whole.results[key].values.tolist() == merged.results[key].values.tolist(),
-                merged_rows=len(merged.results))
+    key = ["workload", "device", "dtype", "variant", "status", "flops", "bytes", "output_shape"]
+    rows = lambda run: sorted(map(tuple, run.results[key].astype(str).values.tolist()))  # noqa: E731 - workers write rows as they finish
+    return dict(exits=[x.returncode for x in p], shard_rows=[len(api.load(d).results) for d in shard_dirs],
+                same_rows=rows(whole) == rows(merged), merged_rows=len(merged.results),
+                merged_in_suite_order=merged.results["workload"].tolist())
 
 
 def main() -> int:
