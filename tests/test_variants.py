@@ -161,6 +161,18 @@ def test_cost_of_the_backward_pass_and_of_a_narrower_dtype():
     assert cost(plan, Variant(dtype="bfloat16")) == (4_014_080, plan.bytes_moved // 2)
 
 
+@pytest.mark.parametrize("groups", [1, 4, 144])
+def test_backward_flops_of_a_grouped_conv_are_three_forwards(groups):
+    """Conv2d(144, 144, 3, groups=g) on [32, 144, 56, 56], padding 1: each output element is a dot product of
+    144/g channels x 9 taps, so the forward is 2 * 32*144*56*56 * (144/g)*9 FLOPs; grad_input and grad_weight
+    have one multiply-add per forward multiply-add each. torch 2.13's own formula counted the depthwise one at
+    146x its forward (grad_weight over all 144 channels)."""
+    plan = _plan(lambda: nn.Conv2d(144, 144, 3, padding=1, groups=groups, bias=False), (32, 144, 56, 56))
+    forward = 2 * 32 * 144 * 56 * 56 * (144 // groups) * 9
+    assert plan.flops == forward
+    assert cost(plan, Variant(backward=True))[0] == 3 * forward
+
+
 def test_max_rel_diff_is_normwise():
     ref = torch.tensor([1.0, -4.0, 2.0], dtype=torch.float64)
     assert max_rel_diff(ref.float(), ref) == 0.0

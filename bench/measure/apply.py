@@ -13,10 +13,9 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from bench.measure.env import matmul_precision
-from bench.suite.plan import Plan, plan_one
+from bench.suite.plan import Plan, flop_counter, plan_one
 from bench.suite.variants import Variant
 from bench.suite.workload import DTYPES
 
@@ -118,7 +117,7 @@ def cost(plan: Plan, variant: Variant) -> tuple[int, int]:
         module = w.module().to(dtype=w.torch_dtype)
     x = torch.empty(w.input_shape, dtype=w.torch_dtype, device="meta")
     x.requires_grad_(True)
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     with counter:  # .backward, not autograd.grad: FlopCounterMode's module tracker refuses grad() on leaves
         out = module(x)
         out.backward(torch.ones_like(out))
