@@ -31,6 +31,8 @@ RESULT_COLUMNS = [
     "n_processes", "rel_iqr_within", "rel_iqr_between",
     # --metric instructions: CPU instructions per call counted by callgrind (deterministic), when measured
     "instructions",
+    # compile rows: seconds of the first call (compiling, not timed; median over processes), graphs compiled
+    "compile_s", "graphs",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics
@@ -42,7 +44,7 @@ NUMERIC_COLUMNS = frozenset({
     "calls_per_sample", "rel_iqr", "host_median_s", "host_iqr_s", "enqueue_median_s", "flops_per_s", "bytes_per_s",
     "threads", "warmup_calls", "first_call_s", "threshold", "max_rel_diff", "arithmetic_intensity",
     "sample", "device_s", "host_s", "enqueue_s", "calls",
-    "n_processes", "rel_iqr_within", "rel_iqr_between", "instructions", "process",
+    "n_processes", "rel_iqr_within", "rel_iqr_between", "instructions", "process", "compile_s", "graphs",
 })
 BOOL_COLUMNS = frozenset({"noisy", "launch_bound"})
 # What a reader needs at least (files of older versions lack the later columns; variant defaults to "default").

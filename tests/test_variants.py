@@ -161,6 +161,36 @@ def test_cost_of_the_backward_pass_and_of_a_narrower_dtype():
     assert cost(plan, Variant(dtype="bfloat16")) == (4_014_080, plan.bytes_moved // 2)
 
 
+class Eager(nn.Module):
+    """Dynamo is told to leave this forward alone: torch.compile makes no graph of it."""
+
+    @torch._dynamo.disable
+    def forward(self, x):
+        return x * 2
+
+
+def test_every_compile_row_is_compiled_with_static_shapes_and_its_compile_time_kept(monkeypatch):
+    """12 compile rows in one process: before, dynamo's recompile limit on the shared forward left rows 8-11
+    eager while labelled compile, and the second row on compiled with dynamic shapes."""
+    monkeypatch.setattr("bench.measure.runner.COMPILE_BACKEND", "eager")  # dynamo's tracing without inductor
+    records = [run_one(_plan(lambda n=n: nn.Sequential(nn.Linear(8 + n, 8), nn.ReLU()), (4, 8 + n), name=f"m{n}"),
+                       "cpu", timer=CountingTimer(), policy=FAST, variant=Variant(compile=True)) for n in range(12)]
+    assert [r.status for r in records] == ["ok"] * 12, [r.reason for r in records]
+    assert [r.graphs for r in records] == [1] * 12
+    assert all(r.compile_s > 0 for r in records)
+    assert torch._dynamo.config.automatic_dynamic_shapes is True  # nothing global was changed for the rows
+    frame = to_frame(records)
+    assert frame["graphs"].tolist() == [1] * 12 and (frame["compile_s"] > 0).all()
+
+
+def test_a_compile_row_that_makes_no_graph_fails_instead_of_timing_eager_code(monkeypatch):
+    monkeypatch.setattr("bench.measure.runner.COMPILE_BACKEND", "eager")
+    record = run_one(_plan(Eager, (4, 8)), "cpu", timer=CountingTimer(), policy=FAST, variant=Variant(compile=True))
+    assert record.status == "error" and "made no graph" in record.reason and record.measurement is None
+    plain = run_one(_plan(Eager, (4, 8)), "cpu", timer=CountingTimer(), policy=FAST)
+    assert plain.status == "ok" and plain.graphs is None and plain.compile_s is None
+
+
 @pytest.mark.parametrize("groups", [1, 4, 144])
 def test_backward_flops_of_a_grouped_conv_are_three_forwards(groups):
     """Conv2d(144, 144, 3, groups=g) on [32, 144, 56, 56], padding 1: each output element is a dot product of

@@ -29,6 +29,8 @@ class Record:
     math: str = ""  # the compute roof that applies: the dtype, or "tf32" for float32 that may use TF32
     process: int = 0  # the worker process that measured it (bench.measure.pool), numbered from 0 within a run
     instructions: float | None = None  # CPU instructions per call (callgrind), with --metric instructions
+    compile_s: float | None = None  # compile rows: seconds of the first call, compiling included
+    graphs: int | None = None  # compile rows: graphs torch.compile made for the row (0 fails the row)
 
     @property
     def key(self) -> RowKey:

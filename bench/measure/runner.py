@@ -85,23 +85,53 @@ def _reference(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return _first_tensor(ref_module(x[:ACCURACY_ROWS].to("cpu", torch.float64)))
 
 
+class NotCompiled(RuntimeError):
+    """torch.compile produced no graph for a compile row: timing it would time eager code under its label."""
+
+
+def _graphs() -> int:
+    """Graphs dynamo has compiled in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+COMPILE_BACKEND = "inductor"  # torch.compile's default; the tests use "eager" (dynamo's tracing, no C++ compiler)
+
+
+def _compiled(module):
+    """torch.compile from a clean dynamo state: no recompile limit reached and no shapes made dynamic by earlier
+    rows (worker processes also give compile rows a process of their own), static shapes."""
+    torch._dynamo.reset()
+    return torch.compile(module, dynamic=False, backend=COMPILE_BACKEND)
+
+
 def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Policy,
-                     counter=None) -> tuple[Measurement, torch.Tensor, float | None]:
-    """Time the variant's step; return the measurement, one forward output (for the accuracy check) and, with a
-    `counter` (bench.measure.instructions, in a worker under callgrind), the instructions per call."""
+                     counter=None) -> tuple[Measurement, torch.Tensor, dict]:
+    """Time the variant's step; return the measurement, one forward output (for the accuracy check) and the
+    Record fields it measured besides: with a `counter` (bench.measure.instructions, in a worker under callgrind)
+    the instructions per call; for `compile`, the seconds of the first call (compiling) and the graphs made."""
+    extra: dict = {}
     if variant.compile:
-        module = torch.compile(module)
+        module = _compiled(module)
     with torch.enable_grad() if variant.backward else torch.inference_mode():
         fn = step(module, x, variant)
         if variant.compile:  # compiling (and a recompile on the second call, if any) happens outside the timing
+            before, started = _graphs(), time.perf_counter()
             fn()
+            extra["compile_s"] = time.perf_counter() - started
             fn()
+            extra["graphs"] = _graphs() - before
+            if not extra["graphs"]:
+                raise NotCompiled("torch.compile made no graph (dynamo fell back to eager): the row would time "
+                                  "eager code; see TORCH_LOGS=graph_breaks")
         if variant.cuda_graph:
             fn = graph_replay(fn)
         m = measure(fn, timer=timer, policy=policy)
-        instructions = counter.per_call(fn) if counter is not None and x.device.type == "cpu" else None
+        if counter is not None and x.device.type == "cpu":
+            extra["instructions"] = counter.per_call(fn)
         out = _first_tensor(module(x) if variant.backward else fn()).detach()
-    return m, out, instructions
+    return m, out, extra
 
 
 def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_factor: float = 3.0,
@@ -151,11 +181,11 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                     math = math_mode(module, dtype=variant.dtype or w.dtype, device=device)
                     if keep is not None:
                         keep[row] = (module, x, reference, math)
-                m, out, instructions = _measure_variant(module, x, variant, timer=timer, policy=policy, counter=counter)
+                m, out, extra = _measure_variant(module, x, variant, timer=timer, policy=policy, counter=counter)
             head = out[:ACCURACY_ROWS] if out.dim() else out
             diff = max_rel_diff(head, reference) if head.shape == reference.shape else None
             return Record(**base, status="ok", measurement=m, wall_s=time.perf_counter() - started,
-                          max_rel_diff=diff, math=math, instructions=instructions)
+                          max_rel_diff=diff, math=math, **extra)
         except (WorkloadTimeout, DeadlineExceeded) as exc:
             return Record(**base, status="timeout", reason=str(exc), wall_s=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - one row's failure must not cost the suite; it is recorded

@@ -57,6 +57,10 @@ def to_frame(records: list[Record]) -> pd.DataFrame:
         counts = [r.instructions for r in group if r.instructions is not None]
         if counts:  # --metric instructions: from the worker under callgrind
             row["instructions"] = float(pd.Series(counts).median())
+        compiled = [r for r in group if r.compile_s is not None]
+        if compiled:  # each process compiled the row afresh: the median time, the fewest graphs
+            row["compile_s"] = float(pd.Series([r.compile_s for r in compiled]).median())
+            row["graphs"] = min(r.graphs for r in compiled)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     return summarize_rows(frame, to_samples(records))
