@@ -17,7 +17,7 @@ from bench.measure.roofs import Peaks
 from bench.store.folder import Run
 from bench.store.peaks import from_json
 from bench.schema import LAUNCH_BOUND_S, is_launch_bound
-from bench.report.roofline import annotate, roofline_figure, roofline_row, verdict
+from bench.report.roofline import annotate, roofline_figure, roofline_row, verdict, verdict_text
 
 F32 = 4  # bytes per float32
 
@@ -69,7 +69,14 @@ def test_verdicts():
     assert verdict(launch_bound=False, intensity=10, ridge=10) == "compute-bound"
     assert verdict(launch_bound=False, intensity=9.9, ridge=10) == "memory-bound"
     assert verdict(launch_bound=False, intensity=5, ridge=None) == ""
-    assert verdict(launch_bound=False, intensity=0, ridge=10, no_work=True) == "launch-bound"
+    assert verdict(launch_bound=False, intensity=0, ridge=10, no_work=True) == "no work"  # a view, on any device
+    assert verdict(launch_bound=False, intensity=10, ridge=10, pct_of_roof=0.15) == "far below roof"
+    assert verdict(launch_bound=False, intensity=1, ridge=10, pct_of_roof=9.9) == "far below roof"
+    assert verdict(launch_bound=False, intensity=1, ridge=10, pct_of_roof=10) == "memory-bound"
+    assert verdict(launch_bound=False, intensity=100, ridge=10, pct_of_roof=127) == "above roof"
+    assert verdict(launch_bound=True, intensity=100, ridge=10, pct_of_roof=1) == "launch-bound"
+    assert verdict_text("far below roof", 0.1512) == "far below roof (0.15%)"
+    assert verdict_text("above roof", 127.4) == "above roof (127%)" and verdict_text("memory-bound", 50) == "memory-bound"
     # one definition of launch-bound (bench.schema): a fast CPU row is not launch-bound, only CUDA rows can be
     assert not is_launch_bound(device="cpu", median_s=LAUNCH_BOUND_S / 2, enqueue_median_s=LAUNCH_BOUND_S / 2)
     assert is_launch_bound(device="cuda", median_s=LAUNCH_BOUND_S / 2, enqueue_median_s=0.0)
@@ -92,12 +99,23 @@ def test_roofline_row_on_the_memory_side_and_per_math_mode():
     # the same row in TF32 is judged against the 8 TFLOP/s roof: ridge 80, so intensity 100 is compute-bound
     tf32 = roofline_row(_row(math="tf32"), PEAKS)
     assert tf32["peak_flops_per_s"] == 8e12 and tf32["pct_of_roof"] == pytest.approx(6.25)
+    assert tf32["verdict"] == "far below roof"  # compute side, but at 6% of its roof the peak does not explain it
     # a math mode without a figure falls back to float32's roof
     assert roofline_row(_row(math="float16", dtype="float16"), PEAKS)["peak_flops_per_s"] == 1e12
 
 
+def test_float64_rows_are_judged_against_a_float64_roof_only():
+    row = _row(math="float64", dtype="float64")
+    none = roofline_row(row, PEAKS)  # peaks without float64: float32's roof would be 2x to 64x too high
+    assert none["verdict"] == "" and math.isnan(none["peak_flops_per_s"]) and math.isnan(none["pct_of_roof"])
+    with64 = Peaks(device="cpu", machine_key="cpu-test", device_name="test", threads=2,
+                   flops_per_s={"float32": 1e12, "float64": 0.5e12}, bytes_per_s=1e11)
+    r = roofline_row(row, with64)
+    assert r["peak_flops_per_s"] == 0.5e12 and r["pct_of_roof"] == pytest.approx(100.0) and r["verdict"] == "compute-bound"
+
+
 def test_rows_without_flops_launch_bound_rows_and_failed_rows():
-    assert roofline_row(_row(flops=0, bytes=0, median_s=0.02), PEAKS)["verdict"] == "launch-bound"  # a view
+    assert roofline_row(_row(flops=0, bytes=0, median_s=0.02), PEAKS)["verdict"] == "no work"  # a view
     copy = roofline_row(_row(flops=0, bytes=1e9, median_s=0.02), PEAKS)
     assert copy["verdict"] == "memory-bound" and copy["pct_of_roof"] == pytest.approx(50.0)
     assert roofline_row(_row(launch_bound=True), PEAKS)["verdict"] == "launch-bound"
@@ -138,8 +156,8 @@ def test_quick_probe_is_cached_per_machine_and_threads(tmp_path, monkeypatch):
 def test_probe_measures_and_announces_each_step():
     steps = []
     p = probe("cpu", quick=True, on_step=steps.append)
-    assert set(p.flops_per_s) == {"float32", "bfloat16", "float16"} and p.source == "quick probe"
-    assert len(steps) == 4 and steps[0].startswith("cpu float32 matrix product") and "copy" in steps[-1]
+    assert set(p.flops_per_s) == {"float32", "bfloat16", "float16", "float64"} and p.source == "quick probe"
+    assert len(steps) == 5 and steps[0].startswith("cpu float32 matrix product") and "copy" in steps[-1]
 
 
 def _ran_on(key: str, threads: int = 2) -> Run:
@@ -184,5 +202,5 @@ def test_a_math_mode_too_slow_to_probe_is_left_out_not_fatal(monkeypatch):
 
     monkeypatch.setattr(probe_module, "measure", second_times_out)
     p = probe("cpu", quick=True)
-    assert set(p.flops_per_s) == {"float32", "float16"} and p.bytes_per_s > 0 and len(calls) == 4
+    assert set(p.flops_per_s) == {"float32", "float16", "float64"} and p.bytes_per_s > 0 and len(calls) == 5
     assert p.peak_flops_per_s("bfloat16") == p.flops_per_s["float32"]

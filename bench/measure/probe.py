@@ -21,13 +21,13 @@ from bench.measure.roofs import Peaks
 from bench.measure.sampling import Policy, WorkloadTimeout, measure
 from bench.suite.variants import Variant
 
-MATHS = {"cuda": ("float32", "tf32", "bfloat16", "float16"), "cpu": ("float32", "bfloat16", "float16")}
+MATHS = {"cuda": ("float32", "tf32", "bfloat16", "float16", "float64"), "cpu": ("float32", "bfloat16", "float16", "float64")}
 # (matrix size per math, copy bytes) per device, full and quick: a quick probe takes well under a second.
 SIZES = {
-    ("cuda", False): ({"float32": 8192, "tf32": 8192, "bfloat16": 8192, "float16": 8192}, 1 << 30),
-    ("cuda", True): ({"float32": 2048, "tf32": 2048, "bfloat16": 2048, "float16": 2048}, 64 << 20),
-    ("cpu", False): ({"float32": 2048, "bfloat16": 2048, "float16": 1024}, 256 << 20),
-    ("cpu", True): ({"float32": 256, "bfloat16": 256, "float16": 128}, 4 << 20),
+    ("cuda", False): ({"float32": 8192, "tf32": 8192, "bfloat16": 8192, "float16": 8192, "float64": 4096}, 1 << 30),
+    ("cuda", True): ({"float32": 2048, "tf32": 2048, "bfloat16": 2048, "float16": 2048, "float64": 1024}, 64 << 20),
+    ("cpu", False): ({"float32": 2048, "bfloat16": 2048, "float16": 1024, "float64": 1024}, 256 << 20),
+    ("cpu", True): ({"float32": 256, "bfloat16": 256, "float16": 128, "float64": 128}, 4 << 20),
 }
 POLICIES = {False: Policy(warmup_s=0.3, min_samples=5, floor_samples=3, max_samples=50, budget_s=0.5, timeout_s=60),
             True: Policy(warmup_s=0.02, min_samples=3, floor_samples=3, max_samples=20, budget_s=0.03, timeout_s=10)}

@@ -26,8 +26,12 @@ class Peaks:
     load_avg_1m: float | None = None
 
     def peak_flops_per_s(self, math: str) -> float:
-        """The compute roof for a math mode; float32's when the device has no figure for it."""
-        return self.flops_per_s.get(math) or self.flops_per_s.get("float32", 0.0)
+        """The compute roof for a math mode; float32's when the device has no figure for it (tf32, or a half
+        precision too slow to probe), except float64, whose roof is 2x (CPU) to 64x (consumer GPUs) below
+        float32's: 0.0 (no roof) until peaks are probed with it."""
+        if self.flops_per_s.get(math):
+            return self.flops_per_s[math]
+        return 0.0 if math == "float64" else self.flops_per_s.get("float32", 0.0)
 
     def ridge(self, math: str) -> float:
         """FLOP per byte where the memory roof meets the compute roof."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.model import Report
+from bench.report.roofline import verdict_text
 from bench.store.cells import md_text, neutralize
 from bench.store.files import write_atomic
 from bench.store.peaks import write_peaks_file
@@ -52,7 +53,7 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
             r["machine"], r["device"], r["workload"], r["variant"], r["dtype"], r["status"], fmt_s(r["median_s"]),
             _pct(100 * r["rel_iqr"]) if ok else "-", fmt_s(r["host_median_s"]), fmt_si(r["flops_per_s"]),
             fmt_si(r["bytes_per_s"], "B/s"), f"{r['flops'] / r['bytes']:.3g}" if r["bytes"] else "-",
-            _pct(r["pct_of_roof"]), r["verdict"], _sci(r.get("max_rel_diff")), "" if ok else str(r["reason"])[:160]]))
+            _pct(r["pct_of_roof"]), verdict_text(r["verdict"], r["pct_of_roof"]), _sci(r.get("max_rel_diff")), "" if ok else str(r["reason"])[:160]]))
         rows.append([cells[h] for h in keep])
         classes.append("bad" if not ok else " ".join(
             c for c, on in (("launch-bound", r["verdict"] == "launch-bound"), ("noisy", bool(r["noisy"]))) if on))

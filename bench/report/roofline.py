@@ -3,10 +3,16 @@
 For a row that ran: arithmetic intensity = FLOPs / bytes (both of the timed pass, from the plan: a
 multiply-add counts 2 FLOPs; bytes are input, weights and output once each), the roof at that intensity
 = min(peak FLOP/s of the row's math mode, intensity x peak bytes/s), and the percent of that roof the row
-achieved. Verdict: "launch-bound" when the row is launch-bound by bench.schema's one rule (CUDA rows whose
-time per call is launch overhead), or when it does no work at all (no FLOPs, no bytes: a view); else
-"compute-bound" at or right of the ridge point, "memory-bound" left of it. Percent of roof can pass 100% on a
-CPU when a workload's data stays in cache: the memory roof is the probe's large copy, from DRAM.
+achieved. Verdict, in this order:
+- "launch-bound": by bench.schema's one rule, for the report as for results.csv (CUDA rows whose time per call
+  is launch overhead; a CPU row is never launch-bound);
+- "no work": no FLOPs and no bytes (a view): its time is call overhead on any device;
+- "above roof": over ABOVE_ROOF_PCT of its roof: the roof does not describe the row (peaks measured under load;
+  on a CPU, data that stays in cache: the memory roof is the probe's large copy, from DRAM);
+- "far below roof": under FAR_BELOW_PCT of its roof: neither roof explains its time (overhead, a poor kernel or
+  shape), whichever side of the ridge it sits; the report shows the percentage beside it;
+- "compute-bound" at or right of the ridge point, "memory-bound" left of it.
+A float64 row is put against the float64 roof only: without one (peaks probed before float64 was), no verdict.
 """
 from __future__ import annotations
 
@@ -25,20 +31,34 @@ from bench.store.cells import mpl_text  # noqa: E402
 ROOFLINE_COLUMNS = ["peak_flops_per_s", "peak_bytes_per_s", "ridge_flop_per_byte", "roof_flops_per_s",
                     "pct_of_roof", "verdict"]
 MARKERS = {"float32": "o", "bfloat16": "s", "float16": "^", "float64": "D"}
-VERDICT_COLORS = {"compute-bound": "#d62728", "memory-bound": "#1f77b4", "launch-bound": "#7f7f7f", "": "#bcbd22"}
+VERDICT_COLORS = {"compute-bound": "#d62728", "memory-bound": "#1f77b4", "far below roof": "#ff7f0e",
+                  "above roof": "#9467bd", "launch-bound": "#7f7f7f", "no work": "#c7c7c7", "": "#bcbd22"}
+FAR_BELOW_PCT = 10.0
+ABOVE_ROOF_PCT = 105.0
 
 
-def verdict(*, launch_bound: bool, intensity: float | None, ridge: float | None,
-            no_work: bool = False) -> str:
-    """compute-bound / memory-bound / launch-bound for a row that ran ("" when no peaks say which).
-
-    no_work: the row neither computes nor moves data (a view, or its gradient): its time is all overhead.
-    """
-    if bool(launch_bound) or no_work:
+def verdict(*, launch_bound: bool, intensity: float | None, ridge: float | None, no_work: bool = False,
+            pct_of_roof: float | None = None) -> str:
+    """The row's verdict (see the module's docstring); "" when no peaks say which."""
+    if bool(launch_bound):
         return "launch-bound"
+    if no_work:
+        return "no work"
     if intensity is None or ridge is None or math.isnan(intensity) or math.isnan(ridge):
         return ""
+    if pct_of_roof is not None and not math.isnan(pct_of_roof):
+        if pct_of_roof > ABOVE_ROOF_PCT:
+            return "above roof"
+        if pct_of_roof < FAR_BELOW_PCT:
+            return "far below roof"
     return "compute-bound" if intensity >= ridge else "memory-bound"
+
+
+def verdict_text(verdict: str, pct_of_roof) -> str:
+    """The verdict as the report prints it: "far below roof (0.15%)", "above roof (127%)", else as it is."""
+    if verdict in ("far below roof", "above roof") and _num(pct_of_roof) is not None:
+        return f"{verdict} ({pct_of_roof:.2g}%)" if pct_of_roof < 10 else f"{verdict} ({pct_of_roof:.0f}%)"
+    return verdict
 
 
 def _num(value) -> float | None:
@@ -57,16 +77,20 @@ def roofline_row(row: pd.Series, peaks: Peaks | None) -> dict:
     if peaks is not None:
         mode = row.get("math") if isinstance(row.get("math"), str) and row.get("math") else row.get("dtype")
         peak = peaks.peak_flops_per_s(str(mode))
-        ridge = peaks.ridge(str(mode))
-        out.update(peak_flops_per_s=peak, peak_bytes_per_s=peaks.bytes_per_s, ridge_flop_per_byte=ridge)
-        if flops > 0 and intensity is not None:
+        ridge = peaks.ridge(str(mode)) if peak > 0 else None  # no roof for this math (float64 not probed)
+        out.update(peak_flops_per_s=peak if peak > 0 else float("nan"), peak_bytes_per_s=peaks.bytes_per_s,
+                   ridge_flop_per_byte=ridge if ridge is not None else float("nan"))
+        if ridge is None:
+            pass
+        elif flops > 0 and intensity is not None:
             roof = min(peak, intensity * peaks.bytes_per_s)
             out.update(roof_flops_per_s=roof, pct_of_roof=100 * flops / row["median_s"] / roof)
         elif nbytes > 0:  # no arithmetic: only the memory roof applies
             out.update(pct_of_roof=100 * nbytes / row["median_s"] / peaks.bytes_per_s)
     lb = row.get("launch_bound")
     out["verdict"] = verdict(launch_bound=bool(lb) if not pd.isna(lb) else False,
-                             intensity=intensity if flops > 0 else 0.0, ridge=ridge, no_work=flops == 0 == nbytes)
+                             intensity=intensity if flops > 0 else 0.0, ridge=ridge, no_work=flops == 0 == nbytes,
+                             pct_of_roof=out["pct_of_roof"])
     return out
 
 
