@@ -106,6 +106,22 @@ def test_a_store_of_a_newer_schema_is_refused_in_one_line(tmp_path, capsys, one_
     one_line(capsys.readouterr().err, "schema 2", "newer bench", "--store")
 
 
+def test_a_store_whose_tables_are_not_ours_is_one_line_and_the_run_stays_on_disk(tmp_path, write_config, capsys,
+                                                                                 one_line, monkeypatch):
+    monkeypatch.delenv("BENCH_STORE")
+    db = tmp_path / "h.sqlite"
+    open_store(resolve(db))
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE bench_workloads")
+    cfg = write_config(CONFIG)
+    status = main(["run", str(cfg), "--device", "cpu", "--budget-s", "0.01", "--warmup-s", "0", "--min-samples", "3",
+                   "--filter", "lin", "--out", str(tmp_path / "o"), "--store", str(db)])
+    assert status == 2
+    err = one_line(capsys.readouterr().err.strip().splitlines()[-1], "no such table", "bench history import")
+    (run_dir,) = (tmp_path / "o").iterdir()
+    assert str(run_dir) in err and bench.load(run_dir).complete
+
+
 @pytest.mark.parametrize("store, needle", [("nosuchdb://x/y", "SQLAlchemy URL"), ("{missing}", "no such file")])
 def test_a_bad_or_missing_store_is_one_line(tmp_path, capsys, one_line, store, needle):
     assert main(["history", "--store", store.format(missing=tmp_path / "nope.sqlite")]) == 2

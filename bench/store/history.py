@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -70,6 +71,19 @@ def _shown(url: str) -> str:
         return url
 
 
+@contextmanager
+def _database(url: str) -> Iterator[None]:
+    """A database error while reading or writing (a store of another bench's making, a server gone away) as one
+    line naming the store."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise _problem(url, "a bench history store that can be read and written",
+                       str(getattr(exc, "orig", exc)).splitlines()[0][:200]) from None
+
+
 @dataclass(frozen=True)
 class Store:
     """An open history store. `append` adds a run's rows (once: a run already there is skipped), `read` returns
@@ -86,7 +100,7 @@ class Store:
         from sqlalchemy import select
 
         runs = _tables()[1]
-        with self.engine.connect() as conn:
+        with _database(self.url), self.engine.connect() as conn:
             return set(conn.execute(select(runs.c.run_id)).scalars())
 
     def append(self, rows: pd.DataFrame) -> int:
@@ -97,7 +111,7 @@ class Store:
         from sqlalchemy import select
 
         _, runs, table, names = _tables()
-        with self.engine.begin() as conn:
+        with _database(self.url), self.engine.begin() as conn:
             ids = sorted(set(rows["run_id"]))
             present = set(conn.execute(select(runs.c.run_id).where(runs.c.run_id.in_(ids))).scalars())
             new = rows[~rows["run_id"].isin(present)]
@@ -129,7 +143,7 @@ class Store:
             query = query.where(rows.c.device == device)
         if machine_key:
             query = query.where(rows.c.machine_key == machine_key)
-        with self.engine.connect() as conn:
+        with _database(self.url), self.engine.connect() as conn:
             frame = pd.read_sql(query.order_by(runs.c.time_utc, runs.c.run_id), conn)
         return _typed(frame)
 
@@ -138,7 +152,7 @@ class Store:
         from sqlalchemy import select
 
         names = _tables()[3]
-        with self.engine.connect() as conn:
+        with _database(self.url), self.engine.connect() as conn:
             found = conn.execute(select(names.c.workload, names.c.tags))
             return {w: tuple(t for t in str(tags or "").split(",") if t) for w, tags in found}
 
