@@ -33,6 +33,8 @@ RESULT_COLUMNS = [
     "instructions",
     # compile rows: seconds of the first call (compiling, not timed; median over processes), graphs compiled
     "compile_s", "graphs",
+    # the memory the row held at its peak, measured (the largest over its processes), and the planned estimate
+    "peak_memory_bytes", "planned_peak_bytes",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics
@@ -45,6 +47,7 @@ NUMERIC_COLUMNS = frozenset({
     "threads", "warmup_calls", "first_call_s", "threshold", "max_rel_diff", "arithmetic_intensity",
     "sample", "device_s", "host_s", "enqueue_s", "calls",
     "n_processes", "rel_iqr_within", "rel_iqr_between", "instructions", "process", "compile_s", "graphs",
+    "peak_memory_bytes", "planned_peak_bytes",
 })
 BOOL_COLUMNS = frozenset({"noisy", "launch_bound"})
 # What a reader needs at least (files of older versions lack the later columns; variant defaults to "default").

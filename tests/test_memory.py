@@ -247,3 +247,39 @@ def test_other_runtime_errors_stay_errors():
     record = run_one(_plan(lambda: RaisesOnRealDevice(RuntimeError("shape mismatch in allocate_buffers")), (2, 4)),
                      "cpu", timer=CpuTimer(), policy=FAST)
     assert record.status == "error"
+
+
+# ---------------------------------------------------------------- the memory a row really held
+def _status(root: Path, rss_kib: int, hwm_kib: int) -> None:
+    (root / "proc/self").mkdir(parents=True, exist_ok=True)
+    (root / "proc/self/status").write_text(f"Name:\tpython\nVmHWM:\t{hwm_kib} kB\nVmRSS:\t{rss_kib} kB\n")
+
+
+def test_cpu_peak_is_the_high_water_mark_after_the_reset_less_the_resident_size_before(tmp_path):
+    _status(tmp_path, rss_kib=1000, hwm_kib=5000)
+    tracker = memory.PeakTracker("cpu", root=tmp_path)
+    tracker.restart()
+    assert (tmp_path / "proc/self/clear_refs").read_text() == "5"  # the kernel resets VmHWM to VmRSS on "5"
+    _status(tmp_path, rss_kib=1200, hwm_kib=3000)
+    assert tracker.peak_bytes() == (3000 - 1000) * 1024
+
+
+def test_cpu_peak_is_none_where_proc_cannot_be_read_or_the_mark_reset(tmp_path):
+    assert memory.PeakTracker("cpu", root=tmp_path / "none").peak_bytes() is None
+    _status(tmp_path, rss_kib=1000, hwm_kib=5000)
+    (tmp_path / "proc/self/clear_refs").mkdir()  # cannot be written
+    tracker = memory.PeakTracker("cpu", root=tmp_path)
+    tracker.restart()
+    assert tracker.peak_bytes() is None  # the old mark (5000 kB) would be a wrong figure
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs")
+def test_a_real_row_reports_its_peak_beside_the_planned_one():
+    """Linear(2048, 2048) on [2048, 2048]: input, weights and output 16 MiB each. The measured growth holds at
+    least the input and output (the weights too, once written), and stays within a few times the plan."""
+    plan = plan_one(Workload(name="big", module=lambda: nn.Linear(2048, 2048), input_shape=(2048, 2048)), "t")
+    record = run_one(plan, "cpu", timer=CpuTimer(), policy=Policy(warmup_s=0.0, min_samples=3, floor_samples=3,
+                                                                  max_samples=3, budget_s=0.05))
+    assert record.status == "ok"
+    assert record.planned_peak_bytes == peak_memory(plan, DEFAULT)
+    assert plan.input_bytes + plan.output_bytes <= record.peak_memory_bytes < 4 * record.planned_peak_bytes

@@ -148,8 +148,9 @@ def test_the_page_has_every_section_and_embeds_its_images(written):
                              "not-applicable"]
     # a roofline per machine and device, the CPU's variant speed-ups (the GPU run has none), the latency
     assert [c.split(":")[0] for c in report.figures] == ["Roofline", "Variants", "Roofline", "Latency per workload and "
-                                                         "device (default variant)"]
-    assert len(page.images) == 4
+                                                         "device (default variant)", "Peak memory"]
+    assert len(page.images) == 5
+    assert "peak memory (planned)" in page.text
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -195,7 +196,7 @@ def test_markdown_beside_the_html_refers_to_written_images(written):
                     "## Noisy rows"):
         assert heading in md
     images = [line.rsplit("](", 1)[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
-    assert len(images) == 4 and all((md_path.parent / name).is_file() for name in images)
+    assert len(images) == 5 and all((md_path.parent / name).is_file() for name in images)
     assert (md_path.parent / "peaks.json").is_file() and (md_path.parent / "roofline.csv").is_file()
 
 

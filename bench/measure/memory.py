@@ -6,6 +6,7 @@ virtual size). On CUDA, cudaMemGetInfo. The file system root is a parameter so t
 """
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 from typing import Callable
@@ -119,3 +120,59 @@ def free_bytes(device: str, *, root: Path = Path("/")) -> int:
     if available is not None:
         bounds.append(available)
     return max(0, min(bounds)) if bounds else NO_LIMIT
+
+
+# ---------------------------------------------------------------- the memory a row really held
+def _status_kib(root: Path, field: str) -> int | None:
+    """A "VmRSS:   1234 kB" field of /proc/self/status, in bytes."""
+    try:
+        for line in (root / "proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _trim() -> None:
+    """glibc's malloc_trim(0): free heap pages back to the system (a no-op elsewhere)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakTracker:
+    """The memory a row holds at its peak, measured around it, to set beside the planned estimate.
+
+    CUDA: the caching allocator's peak (torch.cuda.max_memory_allocated, reset first) less what was allocated
+    before the row was built. CPU: the growth of the process's resident set, its high-water mark (VmHWM) less its
+    resident size (VmRSS) before the row was built; the mark is reset through /proc/self/clear_refs (Linux 4.0
+    and later) once the row is built, so the float64 reference copy made before timing is not counted. Counted
+    on the CPU: pages touched (a tensor allocated but never written is not resident), memory glibc keeps after a
+    free, and Python's own objects. None where it cannot be read (not Linux, no /proc). `root` is where /proc is
+    read and written (tests pass a fake tree)."""
+
+    def __init__(self, device: str, *, root: Path = Path("/")) -> None:
+        self.device, self.root = device, root
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            _trim()  # memory freed by earlier rows goes back to the system, or this row would reuse it unseen
+            self.base = _status_kib(root, "VmRSS")
+
+    def restart(self) -> None:
+        """The row is built: from here on the peak is the row's (CPU: the high-water mark reset to now)."""
+        if self.device == "cuda":
+            return  # the reference is made on the CPU: nothing on the device to forget
+        try:
+            (self.root / "proc/self/clear_refs").write_text("5", encoding="ascii")
+        except OSError:
+            self.base = None  # the mark would include everything before: better no figure than a wrong one
+
+    def peak_bytes(self) -> int | None:
+        if self.device == "cuda":
+            return max(0, torch.cuda.max_memory_allocated() - self.base)
+        high = _status_kib(self.root, "VmHWM")
+        return None if high is None or self.base is None else max(0, high - self.base)

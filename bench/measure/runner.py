@@ -20,7 +20,7 @@ from bench.measure.apply import applied, convert, cost, math_mode, max_rel_diff,
 from bench.measure.clock import Timer, default_timer, graph_replay
 from bench.measure.deadline import DeadlineExceeded, deadline
 from bench.measure.env import device_name
-from bench.measure.memory import free_bytes
+from bench.measure.memory import PeakTracker, free_bytes
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure
 from bench.schema import NOT_APPLICABLE
@@ -171,17 +171,20 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
             with deadline(policy.row_limit_s):  # in a worker, the parent also kills it past this (bench.measure.pool)
                 row = (plan.name, device, variant)
                 if keep is not None and row in keep:
-                    module, x, reference, math = keep[row]
+                    module, x, reference, math, tracker = keep[row]
                 else:
                     if keep is not None:
                         keep.clear()  # the previous row's tensors go before this row's are built
+                    tracker = PeakTracker(device)  # before anything of the row exists
                     module, x = build(plan, device)
                     reference = _reference(module, x)
                     module, x = convert(module, x, variant)
                     math = math_mode(module, dtype=variant.dtype or w.dtype, device=device)
                     if keep is not None:
-                        keep[row] = (module, x, reference, math)
+                        keep[row] = (module, x, reference, math, tracker)
+                tracker.restart()
                 m, out, extra = _measure_variant(module, x, variant, timer=timer, policy=policy, counter=counter)
+                extra.update(peak_memory_bytes=tracker.peak_bytes(), planned_peak_bytes=peak)
             head = out[:ACCURACY_ROWS] if out.dim() else out
             diff = max_rel_diff(head, reference) if head.shape == reference.shape else None
             return Record(**base, status="ok", measurement=m, wall_s=time.perf_counter() - started,

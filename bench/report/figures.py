@@ -69,4 +69,27 @@ def report_figures(frame: pd.DataFrame, samples: pd.DataFrame, peaks: dict[tuple
         samp["device"] = (samp["device"] + " · " + samp["machine"]) if many else samp["device"]
         default["device"] = label
         figures["Latency per workload and device (default variant)"] = png(latency_figure(default, samp))
+    if "peak_memory_bytes" in ok.columns and ok["peak_memory_bytes"].notna().any():
+        figures["Peak memory: measured against planned"] = png(memory_figure(ok))
     return figures
+
+
+def memory_figure(rows: pd.DataFrame):
+    """Measured peak memory against the planned estimate, one point per row (log-log), the line where they agree."""
+    have = rows[(rows["peak_memory_bytes"] > 0) & (rows["planned_peak_bytes"] > 0)]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, (device, g) in enumerate(have.groupby("device", sort=True)):
+        ax.scatter(g["planned_peak_bytes"], g["peak_memory_bytes"], s=30, color=f"C{i}", label=mpl_text(device))
+        for _, r in g[g["variant"] == "default"].iterrows():
+            ax.annotate(str(r["workload"]), (r["planned_peak_bytes"], r["peak_memory_bytes"]), fontsize=7,
+                        xytext=(4, 2), textcoords="offset points", parse_math=False)
+    lo = min(have["planned_peak_bytes"].min(), have["peak_memory_bytes"].min()) / 2
+    hi = max(have["planned_peak_bytes"].max(), have["peak_memory_bytes"].max()) * 2
+    ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="measured = planned")
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
+    ax.set_xlabel("planned peak (input, weights, every intermediate), bytes")
+    ax.set_ylabel("measured peak, bytes (CUDA: allocator; CPU: resident growth)")
+    ax.legend(fontsize=8)
+    ax.grid(which="both", alpha=0.25)
+    fig.tight_layout()
+    return fig

@@ -43,9 +43,10 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
     """
     f = report.frame[report.frame["status"] != "not-applicable"]
     headers = ["machine", "device", "workload", "variant", "dtype", "status", "median/call", "IQR", "host/call",
-               "FLOP/s", "bytes/s", "FLOP/byte", "% of roof", "verdict", "max rel diff", "note"]
+               "FLOP/s", "bytes/s", "FLOP/byte", "% of roof", "verdict", "peak memory (planned)", "max rel diff", "note"]
     keep = [h for h in headers if not (h == "machine" and f["machine"].nunique() <= 1)
-            and not (h == "host/call" and not (f["device"] == "cuda").any())]
+            and not (h == "host/call" and not (f["device"] == "cuda").any())
+            and not (h == "peak memory (planned)" and not f.get("peak_memory_bytes", pd.Series(dtype=float)).notna().any())]
     rows, classes = [], []
     for _, r in f.iterrows():
         ok = r["status"] == "ok"
@@ -53,7 +54,9 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
             r["machine"], r["device"], r["workload"], r["variant"], r["dtype"], r["status"], fmt_s(r["median_s"]),
             _pct(100 * r["rel_iqr"]) if ok else "-", fmt_s(r["host_median_s"]), fmt_si(r["flops_per_s"]),
             fmt_si(r["bytes_per_s"], "B/s"), f"{r['flops'] / r['bytes']:.3g}" if r["bytes"] else "-",
-            _pct(r["pct_of_roof"]), verdict_text(r["verdict"], r["pct_of_roof"]), _sci(r.get("max_rel_diff")), "" if ok else str(r["reason"])[:160]]))
+            _pct(r["pct_of_roof"]), verdict_text(r["verdict"], r["pct_of_roof"]),
+            f"{fmt_si(r.get('peak_memory_bytes'), 'B')} ({fmt_si(r.get('planned_peak_bytes'), 'B')})",
+            _sci(r.get("max_rel_diff")), "" if ok else str(r["reason"])[:160]]))
         rows.append([cells[h] for h in keep])
         classes.append("bad" if not ok else " ".join(
             c for c, on in (("launch-bound", r["verdict"] == "launch-bound"), ("noisy", bool(r["noisy"]))) if on))

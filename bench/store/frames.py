@@ -57,6 +57,12 @@ def to_frame(records: list[Record]) -> pd.DataFrame:
         counts = [r.instructions for r in group if r.instructions is not None]
         if counts:  # --metric instructions: from the worker under callgrind
             row["instructions"] = float(pd.Series(counts).median())
+        peaks = [r.peak_memory_bytes for r in group if r.peak_memory_bytes is not None]
+        if peaks:  # the most any of its processes held
+            row["peak_memory_bytes"] = max(peaks)
+        planned = [r.planned_peak_bytes for r in group if r.planned_peak_bytes is not None]
+        if planned:
+            row["planned_peak_bytes"] = planned[0]
         compiled = [r for r in group if r.compile_s is not None]
         if compiled:  # each process compiled the row afresh: the median time, the fewest graphs
             row["compile_s"] = float(pd.Series([r.compile_s for r in compiled]).median())
