@@ -35,6 +35,8 @@ RESULT_COLUMNS = [
     "compile_s", "graphs",
     # the memory the row held at its peak, measured (the largest over its processes), and the planned estimate
     "peak_memory_bytes", "planned_peak_bytes",
+    # the cache state the row was timed in: warm (back-to-back calls on one input) or cold (--cache cold)
+    "cache",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics

@@ -342,3 +342,64 @@ def test_quick_cuda_probe_finds_tf32_and_bfloat16_above_float32(tmp_path):
     p = peaks_for("cuda", quick=True, cache_dir=tmp_path)
     assert p.threads == 0 and p.bytes_per_s > 1e11
     assert p.flops_per_s["bfloat16"] > p.flops_per_s["float32"]
+
+
+# ---------------------------------------------------------------- cache state
+def test_last_level_cache_is_the_highest_level_linux_lists(tmp_path):
+    from bench.measure.apply import last_level_cache_bytes
+
+    base = tmp_path / "sys/devices/system/cpu/cpu0/cache"
+    for index, level, size in (("index0", 1, "32K"), ("index2", 2, "1024K"), ("index3", 3, "32768K")):
+        (base / index).mkdir(parents=True)
+        (base / index / "level").write_text(f"{level}\n")
+        (base / index / "size").write_text(f"{size}\n")
+    assert last_level_cache_bytes("cpu", root=tmp_path) == 32 << 20
+    assert last_level_cache_bytes("cpu", root=tmp_path / "nothing") == 32 << 20  # the fallback
+
+
+def test_cold_inputs_span_twice_the_cache_and_a_large_input_is_its_own_copy():
+    from bench.measure.apply import cold_inputs
+
+    x = torch.randn(256, 1024)  # 1 MiB
+    copies = cold_inputs(x, 4 << 20)
+    assert len(copies) == 8 and copies[0] is x and all(torch.equal(c, x) for c in copies)
+    assert len({c.data_ptr() for c in copies}) == 8
+    assert cold_inputs(x, 1 << 18) == [x]
+
+
+SEEN: list[int] = []
+
+
+class Seen(nn.Module):
+    """Records the storage of every input it is called on (in SEEN)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(64, 64)
+
+    def forward(self, x):
+        SEEN.append(x.data_ptr())
+        return self.lin(x)
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_a_cold_row_takes_the_next_copy_at_each_call_and_says_so(monkeypatch, backward):
+    monkeypatch.setattr("bench.measure.runner.last_level_cache_bytes", lambda device: 8 << 10)  # 2 x 8 KiB over inputs of 4 KiB: 4 copies
+    plan = _plan(Seen, (16, 64))
+    cold = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=3, floor_samples=3, max_samples=3, budget_s=1.0, cache="cold")
+    SEEN.clear()
+    record = run_one(plan, "cpu", timer=CountingTimer(), policy=cold, variant=Variant(backward=backward))
+    assert record.status == "ok" and record.cache == "cold", record.reason
+    assert len(set(SEEN[-5:-1])) == 4, SEEN  # the last timed calls cycle through the 4 copies
+    assert to_frame([record])["cache"].tolist() == ["cold"]
+    SEEN.clear()
+    warm = run_one(plan, "cpu", timer=CountingTimer(), policy=FAST, variant=Variant(backward=backward))
+    assert warm.cache == "warm" and len(set(SEEN[-4:])) == 1  # the same input, call after call
+
+
+def test_cold_and_warm_runs_are_not_compared_and_old_runs_were_warm():
+    from bench.measure.env import env_differences
+
+    (diff,) = [d for d in env_differences({"cache": "warm"}, {"cache": "cold"}, devices={"cpu"}) if d.field == "cache"]
+    assert diff.blocking
+    assert not [d for d in env_differences({}, {"cache": "warm"}, devices={"cpu"}) if d.field == "cache"]

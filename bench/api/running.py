@@ -145,10 +145,12 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
             min_samples: int = Policy.min_samples, target_rel_iqr: float = Policy.target_rel_iqr,
             threads: int | None = None, variants: str | Sequence[Variant | str] = (), filter: str = "",
             argv: Sequence[str] = (), processes: int | None = None, metric: str = "time",
-            shard: str | Shard | None = None) -> Prepared:
+            shard: str | Shard | None = None, cache: str = "warm") -> Prepared:
     """Check the suite and settle everything about a run before anything is timed or written. processes: worker
     processes per row (None: $BENCH_PROCESSES or 7; 0: in this process); budget_s is the row's, split over them.
-    shard: "K/N", the K-th of N disjoint slices of the suite balanced by planned cost (bench.suite.shard)."""
+    shard: "K/N", the K-th of N disjoint slices of the suite balanced by planned cost (bench.suite.shard).
+    cache: "warm" (back-to-back calls on one input) or "cold" (each call on the next of copies of the input
+    spanning twice the last-level cache)."""
     processes = default_processes() if processes is None else check_processes(processes)
     check_metric(metric, processes)
     chosen_suite = _suite(suite)  # each config module is imported once
@@ -159,7 +161,7 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
         plans = select(plans, shard, fixed_s=warmup_s + budget_s, calls=min_samples)
     side = side_of(chosen_suite, filter=filter, names=[p.name for p in plans] if shard else ()) if processes else Side()
     common = dict(budget_s=budget_s / max(processes, 1), timeout_s=timeout_s, min_samples=min_samples,
-                  floor_samples=min(Policy.floor_samples, min_samples), target_rel_iqr=target_rel_iqr)
+                  floor_samples=min(Policy.floor_samples, min_samples), target_rel_iqr=target_rel_iqr, cache=cache)
     policy = Policy(**common, warmup_s=warmup_s)
     cuda_policy = Policy(**common, warmup_s=max(warmup_s, CUDA_POLICY.warmup_s))
     devices = devices_for(device)
@@ -172,10 +174,12 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
         raise BenchError(Problem(where="run", field="threads", expected="an integer >= 1, or None", found=repr(threads)))
     count = threads or torch.get_num_threads()
     env = envmod.capture(devices=devices, argv=["bench", *argv], threads=count)
+    env["cache"] = cache
     # What was measured and how, whatever the caller (CLI or Python): rounds pool only when these agree.
     env["settings"] = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
                            budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
-                           target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric)
+                           target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric,
+                           cache=cache)
     if shard is not None:  # which slice of which suite: `bench merge` joins the slices of one suite only
         env["shard"] = dict(index=shard.index, count=shard.count, suite=suite_names)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
@@ -264,7 +268,8 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
         target_rel_iqr: float = Policy.target_rel_iqr, threads: int | None = None,
         variants: str | Sequence[Variant | str] = (), filter: str = "", out: str | Path | None = None,
         label: str = "", on_progress: Callable[[Progress], None] | None = None, processes: int | None = None,
-        seed: int | None = None, metric: str = "time", shard: str | None = None, store: str | Path | None = None) -> Run:
+        seed: int | None = None, metric: str = "time", shard: str | None = None, store: str | Path | None = None,
+        cache: str = "warm") -> Run:
     """Check and time a suite; return the Run (`.frame`: results.csv's columns, one row per workload x
     device x variant). suite: a config name ("smoke"), a .py path, a list of them, or a list of bench.Workload.
     device: "all", "cpu" or "cuda". budget_s, warmup_s, timeout_s: seconds per row. threads: CPU threads
@@ -275,10 +280,10 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
     "instructions" also counts each CPU row's instructions per call under callgrind (valgrind needed). shard: "K/N",
     the K-th of N slices of the suite (join them with bench.merge). store: with `out`, the history store the run's
     rows are added to (a path or SQLAlchemy URL; None: $BENCH_STORE, else results/history.sqlite; "none": not
-    kept)."""
+    kept). cache: "warm" or "cold" (see prepare)."""
     prepared = prepare(suite, device=device, budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s,
                        min_samples=min_samples, target_rel_iqr=target_rel_iqr, threads=threads, variants=variants,
-                       filter=filter, processes=processes, metric=metric, shard=shard)
+                       filter=filter, processes=processes, metric=metric, shard=shard, cache=cache)
     opened = open_for(store) if out is not None else None  # a bad store fails before anything is timed
     done = execute(prepared, out=out, label=label, on_progress=on_progress, seed=seed)
     if opened is not None:

@@ -63,6 +63,9 @@ def register(sub) -> None:
                    "threads=1; the default variant always runs")
     add_processes(p)
     add_metric(p)
+    p.add_argument("--cache", choices=["warm", "cold"], default="warm",
+                   help="warm: back-to-back calls on one input (torch.utils.benchmark's way); cold: each call on the "
+                   "next of copies of the input spanning twice the last-level cache (CPU L3, GPU L2)")
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="run only the K-th of N disjoint slices of the suite, balanced by planned cost (a job array "
                    "or CI matrix runs one suite on N machines; `bench merge` joins the slices)")
@@ -165,7 +168,7 @@ def cmd_run(args) -> int:
     prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
-                           processes=args.processes, metric=args.metric, shard=args.shard)
+                           processes=args.processes, metric=args.metric, shard=args.shard, cache=args.cache)
     store = store_for(args.store, root=args.root)  # a store that cannot be opened fails before anything is timed
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")

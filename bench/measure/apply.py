@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -62,20 +64,25 @@ def convert(module: nn.Module, x: torch.Tensor, variant: Variant) -> tuple[nn.Mo
     return module, x
 
 
-def step(module: Callable[..., Any], x: torch.Tensor, variant: Variant) -> Callable[[], Any]:
+def step(module: Callable[..., Any], x: torch.Tensor, variant: Variant,
+         inputs: list[torch.Tensor] | None = None) -> Callable[[], Any]:
     """The function to time: module(x), or for `backward` module(x) then the gradients of x and the parameters.
+    inputs: copies of x to take in turn, one per call (a cold cache, `cold_inputs`); None: x every call.
 
     The backward step uses torch.autograd.grad with a fixed random output gradient, so gradients do not
     accumulate between calls. Call it under torch.enable_grad() for backward, inference_mode otherwise.
     """
+    xs = inputs or [x]
     if not variant.backward:
-        return lambda: module(x)
-    x = x.detach().requires_grad_(True)
+        return (lambda: module(x)) if len(xs) == 1 else rotating(module, xs)
+    xs = [t.detach().requires_grad_(True) for t in xs]
     params = [p for p in getattr(module, "parameters", lambda: [])() if p.requires_grad]
-    inputs = [x, *params]
     with torch.no_grad():
-        grad_out = torch.randn_like(module(x))
-    return lambda: torch.autograd.grad(module(x), inputs, grad_out)
+        grad_out = torch.randn_like(module(xs[0]))
+    if len(xs) == 1:
+        x, wrt = xs[0], [xs[0], *params]
+        return lambda: torch.autograd.grad(module(x), wrt, grad_out)
+    return rotating(lambda xi: torch.autograd.grad(module(xi), [xi, *params], grad_out), xs)
 
 
 def max_rel_diff(output: torch.Tensor, reference: torch.Tensor) -> float:
@@ -125,3 +132,46 @@ def cost(plan: Plan, variant: Variant) -> tuple[int, int]:
         return int(counter.get_total_flops()), plan.bytes_moved
     return (int(counter.get_total_flops()),
             plan.bytes_moved + plan.output_bytes + 2 * plan.input_bytes + 2 * plan.param_bytes)
+
+
+# ---------------------------------------------------------------- cache state
+COLD_FACTOR = 2  # cold inputs span twice the last-level cache: each call finds its input evicted
+
+
+def last_level_cache_bytes(device: str, *, root: Path = Path("/")) -> int:
+    """The largest cache of the device: CUDA's L2 (device properties), else the highest-level CPU cache Linux
+    lists under /sys/devices/system/cpu/cpu0/cache (32 MiB when it cannot be read)."""
+    if device == "cuda":
+        return int(torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size)
+    best = (0, 0)
+    for index in (root / "sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            level = int((index / "level").read_text().strip())
+            text = (index / "size").read_text().strip().upper()
+        except (OSError, ValueError):
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            best = max(best, (level, int(digits) * scale))
+    return best[1] or 32 << 20
+
+
+def cold_inputs(x: torch.Tensor, cache_bytes: int) -> list[torch.Tensor]:
+    """Copies of x (x itself first) that together hold at least COLD_FACTOR x cache_bytes: taking the next one
+    for each call, a call never finds its input in the cache (the weights, read by every call, may stay)."""
+    size = max(1, x.numel() * x.element_size())
+    count = max(1, -(-COLD_FACTOR * cache_bytes // size))
+    return [x] + [x.clone() for _ in range(count - 1)]
+
+
+def rotating(module: Callable[..., Any], inputs: list[torch.Tensor]) -> Callable[[], Any]:
+    """module on the next input of `inputs` at each call (one integer step of Python beside the call)."""
+    state = [0]
+    n = len(inputs)
+
+    def call():
+        state[0] = i = (state[0] + 1) % n
+        return module(inputs[i])
+
+    return call

@@ -158,7 +158,8 @@ def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:
 
 
 # ---------------------------------------------------------------- which settings make two runs incomparable
-ENV_ALWAYS = ("torch", "threads", "float32_matmul_precision")  # change CPU and CUDA results alike
+ENV_ALWAYS = ("torch", "threads", "float32_matmul_precision", "cache")  # change CPU and CUDA results alike
+ENV_DEFAULTS = {"cache": "warm"}  # what a run recorded before the field existed was measured with
 ENV_CUDA = ("cuda", "cudnn", "allow_tf32_matmul", "allow_tf32_cudnn", "cudnn_benchmark", "cudnn_deterministic")
 ENV_INFO = ("git_commit", "python", "platform", "host", "complete")  # shown, never refused
 
@@ -179,7 +180,7 @@ def env_differences(base_env: Mapping, cand_env: Mapping, *, devices: set[str]) 
     checks += (["cuda_device", *ENV_CUDA] if "cuda" in devices else [])
     out = []
     for name in checks + [f for f in ENV_INFO if f not in checks]:
-        a, b = base_env.get(name), cand_env.get(name)
+        a, b = base_env.get(name, ENV_DEFAULTS.get(name)), cand_env.get(name, ENV_DEFAULTS.get(name))
         if a != b:
             out.append(EnvDiff(field=name, baseline=str(a), candidate=str(b), blocking=name in checks))
     return out

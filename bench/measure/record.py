@@ -31,6 +31,7 @@ class Record:
     instructions: float | None = None  # CPU instructions per call (callgrind), with --metric instructions
     compile_s: float | None = None  # compile rows: seconds of the first call, compiling included
     graphs: int | None = None  # compile rows: graphs torch.compile made for the row (0 fails the row)
+    cache: str = "warm"  # the cache state it was timed in (bench.measure.sampling.Policy.cache)
     peak_memory_bytes: int | None = None  # the memory the row held at its peak (bench.measure.memory.PeakTracker)
     planned_peak_bytes: int | None = None  # the planned estimate beside it (bench.measure.apply.peak_memory)
 

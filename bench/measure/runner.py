@@ -16,7 +16,8 @@ import torch
 from torch.utils._pytree import tree_leaves
 
 from bench.errors import BenchError, Problem, one_line
-from bench.measure.apply import applied, convert, cost, math_mode, max_rel_diff, peak_memory, step
+from bench.measure.apply import (applied, cold_inputs, convert, cost, last_level_cache_bytes, math_mode, max_rel_diff,
+                                 peak_memory, step)
 from bench.measure.clock import Timer, default_timer, graph_replay
 from bench.measure.deadline import DeadlineExceeded, deadline
 from bench.measure.env import device_name
@@ -112,10 +113,15 @@ def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Polic
     Record fields it measured besides: with a `counter` (bench.measure.instructions, in a worker under callgrind)
     the instructions per call; for `compile`, the seconds of the first call (compiling) and the graphs made."""
     extra: dict = {}
+    inputs = None
+    if policy.cache == "cold":
+        if variant.cuda_graph:
+            raise NotImplementedError("--cache cold is not supported with cuda_graph: a graph replays one input")
+        inputs = cold_inputs(x, last_level_cache_bytes(x.device.type))
     if variant.compile:
         module = _compiled(module)
     with torch.enable_grad() if variant.backward else torch.inference_mode():
-        fn = step(module, x, variant)
+        fn = step(module, x, variant, inputs)
         if variant.compile:  # compiling (and a recompile on the second call, if any) happens outside the timing
             before, started = _graphs(), time.perf_counter()
             fn()
@@ -149,10 +155,11 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
     reason = skip_reason(variant, device=device, input_ndim=len(w.input_shape), workload_dtype=w.dtype)
     if reason:
         return Record(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(),
-                      status=NOT_APPLICABLE, reason=reason, variant=variant)
+                      status=NOT_APPLICABLE, reason=reason, variant=variant, cache=policy.cache)
     started = time.perf_counter()
     with applied(variant):
-        base = dict(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(), variant=variant)
+        base = dict(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(), variant=variant,
+                    cache=policy.cache)
         module = x = reference = out = None
         try:
             flops, bytes_moved = cost(plan, variant)

@@ -17,6 +17,9 @@ from bench.measure.clock import Block, Timer
 from bench.stats import rel_iqr
 
 
+CACHE_STATES = ("warm", "cold")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Policy:
     """How long and how hard to measure one workload on one device. Times in seconds."""
@@ -29,8 +32,14 @@ class Policy:
     target_rel_iqr: float = 0.02
     budget_s: float = 2.0
     timeout_s: float = 120.0
+    # warm: back-to-back calls on the same input (torch.utils.benchmark's way); cold: each call on the next of
+    # copies of the input that together exceed the last-level cache twice (bench.measure.apply.cold_inputs)
+    cache: str = "warm"
 
     def __post_init__(self) -> None:
+        if self.cache not in CACHE_STATES:
+            raise BenchError(Problem(where="run", field="--cache", expected=" or ".join(CACHE_STATES),
+                                     found=repr(self.cache)))
         for name in ("warmup_s", "min_block_s", "budget_s", "timeout_s", "target_rel_iqr"):
             value = getattr(self, name)
             positive = name == "timeout_s"  # 0 elsewhere is meaningful: no warm-up, one call a sample, floor only

@@ -25,7 +25,7 @@ def _row(r: Record) -> dict:
         input_shape=_shape(w.input_shape), output_shape=_shape(p.output_shape), params=p.params, flops=flops,
         bytes=bytes_moved, threads=r.threads, device_name=r.device_name, tags=",".join(w.tags),
         source=p.source, note=w.note, threshold=w.threshold, variant=r.variant.name,
-        max_rel_diff=r.max_rel_diff, math=r.math or None,
+        max_rel_diff=r.max_rel_diff, math=r.math or None, cache=r.cache,
         arithmetic_intensity=flops / bytes_moved if bytes_moved else None,
     )
     row["pass"] = r.variant.pass_name  # "pass" is a keyword: not usable in update(...)
