@@ -42,7 +42,6 @@ from typing import Callable, Sequence
 from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
-from bench.schema import NOT_APPLICABLE
 from bench.suite.plan import Plan
 from bench.suite.variants import Variant, skip_reason
 

@@ -51,7 +51,7 @@ def check_shards(runs: list[Run]) -> None:
                      f"no workload {missing[0]!r}" if missing else "the same workloads in another order")
             raise _refuse(r, "shard.suite", f"the suite of {first.name} ({len(suite)} workloads)", found)
         if shard["index"] in seen:
-            raise _refuse(r, "shard", f"each shard once", f"shard {shard['index']}/{count} again "
+            raise _refuse(r, "shard", "each shard once", f"shard {shard['index']}/{count} again "
                                                             f"(also {seen[shard['index']].name})")
         seen[shard["index"]] = r
         settings = {k: v for k, v in (r.env.get("settings") or {}).items() if k not in SHARD_SETTINGS}
