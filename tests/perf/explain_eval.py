@@ -3,7 +3,8 @@
 - compile: a 12-module suite with `--variants compile` (real inductor): graphs and compile_s per row;
 - grouped conv backward: Conv2d(144, 144, 3, groups=144) on [32, 144, 56, 56], forward and backward FLOPs;
 - memory: the seed suite's peak_memory_bytes against the plan (seed-conv11 against a hand computation);
-- cache: the seed suite warm and cold (`--cache cold`): the cold / warm ratio of each workload's median.
+- cache: the seed suite warm and cold (`--cache cold`), runs alternated: the cold / warm ratio of each
+          workload's median.
 
     .venv/bin/python tests/perf/explain_eval.py [--out /tmp/explain-eval] [--only compile|flops|seed]
 """
@@ -69,19 +70,30 @@ def flops(out: Path) -> dict:
                 ratio=round(rows.at["backward", "flops"] / rows.at["default", "flops"], 3))
 
 
-def seed(out: Path) -> dict:
+def seed(out: Path, rounds: int = 3) -> dict:
+    """Warm and cold runs alternated (warm, cold, warm, ...), so a change in the machine's load touches both; the
+    ratio of each workload's median over the cold runs to its median over the warm ones."""
+    import pandas as pd
+
     import bench as api
 
-    runs = {}
-    for cache in ("warm", "cold"):
-        bench("run", "seed", "--device", "cpu", "--cache", cache, "--processes", "3", "--out", out / f"seed-{cache}")
-        runs[cache] = api.load(out / f"seed-{cache}").results.set_index("workload")
-    warm, cold = runs["warm"], runs["cold"]
+    runs: dict[str, list] = {"warm": [], "cold": []}
+    for i in range(rounds):
+        for cache in ("warm", "cold"):
+            target = out / f"seed-{cache}-{i}"
+            bench("run", "seed", "--device", "cpu", "--cache", cache, "--processes", "3", "--budget-s", "0.6",
+                  "--out", target)
+            runs[cache].append(api.load(target).results.set_index("workload"))
+    med = {c: pd.concat([r["median_s"] for r in rs], axis=1).median(axis=1) for c, rs in runs.items()}
+    warm = runs["warm"][0]
     return dict(
-        cold_over_warm={w: round(cold.at[w, "median_s"] / warm.at[w, "median_s"], 3) for w in warm.index},
+        cold_over_warm={w: round(med["cold"][w] / med["warm"][w], 3) for w in warm.index},
+        warm_spread={w: round(float(pd.concat([r["median_s"] for r in runs["warm"]], axis=1).loc[w].max()
+                                    / pd.concat([r["median_s"] for r in runs["warm"]], axis=1).loc[w].min()), 2)
+                     for w in warm.index},
         peak_memory_mb={w: round(warm.at[w, "peak_memory_bytes"] / 1e6, 1) for w in warm.index},
         planned_peak_mb={w: round(warm.at[w, "planned_peak_bytes"] / 1e6, 1) for w in warm.index},
-        cache_column=sorted(set(warm["cache"]) | set(cold["cache"])))
+        cache_column=sorted({c for rs in runs.values() for r in rs for c in r["cache"]}))
 
 
 def main() -> int:

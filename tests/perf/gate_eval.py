@@ -97,6 +97,7 @@ def main() -> int:
     ap.add_argument("--aa", type=int, default=20)
     ap.add_argument("--loaded", type=int, default=6)
     ap.add_argument("--inject", type=int, default=6, help="jobs per level (+10%%, +25%%, +100%%)")
+    ap.add_argument("--levels", default=",".join(LEVELS), help="the injection levels to run, comma-separated")
     ap.add_argument("--stored", type=int, default=10)
     ap.add_argument("--stored-baseline", default="", help="a run folder measured earlier, used as the stored baseline")
     ap.add_argument("--ci-bench", type=int, default=0, help="fresh clones running `make ci-bench`")
@@ -113,7 +114,7 @@ def main() -> int:
     work, base, commits = clone(out)
     ab = ["ab", "--base-ref", base, "--device", "cpu", "--threads", "1"]
     plan = ([("aa", i) for i in range(args.aa)] + [("loaded", i) for i in range(args.loaded)]
-            + [(level, i) for i in range(args.inject) for level in LEVELS])
+            + [(level, i) for i in range(args.inject) for level in LEVELS if level in args.levels.split(",")])
     # interleave the kinds so that a change in the machine over the evaluation touches them alike
     plan.sort(key=lambda item: (item[1], list(LEVELS).index(item[0]) + 2 if item[0] in LEVELS else
                                 ["aa", "loaded"].index(item[0])))
