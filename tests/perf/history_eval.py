@@ -61,7 +61,7 @@ def bench(cwd: Path, *args) -> subprocess.CompletedProcess:
     return sh([sys.executable, "-m", "bench", *args], cwd, env=dict(__import__("os").environ, PYTHONPATH=str(REPO)))
 
 
-def trend(out: Path, runs: int) -> dict:
+def trend(out: Path, runs: int, processes: int = 7) -> dict:
     project = out / "project"
     project.mkdir(parents=True, exist_ok=True)
     if not (project / ".git").exists():
@@ -74,8 +74,8 @@ def trend(out: Path, runs: int) -> dict:
         sh(["git", "-c", "user.name=e", "-c", "user.email=e@e", "commit", "-qm", f"run {i}: {reps_at(i)}",
             "--allow-empty"], project)
         started = time.time()
-        p = bench(project, "run", "cfg.py", "--device", "cpu", "--threads", "1", "--processes", "3", "--budget-s",
-                  "0.3", "--out", out / "runs", "--store", store)
+        p = bench(project, "run", "cfg.py", "--device", "cpu", "--threads", "1", "--processes", str(processes),
+                  "--budget-s", "0.3", "--out", out / "runs", "--store", store)
         print(f"trend run {i}: exit {p.returncode} in {time.time() - started:.0f} s", file=sys.stderr, flush=True)
         if p.returncode != 0:
             print(p.stderr[-2000:], file=sys.stderr)
@@ -158,12 +158,13 @@ def main() -> int:
     ap.add_argument("--scale-runs", type=int, default=10000)
     ap.add_argument("--out", default="/tmp/history-eval")
     ap.add_argument("--only", choices=["trend", "scale", "shards"], default=None)
+    ap.add_argument("--processes", type=int, default=7, help="worker processes per row of each trend run (run's default)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
     for name, fn in (("shards", lambda: shards(out)), ("scale", lambda: scale(out, args.scale_runs)),
-                     ("trend", lambda: trend(out, args.runs))):
+                     ("trend", lambda: trend(out, args.runs, args.processes))):
         if args.only in (None, name):
             report[name] = fn()
             (out / "report.json").write_text(json.dumps(report, indent=1))
