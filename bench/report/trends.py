@@ -83,7 +83,8 @@ def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[tupl
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>layerbench history</title>"
             f"<style>{CSS}</style></head><body><h1>layerbench history</h1>"
             f"<p class='note'>{runs} runs on {machines} machine type(s) from {html.escape(store)}. A change point is "
-            "where a row's median moved to another level and held it for at least 3 runs (PELT, l1 cost, on log "
-            "medians scaled by the row's run-to-run noise; docs/history.md). Ratio = median after / before.</p>"
+            "where a row's median moved to another level and held it for at least 3 runs (ruptures' kernel "
+            "change-point detection on log medians scaled by the row's run-to-run noise, odd runs clipped; "
+            "docs/history.md). Ratio = median after / before.</p>"
             f"<h2>Changes</h2>{table}<h2>Trends</h2>{figs}</body></html>\n")
 
