@@ -314,3 +314,22 @@ def test_run_shard_through_the_cli_records_it_and_its_rows(tmp_path, write_confi
     env = json.loads(next((tmp_path / "o").glob("*/env.json")).read_text())
     assert env["shard"]["index"] == 1 and env["shard"]["count"] == 2
     assert main(["run", str(cfg), "--device", "cpu", "--shard", "3/2", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_fastest_process_median_is_stored_per_row_and_followed_by_default():
+    from bench.store.history import fastest_process_medians
+
+    samples = pd.DataFrame(dict(workload="w", device="cpu", dtype="float32", variant="default",
+                                process=[0, 0, 0, 1, 1, 1, 2, 2, 2], device_s=[2, 2.2, 2.1, 1, 1.1, 0.9, 2, 2, 2]))
+    assert fastest_process_medians(samples) == {("w", "cpu", "float32", "default"): 1.0}
+    # a row whose runs drew fast and slow processes: the pooled median jumps for four runs, the fastest does not
+    rng = np.random.default_rng(10)
+    fastest = series(rng, sd=0.01)
+    median = fastest.copy()
+    median[12:16] *= 1.8
+    frame = fake_history({"w": median})
+    frame["fastest_process_median_s"] = fastest
+    assert len(change_points(frame, statistic="median")) == 2  # up at 12, down at 16
+    assert change_points(frame).empty
+    frame["fastest_process_median_s"] = np.nan  # runs measured in one process: the median is followed
+    assert len(change_points(frame)) == 2

@@ -16,7 +16,7 @@ from typing import Sequence
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.gate.changes import CHANGE_COLUMNS, change_points
+from bench.gate.changes import STATISTICS, change_points
 from bench.report.plots import save_plots
 from bench.report.trends import file_stem, render_page, trend_figures
 from bench.schema import RESULTS_DIR
@@ -63,7 +63,7 @@ def import_runs(paths: Sequence[str | Path], *, store: str | Path | None = None)
     frames = []
     for d in folders:
         run = read_run_dir(d)
-        frames.append(rows_of_folder(d, run.results, dict(run.env)))
+        frames.append(rows_of_folder(d, run.results, dict(run.env), run.samples))
     opened = store_for(store)
     if opened is None:
         raise BenchError(Problem(where="history import", field="--store", expected="a store", found="none"))
@@ -88,10 +88,14 @@ class History:
 
 
 def history(*, store: str | Path | None = None, filter: str = "", device: str = "", machine: str = "",
-            out: str | Path | None = None) -> History:
-    """Trends and change points of the stored rows. filter: name parts or tags as `run --filter` (tags are
-    matched on the workload names stored); device, machine: narrow to one device or machine key. With `out`,
+            out: str | Path | None = None, statistic: str = "fastest") -> History:
+    """Trends and change points of the stored rows. filter: name parts or tags as `run --filter`; device,
+    machine: narrow to one device or machine key; statistic: the per-run value the change points follow,
+    "fastest" (the fastest worker process's median) or "median" (bench.gate.changes.STATISTICS). With `out`,
     writes changes.csv, history.csv, one PNG per row identity and index.html there."""
+    if statistic not in STATISTICS:
+        raise BenchError(Problem(where="history", field="--statistic", expected=" or ".join(STATISTICS),
+                                 found=repr(statistic)))
     opened = store_for(store, create=False)
     if opened is None:
         raise BenchError(Problem(where="history", field="--store", expected="a store", found="none"))
@@ -106,7 +110,7 @@ def history(*, store: str | Path | None = None, filter: str = "", device: str = 
         raise BenchError(Problem(where=opened.where, field="--filter" if filter else "store",
                                  expected="stored rows" + (f" matching {filter!r}" if filter else ""),
                                  found="none" if not filter else f"none of {len(opened.workloads())} workloads"))
-    changes = change_points(frame) if len(frame) else pd.DataFrame(columns=CHANGE_COLUMNS)
+    changes = change_points(frame, statistic=statistic)
     written: list[Path] = []
     if out is not None:
         folder = writable_folder(Path(out), option="--out")

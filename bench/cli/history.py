@@ -22,6 +22,9 @@ def register(sub) -> None:
                    "parts, or with one as a tag (case-insensitive)")
     p.add_argument("--device", choices=["", "cpu", "cuda"], default="", help="only this device (default: all)")
     p.add_argument("--machine", default="", help="only this machine key (default: every machine, one trend each)")
+    p.add_argument("--statistic", choices=["fastest", "median"], default="fastest",
+                   help="the per-run value the change points follow: the fastest worker process's median (steady "
+                   "when processes land in different speed modes), or the median of all samples")
     p.add_argument("--out", default=None, help="write changes.csv, history.csv, one trend PNG per row and index.html "
                    "into this folder")
     p.set_defaults(func=cmd_history)
@@ -45,7 +48,8 @@ def cmd_history(args) -> int:
     if args.runs:
         err(f"bench history: error: run folders are taken by `history import`, found {args.runs[0]!r} (see --help)")
         return 2
-    h = history(store=args.store, filter=args.filter, device=args.device, machine=args.machine, out=args.out)
+    h = history(store=args.store, filter=args.filter, device=args.device, machine=args.machine, out=args.out,
+                statistic=args.statistic)
     runs = h.frame["run_id"].nunique()
     trends = h.frame.groupby(["workload", "device", "dtype", "variant", "machine_key"]).ngroups
     print(f"{runs} runs, {trends} trends (row x machine) in {h.store}; read in {h.query_s:.2f} s")

@@ -38,7 +38,10 @@ def trend_figure(trend: pd.DataFrame, changes: pd.DataFrame, *, title: str):
         when = pd.to_datetime(part["time_utc"], utc=True, errors="coerce")
         color = f"C{i % 10}"
         ax.errorbar(when, part["median_s"] * 1e3, yerr=part["iqr_s"].fillna(0) * 1e3 / 2, fmt="o-", ms=3, lw=0.8,
-                    elinewidth=0.8, color=color, label=mpl_text(machine or "(no machine key)"))
+                    elinewidth=0.8, color=color, label=mpl_text(f"{machine or '(no machine key)'}: median, IQR"))
+        if part["fastest_process_median_s"].notna().any():
+            ax.plot(when, part["fastest_process_median_s"] * 1e3, "x", ms=4, color=color,
+                    label=mpl_text(f"{machine or '(no machine key)'}: fastest process"))
         for _, change in changes[changes["machine_key"] == machine].iterrows():
             at = pd.to_datetime(change["time_utc"], utc=True, errors="coerce")
             ax.axvline(at, color=color, ls="--", lw=1)

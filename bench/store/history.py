@@ -27,6 +27,7 @@ import pandas as pd
 from bench.errors import BenchError, Problem
 from bench.schema import KEY_COLUMNS, RESULTS_DIR
 from bench.store.folder import Run
+from bench.store.summary import process_medians, with_process
 
 STORE_SCHEMA_VERSION = 1
 STORE_ENV = "BENCH_STORE"  # a path or SQLAlchemy URL; "none" turns the store off
@@ -37,10 +38,10 @@ RUNS_TABLE, ROWS_TABLE, WORKLOADS_TABLE, META_TABLE = "bench_runs", "bench_rows"
 RUN_COLUMNS = ("run_id", "time_utc", "git_commit", "git_branch", "host", "config", "label", "torch", "run_path")
 # What a trend reads of each row: its identity, status and summary statistics.
 ROW_COLUMNS = (*KEY_COLUMNS, "tags", "status", "reason", "median_s", "iqr_s", "rel_iqr", "n_samples", "n_processes",
-               "rel_iqr_between", "instructions", "flops_per_s", "bytes_per_s", "threads")
+               "rel_iqr_between", "instructions", "flops_per_s", "bytes_per_s", "threads", "fastest_process_median_s")
 HISTORY_COLUMNS = (*RUN_COLUMNS, "machine_key", *ROW_COLUMNS)
 NUMBER_COLUMNS = frozenset({"median_s", "iqr_s", "rel_iqr", "n_samples", "n_processes", "rel_iqr_between",
-                            "instructions", "flops_per_s", "bytes_per_s", "threads"})
+                            "instructions", "flops_per_s", "bytes_per_s", "threads", "fastest_process_median_s"})
 
 
 def resolve(store: str | Path | None, *, root: Path | str = RESULTS_DIR) -> str | None:
@@ -263,32 +264,54 @@ def run_id(results_csv: bytes, env_json: bytes) -> str:
     return hashlib.sha256(env_json + b"\0" + results_csv).hexdigest()[:16]
 
 
-def history_rows(results: pd.DataFrame, env: dict, *, rid: str, run_path: str = "") -> pd.DataFrame:
-    """A run's rows as the store keeps them (HISTORY_COLUMNS): its results with where the run came from."""
+def fastest_process_medians(samples: pd.DataFrame) -> dict:
+    """Row key (KEY_COLUMNS) -> the smallest of its worker processes' medians. On this project's shared VM a
+    process runs a layer in one of two speed modes up to 2x apart for its whole life (docs/gate.md), so a run's
+    pooled median jumps with the mix of fast and slow processes it drew; the fastest process's median is what the
+    code does when the machine lets it."""
+    if samples is None or samples.empty:
+        return {}
+    out = {}
+    for key, group in with_process(samples).groupby(list(KEY_COLUMNS), sort=False):
+        medians = process_medians(group)
+        if len(medians):
+            out[tuple(str(k) for k in key)] = float(medians.min())
+    return out
+
+
+def history_rows(results: pd.DataFrame, env: dict, *, rid: str, run_path: str = "",
+                 samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A run's rows as the store keeps them (HISTORY_COLUMNS): its results with where the run came from, and
+    (from its samples) each row's fastest process median."""
     keys = env.get("machine_keys") if isinstance(env.get("machine_keys"), dict) else {}
     configs = sorted({str(s) for s in results.get("source", pd.Series(dtype=str)).dropna() if str(s)})
     frame = pd.DataFrame({c: results[c] if c in results.columns else None for c in ROW_COLUMNS}).reset_index(drop=True)
     run = dict(run_id=rid, time_utc=env.get("time_utc", ""), git_commit=env.get("git_commit", ""),
                git_branch=env.get("git_branch", ""), host=env.get("host", ""), config=",".join(configs),
                label=env.get("label", ""), torch=env.get("torch", ""), run_path=run_path)
+    fastest = fastest_process_medians(samples)
+    if fastest:
+        frame["fastest_process_median_s"] = [fastest.get(tuple(str(r[k]) for k in KEY_COLUMNS))
+                                             for _, r in frame.iterrows()]
     frame = frame.assign(**{k: str(v) for k, v in run.items()},
                          machine_key=[str(keys.get(d, "")) for d in frame["device"]],
                          reason=frame["reason"].fillna("").astype(str))
     return frame[list(HISTORY_COLUMNS)]
 
 
-def rows_of_folder(run_dir: Path, results: pd.DataFrame, env: dict) -> pd.DataFrame:
+def rows_of_folder(run_dir: Path, results: pd.DataFrame, env: dict,
+                   samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """history_rows of a run folder on disk, its id from its files' bytes."""
     rid = run_id((run_dir / "results.csv").read_bytes(), (run_dir / "env.json").read_bytes())
-    return history_rows(results, env, rid=rid, run_path=str(run_dir.resolve()))
+    return history_rows(results, env, rid=rid, run_path=str(run_dir.resolve()), samples=samples)
 
 
 def rows_of_run(run: Run) -> pd.DataFrame:
     """history_rows of a Run: from its folder when it has one, else (kept in memory) its id from its content."""
     if run.source is not None and (run.source / "env.json").is_file():
-        return rows_of_folder(run.source, run.results, dict(run.env))
+        return rows_of_folder(run.source, run.results, dict(run.env), run.samples)
     rid = run_id(run.results.to_csv(index=False).encode(), repr(sorted(run.env.items())).encode())
-    return history_rows(run.results, dict(run.env), rid=rid)
+    return history_rows(run.results, dict(run.env), rid=rid, samples=run.samples)
 
 
 def open_for(store: str | Path | None = None, *, root: Path | str = RESULTS_DIR, create: bool = True) -> Store | None:
