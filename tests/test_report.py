@@ -224,3 +224,14 @@ def test_cli_report_writes_into_the_first_run_folder_and_reports_errors_in_one_l
     assert main(["report", "--latest", "--root", str(tmp_path / "empty")]) == 2
     one_line(capsys.readouterr().err, "--latest", "found none")
     assert main(["report", "--latest", "--root", str(cpu.parent), "--out", str(out)]) == 0
+
+
+def test_the_memory_figure_places_only_rows_with_both_peaks():
+    from bench.report.figures import memory_figure, memory_rows
+
+    rows = pd.DataFrame([dict(device="cpu", workload=w, variant="default", peak_memory_bytes=m, planned_peak_bytes=100)
+                         for w, m in (("zero", 0), ("none", None), ("one", 300))])
+    assert memory_rows(rows)["workload"].tolist() == ["one"]
+    assert memory_rows(rows.iloc[:2]).empty  # nothing to place: report_figures draws no memory figure
+    assert memory_rows(rows.drop(columns=["peak_memory_bytes"])).empty  # a run from before the column
+    assert memory_figure(rows) is not None

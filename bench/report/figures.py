@@ -69,14 +69,25 @@ def report_figures(frame: pd.DataFrame, samples: pd.DataFrame, peaks: dict[tuple
         samp["device"] = (samp["device"] + " · " + samp["machine"]) if many else samp["device"]
         default["device"] = label
         figures["Latency per workload and device (default variant)"] = png(latency_figure(default, samp))
-    if "peak_memory_bytes" in ok.columns and ok["peak_memory_bytes"].notna().any():
-        figures["Peak memory: measured against planned"] = png(memory_figure(ok))
+    placed = memory_rows(ok)
+    if len(placed):
+        figures["Peak memory: measured against planned"] = png(memory_figure(placed))
     return figures
+
+
+def memory_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a measured and a planned peak above 0, the ones a log-log figure can place (a tiny row can
+    measure 0: it reused pages freed before it; runs from before the columns have neither)."""
+    if "peak_memory_bytes" not in rows.columns or "planned_peak_bytes" not in rows.columns:
+        return rows.iloc[0:0]
+    measured = pd.to_numeric(rows["peak_memory_bytes"], errors="coerce")
+    planned = pd.to_numeric(rows["planned_peak_bytes"], errors="coerce")
+    return rows[(measured > 0) & (planned > 0)]
 
 
 def memory_figure(rows: pd.DataFrame):
     """Measured peak memory against the planned estimate, one point per row (log-log), the line where they agree."""
-    have = rows[(rows["peak_memory_bytes"] > 0) & (rows["planned_peak_bytes"] > 0)]
+    have = memory_rows(rows)
     fig, ax = plt.subplots(figsize=(7, 5))
     for i, (device, g) in enumerate(have.groupby("device", sort=True)):
         ax.scatter(g["planned_peak_bytes"], g["peak_memory_bytes"], s=30, color=f"C{i}", label=mpl_text(device))
