@@ -86,8 +86,8 @@ def breakpoints(log_medians: np.ndarray, *, min_runs: int = MIN_RUNS, min_change
 # The per-run value a trend follows: the row's median over all its samples, or the median of its fastest worker
 # process (bench.store.history.fastest_process_medians), the default: on the shared VM a process runs in one of
 # two speed modes for its whole life, and the pooled median jumps with the mix a run drew. On 40 real runs with
-# 3 processes each (docs/history.md) the median gave 5 change points, 1 of them right; the fastest process 3,
-# the step and the creep at their runs.
+# 3 processes each (docs/history.md) the median gave 5 change points, 1 of them right; the fastest process 3, 2
+# of them right (the step and the creep at their runs). With 7 processes neither found the creep.
 STATISTICS = {"fastest": "fastest_process_median_s", "median": "median_s"}
 
 
