@@ -114,7 +114,10 @@ class Store:
         _, runs, table, names = _tables()
         with _database(self.url), self.engine.begin() as conn:
             ids = sorted(set(rows["run_id"]))
-            present = set(conn.execute(select(runs.c.run_id).where(runs.c.run_id.in_(ids))).scalars())
+            present = set()
+            for i in range(0, len(ids), 500):  # bound the statement's parameters (SQLite allows 32,766)
+                chunk = ids[i:i + 500]
+                present |= set(conn.execute(select(runs.c.run_id).where(runs.c.run_id.in_(chunk))).scalars())
             new = rows[~rows["run_id"].isin(present)]
             if new.empty:
                 return 0
