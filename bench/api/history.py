@@ -19,7 +19,6 @@ from bench.errors import BenchError, Problem
 from bench.gate.changes import STATISTICS, change_points
 from bench.report.plots import save_plots
 from bench.report.trends import file_stem, render_page, trend_figures
-from bench.schema import RESULTS_DIR
 from bench.store.files import write_atomic, writable_folder
 from bench.store.folder import Run, read_run_dir, run_dirs_in
 from bench.store.history import Store, open_for, rows_of_folder, rows_of_run
@@ -29,17 +28,11 @@ from bench.suite.config import matches
 from bench.suite.workload import Workload
 
 
-def store_for(store: str | Path | None = None, *, root: str | Path = RESULTS_DIR, create: bool = True) -> Store | None:
-    """The history store (bench.store.history.resolve: `store`, else $BENCH_STORE, else root/history.sqlite),
-    opened; None when turned off ("none")."""
-    return open_for(store, root=root, create=create)
-
-
 def record(run: Run, store: str | Path | Store | None = None) -> int:
     """Add a run's rows to the history store (once; `store` as bench.store.history.resolve takes it); the number
     of rows added."""
     if not isinstance(store, Store):
-        store = store_for(store)
+        store = open_for(store)
     return store.append(rows_of_run(run)) if store is not None else 0
 
 
@@ -64,7 +57,7 @@ def import_runs(paths: Sequence[str | Path], *, store: str | Path | None = None)
     for d in folders:
         run = read_run_dir(d)
         frames.append(rows_of_folder(d, run.results, dict(run.env), run.samples))
-    opened = store_for(store)
+    opened = open_for(store)
     if opened is None:
         raise BenchError(Problem(where="history import", field="--store", expected="a store", found="none"))
     before = opened.run_ids()
@@ -96,7 +89,7 @@ def history(*, store: str | Path | None = None, filter: str = "", device: str = 
     if statistic not in STATISTICS:
         raise BenchError(Problem(where="history", field="--statistic", expected=" or ".join(STATISTICS),
                                  found=repr(statistic)))
-    opened = store_for(store, create=False)
+    opened = open_for(store, create=False)
     if opened is None:
         raise BenchError(Problem(where="history", field="--store", expected="a store", found="none"))
     started = time.perf_counter()

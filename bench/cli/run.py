@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.api.comparing import load
-from bench.api.history import record as record_history, store_for
+from bench.api.history import record as record_history
+from bench.store.history import open_for
 from bench.api.reporting import default_report_dir, report
 from bench.api.running import DEFAULT_PROCESSES, PROCESSES_ENV, execute, prepare
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
@@ -169,7 +170,7 @@ def cmd_run(args) -> int:
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
                            processes=args.processes, metric=args.metric, shard=args.shard, cache=args.cache)
-    store = store_for(args.store, root=args.root)  # a store that cannot be opened fails before anything is timed
+    store = open_for(args.store, root=args.root)  # a store that cannot be opened fails before anything is timed
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")
     load, cores = prepared.env.get("load_avg_1m"), prepared.env.get("cpu_count") or 1

@@ -14,7 +14,7 @@ import pandas as pd
 from bench.errors import BenchError, Problem
 from bench.measure.env import env_differences
 from bench.store.folder import Run
-from bench.store.summary import with_process
+from bench.store.summary import concat_processes
 
 # settings that differ between the shards of one suite by design
 SHARD_SETTINGS = ("workloads",)
@@ -79,13 +79,7 @@ def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     order = {name: i for i, name in enumerate(suite)}
     results = pd.concat([r.results for r in runs], ignore_index=True)
     results = results.iloc[sorted(range(len(results)), key=lambda i: order.get(results.at[i, "workload"], len(order)))]
-    parts, offset = [], 0
-    for r in runs:
-        part = with_process(r.samples)
-        part = part.assign(process=pd.to_numeric(part["process"]) + offset)
-        offset = int(part["process"].max()) + 1 if len(part) else offset
-        parts.append(part)
-    samples = pd.concat(parts, ignore_index=True)
+    samples = concat_processes([r.samples for r in runs])
     env = {k: v for k, v in runs[0].env.items() if k not in ("shard", "complete", "finished_utc", "workers")}
     env["settings"] = dict(runs[0].env.get("settings") or {}, workloads=list(suite))
     env["merged_from"] = [dict(shard=f"{r.env['shard']['index']}/{r.env['shard']['count']}",

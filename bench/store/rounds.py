@@ -16,7 +16,7 @@ from bench.errors import BenchError, Problem
 from bench.measure.env import env_differences
 from bench.schema import KEY_COLUMNS, RowKey
 from bench.store.folder import Run
-from bench.store.summary import summarize_rows, with_process
+from bench.store.summary import concat_processes, summarize_rows
 
 
 def _argv_without_out(argv) -> list[str] | None:
@@ -102,13 +102,7 @@ def pool(path: Path, rounds: list[Run]) -> Run:
             i = where[RowKey.of(row)]
             if row["status"] != "ok" and results.at[i, "status"] == "ok":
                 results.loc[i] = pd.Series(row)
-    parts, offset = [], 0
-    for r in rounds:  # each round's worker processes keep their own numbers, after the previous rounds'
-        part = with_process(r.samples)
-        part = part.assign(process=pd.to_numeric(part["process"]) + offset)
-        offset = int(part["process"].max()) + 1 if len(part) else offset
-        parts.append(part)
-    samples = pd.concat(parts, ignore_index=True)
+    samples = concat_processes([r.samples for r in rounds])
     samples["sample"] = samples.groupby(key).cumcount()
     env = dict(rounds[0].env, complete=True, rounds=len(rounds))
     return Run(results=summarize_rows(results, samples), samples=samples, env=env, source=path,

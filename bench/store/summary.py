@@ -25,6 +25,18 @@ def with_process(samples: pd.DataFrame) -> pd.DataFrame:
     return samples
 
 
+def concat_processes(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Samples of several runs (rounds, shards) as one frame, each run's worker processes numbered after the
+    previous runs', so a process stays the unit of the gate's statistics."""
+    out, offset = [], 0
+    for samples in parts:
+        part = with_process(samples)
+        part = part.assign(process=pd.to_numeric(part["process"]) + offset)
+        offset = int(part["process"].max()) + 1 if len(part) else offset
+        out.append(part)
+    return pd.concat(out, ignore_index=True)
+
+
 def process_medians(group: pd.DataFrame) -> pd.Series:
     """The median per-call time of each process of one row's samples, indexed by process number (in order)."""
     g = with_process(group)[["process", "device_s"]].dropna()
