@@ -7,6 +7,7 @@ env.json (the environment, SCHEMA_VERSION, whether the run completed).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,6 +38,15 @@ RESULT_COLUMNS = [
     "peak_memory_bytes", "planned_peak_bytes",
     # the cache state the row was timed in: warm (back-to-back calls on one input) or cold (--cache cold)
     "cache",
+    # where `math` (the compute roof) was decided: "dtype", or for float32 on CUDA "kernels" (--profile), "accuracy"
+    # (the error against float64 rules TF32 out) or "flags" (torch's TF32 settings allow it)
+    "math_from",
+    # the hardware while the row was measured (bench.measure.clocks): the CPU's frequency; the GPU's SM and memory
+    # clocks, power and temperature (NVML), the throttle reasons seen and the share of samples taken throttled
+    "cpu_mhz", "sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "throttle", "throttled_share",
+    # --profile (bench.measure.kernels): the kernels of one call with their share of device time, and what their
+    # names say: matrix (tensor-core) kernels ran, TF32 ran; kernels.csv and profiles/ hold the rest
+    "top_kernels", "tensor_cores", "tf32",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics
@@ -50,8 +60,12 @@ NUMERIC_COLUMNS = frozenset({
     "sample", "device_s", "host_s", "enqueue_s", "calls",
     "n_processes", "rel_iqr_within", "rel_iqr_between", "instructions", "process", "compile_s", "graphs",
     "peak_memory_bytes", "planned_peak_bytes",
+    "cpu_mhz", "sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "throttled_share",
+    "calls", "time_s", "share",
 })
-BOOL_COLUMNS = frozenset({"noisy", "launch_bound"})
+BOOL_COLUMNS = frozenset({"noisy", "launch_bound", "tensor_cores", "tf32"})
+# kernels.csv (--profile): one row per kernel (CUDA) or operator (CPU) of one call of a row
+KERNEL_COLUMNS = ["workload", "device", "dtype", "variant", "kernel", "calls", "time_s", "share"]
 # What a reader needs at least (files of older versions lack the later columns; variant defaults to "default").
 REQUIRED_RESULT_COLUMNS = ("workload", "device", "dtype", "status", "median_s")
 REQUIRED_SAMPLE_COLUMNS = ("workload", "device", "dtype", "sample", "device_s")
@@ -93,6 +107,11 @@ class RowKey:
         """"seed-conv11 / bfloat16 / cuda / bfloat16" (the default variant is left out)."""
         parts = (self.workload, "" if self.variant == DEFAULT_VARIANT else self.variant, self.device, self.dtype)
         return " / ".join(p for p in parts if p)
+
+    @property
+    def stem(self) -> str:
+        """A file name for the row: "seed-conv11__cuda__float32__default" (other characters become _)."""
+        return re.sub(r"[^A-Za-z0-9._+-]", "_", "__".join(self.astuple()))
 
     def astuple(self) -> tuple[str, str, str, str]:
         return (self.workload, self.device, self.dtype, self.variant)

@@ -59,3 +59,31 @@ def test_cli_run_on_all_devices_draws_the_speedup(tmp_path, repo_root):
     assert status == 0, err.getvalue()
     [run_dir] = list(tmp_path.iterdir())
     assert (run_dir / "speedup.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_cuda_row_records_clocks_when_nvml_is_there():
+    pytest.importorskip("pynvml")
+    record = run_one(plan("smoke", "smoke-conv"), "cuda", timer=CudaTimer(), policy=POLICY)
+    state = record.hardware
+    assert state is not None and state.samples >= 2
+    assert 100 < state.sm_clock_mhz < 5000 and state.power_w > 0 and 0 < state.temperature_c < 120
+
+
+@pytest.mark.parametrize("dtype, tf32, tensor_cores", [("bfloat16", False, True), ("float32", False, None),
+                                                       ("float32", True, True)])
+def test_the_kernels_of_a_cuda_matmul_say_what_ran(dtype, tf32, tensor_cores):
+    from bench.measure.kernels import profile_calls
+
+    a = torch.randn(2048, 2048, device="cuda", dtype=getattr(torch, dtype))
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        torch.mm(a, a)
+        profile = profile_calls(lambda: torch.mm(a, a), "cuda")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    assert profile.kernels and profile.kernels[0].share > 0.5 and "traceEvents" in profile.trace
+    if tensor_cores is not None:
+        assert profile.tensor_cores is tensor_cores, profile.top()
+    if dtype == "float32":
+        assert profile.tf32 is tf32, profile.top()

@@ -10,7 +10,8 @@ import pytest
 
 import bench
 from bench.cli.main import main
-from bench.gate.changes import CHANGE_COLUMNS, breakpoints, change_points, noise
+from bench.gate.changes import (CHANGE_COLUMNS, SUITE, breakpoints, change_points, noise, suite_factors,
+                                trend_values)
 from bench.store.history import HISTORY_COLUMNS, STORE_SCHEMA_VERSION, history_rows, open_store, resolve
 from bench.suite.shard import Shard, assign, parse_shard, planned_cost_s, select
 
@@ -202,6 +203,71 @@ def test_changes_below_min_change_are_not_reported_and_short_series_have_none():
     assert breakpoints(y, min_change=0.02) == []
     assert breakpoints(y, min_change=0.005) == [20]
     assert breakpoints(y[:5]) == []
+
+
+def busy_machine_suite(rng, n=40, rows=6):
+    """Steady rows of a suite whose every row is slower together in some runs (a busy host for runs 10-14, +25%;
+    another host from run 32 on, +15%), beside a row with a +30% step at run 20 of its own."""
+    shared = np.ones(n)
+    shared[10:15] *= 1.25
+    shared[32:] *= 1.15
+    medians = {f"steady{i}": series(rng, n, sd=0.01) * shared * (i + 1) for i in range(rows)}
+    step = series(rng, n, sd=0.01) * shared
+    step[20:] *= 1.30
+    return {**medians, "step": step}
+
+
+def test_rows_are_judged_relative_to_their_suite_and_a_suite_wide_move_is_reported_once():
+    rng = np.random.default_rng(11)
+    frame = fake_history(busy_machine_suite(rng))
+    raw = change_points(frame, relative=False)
+    assert raw["workload"].str.startswith("steady").sum() >= 6  # alone, each steady row sees the busy runs
+    found = change_points(frame)
+    rows = found[found["workload"] != SUITE]
+    assert rows[["workload", "position"]].values.tolist() == [["step", 20]]
+    assert rows["ratio"].iloc[0] == pytest.approx(1.30, rel=0.03)
+    assert rows["raw_ratio"].iloc[0] == pytest.approx(rows["after_median_s"].iloc[0] / rows["before_median_s"].iloc[0])
+    suite = found[found["workload"] == SUITE]
+    assert suite["position"].tolist() == [10, 15, 32]
+    assert suite["ratio"].round(2).tolist() == pytest.approx([1.25, 0.8, 1.15], abs=0.02)
+    assert suite["before_median_s"].isna().all()
+
+
+def test_history_cli_reports_the_suite_apart_and_no_relative_judges_each_row_alone(tmp_path, capsys):
+    store = open_store(resolve(tmp_path / "h.sqlite"))
+    store.append(fake_history(busy_machine_suite(np.random.default_rng(13))))
+    out = tmp_path / "hist"
+    assert main(["history", "--store", str(tmp_path / "h.sqlite"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "judged relative to their run's suite factor (40 runs" in text
+    changes = pd.read_csv(out / "changes.csv", keep_default_na=False)
+    assert sorted(set(changes["workload"])) == [SUITE, "step"]
+    assert (out / "trend-whole-suite.png").read_bytes()[:4] == b"\x89PNG"
+    assert "(whole suite)" in (out / "index.html").read_text()
+    history = pd.read_csv(out / "history.csv")
+    assert history["suite_factor"].between(0.9, 1.4).all() and history["relative"].all()
+    assert main(["history", "--store", str(tmp_path / "h.sqlite"), "--no-relative", "--out", str(out)]) == 0
+    assert "judged relative" not in capsys.readouterr().out
+    alone = pd.read_csv(out / "changes.csv")
+    assert SUITE not in set(alone["workload"]) and alone["workload"].str.startswith("steady").any()
+
+
+def test_suite_factors_take_the_median_over_a_run_and_need_enough_rows():
+    frame = pd.DataFrame(dict(run_id=["a"] * 5 + ["b"] * 4, device="cpu", machine_key="m"))
+    residual = np.log([1.2, 1.2, 1.2, 2.0, 0.5, 3.0, 3.0, 3.0, 3.0])
+    factors = np.exp(suite_factors(frame, residual))
+    assert factors[:5] == pytest.approx([1.2] * 5) and factors[5:].tolist() == [1.0] * 4  # b: 4 rows, too few
+
+
+def test_a_suite_factor_leaves_a_row_that_changed_alone_and_filtering_to_few_rows_turns_it_off():
+    rng = np.random.default_rng(12)
+    medians = busy_machine_suite(rng)
+    values, _ = trend_values(fake_history(medians))
+    step = values[values["workload"] == "step"]
+    assert step["suite_factor"].iloc[12] == pytest.approx(1.25, rel=0.03)  # a busy run
+    assert step["relative_value"].iloc[25] / step["relative_value"].iloc[5] == pytest.approx(1.3, rel=0.04)
+    few, _ = trend_values(fake_history({k: medians[k] for k in ("steady0", "step")}))
+    assert (few["suite_factor"] == 1.0).all() and (few["suite_rows"] == 2).all()
 
 
 def test_trends_are_per_machine_and_failed_rows_left_out():

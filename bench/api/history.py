@@ -16,9 +16,9 @@ from typing import Sequence
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.gate.changes import STATISTICS, change_points
+from bench.gate.changes import IDENTITY, STATISTICS, SUITE, judge
 from bench.report.plots import save_plots
-from bench.report.trends import file_stem, render_page, trend_figures
+from bench.report.trends import file_stem, render_page, suite_figure, trend_figures
 from bench.store.files import write_atomic, writable_folder
 from bench.store.folder import Run, read_run_dir, run_dirs_in
 from bench.store.history import Store, open_for, rows_of_folder, rows_of_run
@@ -71,21 +71,31 @@ def import_runs(paths: Sequence[str | Path], *, store: str | Path | None = None)
 @dataclass(frozen=True)
 class History:
     """Rows of the store (frame: bench.store.history's columns, oldest first), their change points (changes:
-    bench.gate.changes' columns) and the files written."""
+    bench.gate.changes' columns), the ok rows as judged (values: with `value`, `suite_factor`, `relative_value`
+    and `suite_rows`) and the files written."""
 
     frame: pd.DataFrame
     changes: pd.DataFrame
     store: str
+    values: pd.DataFrame = field(default_factory=pd.DataFrame)
     written: tuple[Path, ...] = field(default=())
     query_s: float = 0.0
 
+    @property
+    def relative(self) -> bool:
+        """Whether any run had enough rows to be judged relative to its suite (bench.gate.changes)."""
+        return bool(len(self.values)) and bool(self.values["relative"].any())
+
 
 def history(*, store: str | Path | None = None, filter: str = "", device: str = "", machine: str = "",
-            out: str | Path | None = None, statistic: str = "fastest") -> History:
+            out: str | Path | None = None, statistic: str = "fastest", relative: bool = True) -> History:
     """Trends and change points of the stored rows. filter: name parts or tags as `run --filter`; device,
     machine: narrow to one device or machine key; statistic: the per-run value the change points follow,
-    "fastest" (the fastest worker process's median) or "median" (bench.gate.changes.STATISTICS). With `out`,
-    writes changes.csv, history.csv, one PNG per row identity and index.html there."""
+    "fastest" (the fastest worker process's median) or "median" (bench.gate.changes.STATISTICS); relative: judge
+    each row relative to the other rows of its run (runs of at least MIN_SUITE_ROWS rows read), so that a run on
+    a busy machine is not a change, and report moves of the whole suite apart. With `out`, writes changes.csv,
+    history.csv (the rows read, with the suite factor of the ok ones), one PNG per row identity and index.html
+    there."""
     if statistic not in STATISTICS:
         raise BenchError(Problem(where="history", field="--statistic", expected=" or ".join(STATISTICS),
                                  found=repr(statistic)))
@@ -103,23 +113,29 @@ def history(*, store: str | Path | None = None, filter: str = "", device: str = 
         raise BenchError(Problem(where=opened.where, field="--filter" if filter else "store",
                                  expected="stored rows" + (f" matching {filter!r}" if filter else ""),
                                  found="none" if not filter else f"none of {len(opened.workloads())} workloads"))
-    changes = change_points(frame, statistic=statistic)
+    values, changes = judge(frame, statistic=statistic, relative=relative)
     written: list[Path] = []
     if out is not None:
         folder = writable_folder(Path(out), option="--out")
         figures = {}
         try:
-            for key, data in trend_figures(frame, changes).items():
+            suite = suite_figure(values, changes[changes["workload"] == SUITE])
+            if suite is not None:
+                written.append(write_atomic(folder / "trend-whole-suite.png", suite))
+                figures[(SUITE, "", "", "")] = "trend-whole-suite.png"
+            for key, data in trend_figures(values, changes).items():
                 name = f"trend-{file_stem(key)}.png"
                 written.append(write_atomic(folder / name, data))
                 figures[key] = name
             written.append(write_atomic(folder / "changes.csv", changes.to_csv(index=False)))
-            written.append(write_atomic(folder / "history.csv", frame.to_csv(index=False)))
+            judged = values[["run_id", *IDENTITY, "suite_factor", "relative_value", "suite_rows", "relative"]]
+            written.append(write_atomic(folder / "history.csv", frame.merge(judged, how="left").to_csv(index=False)))
             written.append(write_atomic(folder / "index.html", render_page(frame, changes, figures,
                                                                            store=opened.where)))
         except OSError as exc:
             raise cannot_write(folder, exc) from None
-    return History(frame=frame, changes=changes, store=opened.where, written=tuple(written), query_s=query_s)
+    return History(frame=frame, changes=changes, store=opened.where, values=values, written=tuple(written),
+                   query_s=query_s)
 
 
 def merge(runs: Sequence[str | Path | Run], *, out: str | Path, label: str = "") -> Run:

@@ -5,7 +5,7 @@ import os
 import random
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -20,7 +20,7 @@ from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
 from bench.store.folder import Run
-from bench.store.frames import to_frame, to_samples
+from bench.store.frames import to_frame, to_kernels, to_samples
 from bench.store.history import open_for, rows_of_run
 from bench.store.writer import RunWriter, cannot_write, check_label, new_run_dir
 from bench.suite.config import Suite, from_workloads, load_suite, matches
@@ -145,12 +145,13 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
             min_samples: int = Policy.min_samples, target_rel_iqr: float = Policy.target_rel_iqr,
             threads: int | None = None, variants: str | Sequence[Variant | str] = (), filter: str = "",
             argv: Sequence[str] = (), processes: int | None = None, metric: str = "time",
-            shard: str | Shard | None = None, cache: str = "warm") -> Prepared:
+            shard: str | Shard | None = None, cache: str = "warm", profile: bool = False) -> Prepared:
     """Check the suite and settle everything about a run before anything is timed or written. processes: worker
     processes per row (None: $BENCH_PROCESSES or 7; 0: in this process); budget_s is the row's, split over them.
     shard: "K/N", the K-th of N disjoint slices of the suite balanced by planned cost (bench.suite.shard).
     cache: "warm" (back-to-back calls on one input) or "cold" (each call on the next of copies of the input
-    spanning twice the last-level cache)."""
+    spanning twice the last-level cache). profile: after each row's timing, profile a few calls (torch.profiler):
+    kernels.csv, a trace per row under profiles/, the top kernels in results.csv (bench.measure.kernels)."""
     processes = default_processes() if processes is None else check_processes(processes)
     check_metric(metric, processes)
     chosen_suite = _suite(suite)  # each config module is imported once
@@ -161,7 +162,7 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
         plans = select(plans, shard, fixed_s=warmup_s + budget_s, calls=min_samples)
     side = side_of(chosen_suite, filter=filter, names=[p.name for p in plans] if shard else ()) if processes else Side()
     common = dict(budget_s=budget_s / max(processes, 1), timeout_s=timeout_s, min_samples=min_samples,
-                  floor_samples=min(Policy.floor_samples, min_samples), target_rel_iqr=target_rel_iqr, cache=cache)
+                  floor_samples=min(Policy.floor_samples, min_samples), target_rel_iqr=target_rel_iqr, cache=cache, profile=bool(profile))
     policy = Policy(**common, warmup_s=warmup_s)
     cuda_policy = Policy(**common, warmup_s=max(warmup_s, CUDA_POLICY.warmup_s))
     devices = devices_for(device)
@@ -179,7 +180,7 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     env["settings"] = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
                            budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
                            target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric,
-                           cache=cache)
+                           cache=cache, profile=bool(profile))
     if shard is not None:  # which slice of which suite: `bench merge` joins the slices of one suite only
         env["shard"] = dict(index=shard.index, count=shard.count, suite=suite_names)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
@@ -209,8 +210,13 @@ def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "
         records: list[Record] = []
 
         def record(r: Record) -> None:
+            first_profile = r.profile is not None and not any(x.profile is not None and x.key == r.key for x in records)
+            if r.profile is not None and not first_profile:  # one trace per row is written; the others are let go
+                r = replace(r, profile=replace(r.profile, trace=""))
             records.append(r)
             writer.update(to_frame(records), to_samples(records))
+            if first_profile:
+                writer.save_profile(r.key, r.profile.trace, to_kernels(records))
             if on_record:
                 on_record(r)
 
@@ -269,7 +275,7 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
         variants: str | Sequence[Variant | str] = (), filter: str = "", out: str | Path | None = None,
         label: str = "", on_progress: Callable[[Progress], None] | None = None, processes: int | None = None,
         seed: int | None = None, metric: str = "time", shard: str | None = None, store: str | Path | None = None,
-        cache: str = "warm") -> Run:
+        cache: str = "warm", profile: bool = False) -> Run:
     """Check and time a suite; return the Run (`.frame`: results.csv's columns, one row per workload x
     device x variant). suite: a config name ("smoke"), a .py path, a list of them, or a list of bench.Workload.
     device: "all", "cpu" or "cuda". budget_s, warmup_s, timeout_s: seconds per row. threads: CPU threads
@@ -280,10 +286,11 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
     "instructions" also counts each CPU row's instructions per call under callgrind (valgrind needed). shard: "K/N",
     the K-th of N slices of the suite (join them with bench.merge). store: with `out`, the history store the run's
     rows are added to (a path or SQLAlchemy URL; None: $BENCH_STORE, else results/history.sqlite; "none": not
-    kept). cache: "warm" or "cold" (see prepare)."""
+    kept). cache: "warm" or "cold"; profile: record the kernels each row ran (see prepare)."""
     prepared = prepare(suite, device=device, budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s,
                        min_samples=min_samples, target_rel_iqr=target_rel_iqr, threads=threads, variants=variants,
-                       filter=filter, processes=processes, metric=metric, shard=shard, cache=cache)
+                       filter=filter, processes=processes, metric=metric, shard=shard, cache=cache,
+                       profile=profile)
     opened = open_for(store) if out is not None else None  # a bad store fails before anything is timed
     done = execute(prepared, out=out, label=label, on_progress=on_progress, seed=seed)
     if opened is not None:

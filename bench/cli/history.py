@@ -1,10 +1,12 @@
 """`history` and `merge`: trends and change points of the history store, runs imported into it, shards joined."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from bench.api.history import history, import_runs, merge
 from bench.cli.common import EXIT_OK, RESULTS, command, err
+from bench.gate.changes import MIN_SUITE_ROWS
 from bench.store.history import DEFAULT_STORE, STORE_ENV
 from bench.units import fmt_s
 
@@ -25,6 +27,10 @@ def register(sub) -> None:
     p.add_argument("--statistic", choices=["fastest", "median"], default="fastest",
                    help="the per-run value the change points follow: the fastest worker process's median (steady "
                    "when processes land in different speed modes), or the median of all samples")
+    p.add_argument("--relative", action=argparse.BooleanOptionalAction, default=True,
+                   help="judge each row relative to the other rows of its run (runs of at least "
+                   f"{MIN_SUITE_ROWS} rows), so that a run on a busy machine is not a change; moves of the whole "
+                   "suite are reported apart (default: on)")
     p.add_argument("--out", default=None, help="write changes.csv, history.csv, one trend PNG per row and index.html "
                    "into this folder")
     p.set_defaults(func=cmd_history)
@@ -49,10 +55,17 @@ def cmd_history(args) -> int:
         err(f"bench history: error: run folders are taken by `history import`, found {args.runs[0]!r} (see --help)")
         return 2
     h = history(store=args.store, filter=args.filter, device=args.device, machine=args.machine, out=args.out,
-                statistic=args.statistic)
+                statistic=args.statistic, relative=args.relative)
     runs = h.frame["run_id"].nunique()
     trends = h.frame.groupby(["workload", "device", "dtype", "variant", "machine_key"]).ngroups
     print(f"{runs} runs, {trends} trends (row x machine) in {h.store}; read in {h.query_s:.2f} s")
+    if h.relative:
+        judged = h.values.drop_duplicates(["run_id", "device", "machine_key"])
+        judged = judged[judged["relative"]]
+        print(f"rows judged relative to their run's suite factor ({len(judged)} runs; factor "
+              f"{judged['suite_factor'].min():.3f}x to {judged['suite_factor'].max():.3f}x); --no-relative: each alone")
+    elif args.relative:
+        print(f"each row judged on its own: no run has {MIN_SUITE_ROWS} rows or more among those read")
     if h.changes.empty:
         print("no change points")
     else:

@@ -69,6 +69,10 @@ def cmd_peaks(args) -> int:
              "GB/s": round(p.bytes_per_s / 1e9, 1), "ridge fp32 FLOP/B": round(p.ridge("float32"), 1),
              "from": p.provenance} for p in found]
     print(pd.DataFrame(rows).to_string(index=False))
+    for p in found:
+        if p.busy:
+            err(f"warning: {p.device} peaks measured while other processes kept {p.others_busy_cores:.1f} of "
+                f"{p.cores} cores busy: the roofs are low (flagged in reports); --refresh on a quiet machine")
     print(f"Matrix products (2 n^3 FLOPs) per dtype and a device-to-device copy (bytes read + written); best "
           f"sample kept. Cached under {Path(args.root) / 'peaks'} (--refresh to measure again).")
     return EXIT_OK

@@ -64,6 +64,10 @@ def register(sub) -> None:
                    "threads=1; the default variant always runs")
     add_processes(p)
     add_metric(p)
+    p.add_argument("--profile", action="store_true",
+                   help="after each row's timing, profile a few calls with torch.profiler: the kernels (CUDA) or "
+                   "operators (CPU) of one call in kernels.csv and results.csv's top_kernels, whether tensor cores "
+                   "and TF32 ran, and a trace per row under profiles/ that Perfetto (ui.perfetto.dev) opens")
     p.add_argument("--cache", choices=["warm", "cold"], default="warm",
                    help="warm: back-to-back calls on one input (torch.utils.benchmark's way); cold: each call on the "
                    "next of copies of the input spanning twice the last-level cache (CPU L3, GPU L2)")
@@ -169,7 +173,8 @@ def cmd_run(args) -> int:
     prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
-                           processes=args.processes, metric=args.metric, shard=args.shard, cache=args.cache)
+                           processes=args.processes, metric=args.metric, shard=args.shard, cache=args.cache,
+                           profile=args.profile)
     store = open_for(args.store, root=args.root)  # a store that cannot be opened fails before anything is timed
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")

@@ -34,7 +34,7 @@ PASSES = 3
 NOISE_FLOOR = 0.002  # sigma of log medians at least 0.2%: deterministic metrics (instructions) do not divide by 0
 
 CHANGE_COLUMNS = [*IDENTITY, "run_id", "git_commit", "time_utc", "position", "n_runs", "before_median_s",
-                  "after_median_s", "ratio", "direction"]
+                  "after_median_s", "ratio", "raw_ratio", "direction"]
 
 
 def noise(log_medians: np.ndarray) -> float:
@@ -90,27 +90,97 @@ def breakpoints(log_medians: np.ndarray, *, min_runs: int = MIN_RUNS, min_change
 # of them right (the step and the creep at their runs). With 7 processes neither found the creep.
 STATISTICS = {"fastest": "fastest_process_median_s", "median": "median_s"}
 
+# Relative to the suite: on a shared machine a whole run is often slower or faster (a neighbour's job, another
+# host), every row with it, for a run or for hours, and a row's own series shows that as a level. A row's value
+# in a run is therefore divided by the run's suite factor: the median, over the run's other rows, of how far each
+# is from its own level (its trend's median at first, then its segments' medians once found, SUITE_PASSES times).
+# The median ignores the few rows that really changed in a commit. A change that moves most of the suite at once
+# (a torch upgrade, another machine) moves the factor instead, and is reported once as a change of SUITE.
+RUN = ("run_id", "device", "machine_key")  # the rows measured together, which share a suite factor
+MIN_SUITE_ROWS = 5  # a run with fewer rows (or a --filter that leaves fewer) is judged on its own values
+SUITE_PASSES = 2
+SUITE = "(whole suite)"  # the workload named in a change of the suite factor
 
-def change_points(history: pd.DataFrame, *, statistic: str = "fastest", **options) -> pd.DataFrame:
-    """One row (CHANGE_COLUMNS) per change point of every trend in a history frame (bench.store.history's
-    columns): the run, commit and time where the new level starts, the medians of the segments before and after,
-    their ratio and whether the row got slower or faster. Failed rows are left out of a trend. statistic: the
-    per-run value followed (STATISTICS); rows stored without it (measured in one process) use the median."""
+
+def _segment_levels(y: np.ndarray, groups: dict, cuts: dict) -> np.ndarray:
+    level = np.empty_like(y)
+    for key, idx in groups.items():
+        level[idx] = _levels(y[idx], cuts.get(key, []))
+    return level
+
+
+def suite_factors(frame: pd.DataFrame, residual: np.ndarray) -> np.ndarray:
+    """Each row's log suite factor: the median residual (log value minus its own level) over the rows of its run
+    (RUN), or 0 where the run has fewer than MIN_SUITE_ROWS rows."""
+    keys = [frame[c].to_numpy() for c in RUN]
+    grouped = pd.Series(residual).groupby(keys)
+    factor = grouped.transform("median").to_numpy()
+    return np.where(grouped.transform("size").to_numpy() >= MIN_SUITE_ROWS, factor, 0.0)
+
+
+def trend_values(history: pd.DataFrame, *, statistic: str = "fastest", relative: bool = True,
+                 **options) -> tuple[pd.DataFrame, dict]:
+    """The ok rows of a history frame in run order, with `value` (the statistic followed), `suite_factor` (1 when
+    not relative or too few rows), `relative_value` (value / suite_factor), `suite_rows` (the rows of its run read)
+    and `relative` (whether it was judged relative to its run's suite), and each trend's change points
+    (identity -> positions in its series, by breakpoints on the log relative values)."""
     history = history.assign(value=pd.to_numeric(history[STATISTICS[statistic]], errors="coerce").fillna(
         pd.to_numeric(history["median_s"], errors="coerce")))
     ok = history[(history["status"] == "ok") & (history["value"] > 0)]
+    ok = ok.sort_values(["time_utc", "run_id"], kind="stable").reset_index(drop=True)
+    y = np.log(ok["value"].to_numpy(dtype=float))
+    groups = {key: idx for key, idx in ok.groupby(list(IDENTITY), sort=True).indices.items()}
+    factor = np.zeros_like(y)
+    if not relative:
+        return ok.assign(suite_factor=1.0, relative_value=ok["value"], suite_rows=0, relative=False), {
+            key: breakpoints(y[idx], **options) for key, idx in groups.items()}
+    cuts: dict = {}  # the first pass measures each row against its trend's median
+    for _ in range(SUITE_PASSES):
+        factor = suite_factors(ok, y - _segment_levels(y - factor, groups, cuts))
+        cuts = {key: breakpoints((y - factor)[idx], **options) for key, idx in groups.items()}
+    sizes = ok.groupby(list(RUN))["run_id"].transform("size")
+    ok = ok.assign(suite_factor=np.exp(factor), relative_value=np.exp(y - factor), suite_rows=sizes,
+                   relative=sizes >= MIN_SUITE_ROWS)
+    return ok, cuts
+
+
+def change_points(history: pd.DataFrame, *, statistic: str = "fastest", relative: bool = True,
+                  **options) -> pd.DataFrame:
+    """One row (CHANGE_COLUMNS) per change point of every trend in a history frame (bench.store.history's
+    columns): the run, commit and time where the new level starts, the medians of the segments before and after,
+    `ratio` (the change relative to the rest of the suite, what was detected; with relative=False the raw one),
+    `raw_ratio` (after / before) and whether the row got slower or faster; then the changes of the suite factor
+    itself, per device and machine, as workload SUITE. Failed rows are left out of a trend. statistic: the
+    per-run value followed (STATISTICS); rows stored without it (measured in one process) use the median."""
+    return judge(history, statistic=statistic, relative=relative, **options)[1]
+
+
+def judge(history: pd.DataFrame, *, statistic: str = "fastest", relative: bool = True,
+          **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """trend_values' frame and change_points' changes of a history frame, computed once."""
+    ok, cuts = trend_values(history, statistic=statistic, relative=relative, **options)
     out = []
     for key, trend in ok.groupby(list(IDENTITY), sort=True):
-        trend = trend.sort_values(["time_utc", "run_id"], kind="stable")
-        medians = trend["value"].to_numpy(dtype=float)
-        cuts = breakpoints(np.log(medians), **options)
-        edges = [0, *cuts, len(medians)]
-        for i, cut in enumerate(cuts):
-            before = float(np.median(medians[edges[i]:cut]))
-            after = float(np.median(medians[cut:edges[i + 2]]))
-            at = trend.iloc[cut]
-            out.append(dict(zip(IDENTITY, key), run_id=at["run_id"], git_commit=at["git_commit"],
-                            time_utc=at["time_utc"], position=cut, n_runs=len(medians), before_median_s=before,
-                            after_median_s=after, ratio=after / before,
-                            direction="slower" if after > before else "faster"))
-    return pd.DataFrame(out, columns=CHANGE_COLUMNS)
+        out += _changes(dict(zip(IDENTITY, key)), trend, cuts[key], seconds=True)
+    if relative:
+        runs = ok[ok["relative"]].drop_duplicates(list(RUN))
+        suite = runs.assign(value=runs["suite_factor"], relative_value=runs["suite_factor"])
+        for (device, machine), trend in suite.groupby(["device", "machine_key"], sort=True):
+            identity = dict(zip(IDENTITY, (SUITE, device, "", "", machine)))
+            out += _changes(identity, trend, breakpoints(np.log(trend["value"].to_numpy()), **options),
+                            seconds=False)
+    return ok, pd.DataFrame(out, columns=CHANGE_COLUMNS)
+
+
+def _changes(identity: dict, trend: pd.DataFrame, cuts: list[int], *, seconds: bool) -> list[dict]:
+    values, relative = trend["value"].to_numpy(dtype=float), trend["relative_value"].to_numpy(dtype=float)
+    edges, out = [0, *cuts, len(values)], []
+    for i, cut in enumerate(cuts):
+        before, after = (float(np.median(values[a:b])) for a, b in ((edges[i], cut), (cut, edges[i + 2])))
+        ratio = float(np.median(relative[cut:edges[i + 2]]) / np.median(relative[edges[i]:cut]))
+        at = trend.iloc[cut]
+        out.append(dict(identity, run_id=at["run_id"], git_commit=at["git_commit"], time_utc=at["time_utc"],
+                        position=cut, n_runs=len(values), before_median_s=before if seconds else float("nan"),
+                        after_median_s=after if seconds else float("nan"), ratio=ratio, raw_ratio=after / before,
+                        direction="slower" if ratio > 1 else "faster"))
+    return out

@@ -55,6 +55,24 @@ def math_mode(module: nn.Module, *, dtype: str, device: str) -> str:
     return "tf32" if matmul_tf32 or (has_conv and torch.backends.cudnn.allow_tf32) else "float32"
 
 
+# TF32 keeps 10 mantissa bits (unit roundoff 2^-11): its outputs are about 1e-4 to 1e-3 (of the largest value) off a
+# float64 reference; float32's are 1e-7 to 1e-5. An error below this cannot have come from TF32.
+TF32_MIN_ERROR = 2.0 ** -14
+
+
+def math_that_ran(math: str, *, max_rel_diff: float | None, tf32_kernels: bool | None) -> tuple[str, str]:
+    """The compute roof that applies and where that was decided: the row's dtype ("dtype") unless the flags allow
+    TF32 ("tf32" from math_mode); then the kernel names when profiled ("kernels"), else its error against float64
+    ("accuracy": below TF32_MIN_ERROR, TF32 did not run), else the flags' answer ("flags")."""
+    if math != "tf32":
+        return math, "dtype"
+    if tf32_kernels is not None:
+        return ("tf32" if tf32_kernels else "float32"), "kernels"
+    if max_rel_diff is not None and max_rel_diff < TF32_MIN_ERROR:
+        return "float32", "accuracy"
+    return math, "flags"
+
+
 def convert(module: nn.Module, x: torch.Tensor, variant: Variant) -> tuple[nn.Module, torch.Tensor]:
     """The module and input in the variant's dtype and memory format (the input keeps requires_grad off)."""
     if variant.dtype:

@@ -16,6 +16,7 @@ import torch
 
 from bench.measure.apply import applied
 from bench.measure.clock import default_timer
+from bench.measure.clocks import OthersBusy
 from bench.measure.env import device_name, machine_key
 from bench.measure.roofs import Peaks
 from bench.measure.sampling import Policy, WorkloadTimeout, measure
@@ -49,38 +50,47 @@ def _cpu_size(dtype: torch.dtype, largest: int, *, target_s: float) -> int:
 def probe(device: str, *, threads: int = 0, quick: bool = False, timer=None,
           on_step: Callable[[str], None] | None = None) -> Peaks:
     """Measure the device's peaks now (a few seconds; well under one with quick=True). threads: CPU threads
-    (0 = torch's current count). on_step(text) is told what is measured next, for progress."""
+    (0 = torch's current count). on_step(text) is told what is measured next, for progress. Records the load
+    average and the cores other processes kept busy meanwhile (Peaks.busy flags a probe taken on a busy machine)."""
     with applied(Variant(threads=threads if device == "cpu" else 0)):
-        timer = timer or default_timer(device)
-        sizes, copy_bytes = SIZES[(device, quick)]
-        policy = POLICIES[quick]
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        flops: dict[str, float] = {}
-        for math in MATHS[device]:
-            dtype = torch.float32 if math == "tf32" else getattr(torch, math)
-            with applied(Variant(tf32=math == "tf32") if device == "cuda" else Variant()), torch.inference_mode():
-                # a GPU runs every math mode in hardware at full size; a CPU may emulate some (sized down)
-                n = sizes[math] if device == "cuda" else _cpu_size(dtype, sizes[math], target_s=policy.min_block_s * 10)
-                if on_step:
-                    on_step(f"{device} {math} matrix product {n}x{n}")
-                gen = torch.Generator(device=device).manual_seed(0)
-                a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
-                b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
-                out = torch.empty(n, n, device=device, dtype=dtype)
-                try:
-                    m = measure(lambda: torch.mm(a, b, out=out), timer=timer, policy=policy)
-                except WorkloadTimeout:  # this math is too slow here to probe: no roof for it, float32's applies
-                    continue
-                finally:
-                    del a, b, out
-            flops[math] = 2 * n ** 3 / min(m.device_s)
-        if on_step:
-            on_step(f"{device} copy of {copy_bytes >> 20} MiB")
-        src = torch.ones(copy_bytes, device=device, dtype=torch.uint8)
-        dst = torch.empty_like(src)
-        m = measure(lambda: dst.copy_(src), timer=timer, policy=policy)
-        del src, dst
+        with OthersBusy() as others:
+            flops, bytes_per_s = _measure_roofs(device, timer or default_timer(device), quick, on_step)
         return Peaks(device=device, machine_key=machine_key(device), device_name=device_name(device),
                      threads=torch.get_num_threads() if device == "cpu" else 0, flops_per_s=flops,
-                     bytes_per_s=2 * copy_bytes / min(m.device_s), source="quick probe" if quick else "probe",
-                     measured_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), load_avg_1m=load)
+                     bytes_per_s=bytes_per_s, source="quick probe" if quick else "probe",
+                     measured_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), load_avg_1m=load,
+                     others_busy_cores=others.cores, cores=others.cpus)
+
+
+def _measure_roofs(device: str, timer, quick: bool,
+                   on_step: Callable[[str], None] | None) -> tuple[dict[str, float], float]:
+    """FLOP/s per math mode (a matrix product each) and bytes/s (a copy), the best sample of each."""
+    sizes, copy_bytes = SIZES[(device, quick)]
+    policy = POLICIES[quick]
+    flops: dict[str, float] = {}
+    for math in MATHS[device]:
+        dtype = torch.float32 if math == "tf32" else getattr(torch, math)
+        with applied(Variant(tf32=math == "tf32") if device == "cuda" else Variant()), torch.inference_mode():
+            # a GPU runs every math mode in hardware at full size; a CPU may emulate some (sized down)
+            n = sizes[math] if device == "cuda" else _cpu_size(dtype, sizes[math], target_s=policy.min_block_s * 10)
+            if on_step:
+                on_step(f"{device} {math} matrix product {n}x{n}")
+            gen = torch.Generator(device=device).manual_seed(0)
+            a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+            b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+            out = torch.empty(n, n, device=device, dtype=dtype)
+            try:
+                m = measure(lambda: torch.mm(a, b, out=out), timer=timer, policy=policy)
+            except WorkloadTimeout:  # this math is too slow here to probe: no roof for it, float32's applies
+                continue
+            finally:
+                del a, b, out
+        flops[math] = 2 * n ** 3 / min(m.device_s)
+    if on_step:
+        on_step(f"{device} copy of {copy_bytes >> 20} MiB")
+    src = torch.ones(copy_bytes, device=device, dtype=torch.uint8)
+    dst = torch.empty_like(src)
+    m = measure(lambda: dst.copy_(src), timer=timer, policy=policy)
+    del src, dst
+    return flops, 2 * copy_bytes / min(m.device_s)

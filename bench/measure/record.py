@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.measure.clocks import HardwareState
+from bench.measure.kernels import KernelProfile
 from bench.measure.sampling import Measurement
 from bench.schema import RowKey
 from bench.suite.plan import Plan
@@ -34,6 +36,9 @@ class Record:
     cache: str = "warm"  # the cache state it was timed in (bench.measure.sampling.Policy.cache)
     peak_memory_bytes: int | None = None  # the memory the row held at its peak (bench.measure.memory.PeakTracker)
     planned_peak_bytes: int | None = None  # the planned estimate beside it (bench.measure.apply.peak_memory)
+    math_from: str = ""  # where `math` was decided: kernels, accuracy or flags (bench.measure.apply.math_that_ran)
+    hardware: HardwareState | None = None  # clocks, power, throttling while measured (bench.measure.clocks)
+    profile: KernelProfile | None = None  # --profile: the kernels of one call and a trace (bench.measure.kernels)
 
     @property
     def key(self) -> RowKey:

@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+MAX_OTHERS_SHARE = 0.5  # of the cores busy with other processes during a probe: above it the peaks are flagged
+
+
 @dataclass(frozen=True, kw_only=True)
 class Peaks:
     """The roofs of one device: FLOP/s per math mode (float32, tf32, bfloat16, float16) and bytes/s.
@@ -24,6 +27,16 @@ class Peaks:
     source: str = "probe"
     measured_utc: str = ""
     load_avg_1m: float | None = None
+    # cores other processes kept busy while the probe ran (bench.measure.clocks.OthersBusy), of `cores` in all
+    others_busy_cores: float | None = None
+    cores: int = 0
+
+    @property
+    def busy(self) -> bool:
+        """Measured while other processes kept more than MAX_OTHERS_SHARE of the cores busy: the roofs are low,
+        so rows read closer to (or above) them than they are."""
+        return self.others_busy_cores is not None and self.cores > 0 and \
+            self.others_busy_cores > MAX_OTHERS_SHARE * self.cores
 
     def peak_flops_per_s(self, math: str) -> float:
         """The compute roof for a math mode; float32's when the device has no figure for it (tf32, or a half
@@ -45,6 +58,9 @@ class Peaks:
             parts.append(self.measured_utc)
         if self.load_avg_1m is not None:
             parts.append(f"load {self.load_avg_1m:.2g}")
+        if self.others_busy_cores is not None and self.cores:
+            parts.append(f"other processes busy on {self.others_busy_cores:.1f} of {self.cores} cores"
+                         + (" (BUSY: roofs low)" if self.busy else ""))
         if self.device == "cpu":
             parts.append(f"{self.threads} thread{'' if self.threads == 1 else 's'}")
         return ", ".join(parts)

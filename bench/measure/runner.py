@@ -16,9 +16,11 @@ import torch
 from torch.utils._pytree import tree_leaves
 
 from bench.errors import BenchError, Problem, one_line
-from bench.measure.apply import (applied, cold_inputs, convert, cost, last_level_cache_bytes, math_mode, max_rel_diff,
-                                 peak_memory, step)
+from bench.measure.apply import (applied, cold_inputs, convert, cost, last_level_cache_bytes, math_mode, math_that_ran,
+                                 max_rel_diff, peak_memory, step)
+from bench.measure.kernels import PROFILED_CALLS, profile_calls
 from bench.measure.clock import Timer, default_timer, graph_replay
+from bench.measure.clocks import Sampler
 from bench.measure.deadline import DeadlineExceeded, deadline
 from bench.measure.env import device_name
 from bench.measure.memory import PeakTracker, free_bytes
@@ -133,9 +135,13 @@ def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Polic
                                   "eager code; see TORCH_LOGS=graph_breaks")
         if variant.cuda_graph:
             fn = graph_replay(fn)
-        m = measure(fn, timer=timer, policy=policy)
+        with Sampler(x.device.type) as hardware:
+            m = measure(fn, timer=timer, policy=policy)
+        extra["hardware"] = hardware.state
         if counter is not None and x.device.type == "cpu":
             extra["instructions"] = counter.per_call(fn)
+        if policy.profile:  # after the timing: the profiler slows what it watches
+            extra["profile"] = profile_calls(fn, x.device.type, calls=PROFILED_CALLS if min(m.device_s) < 0.01 else 1)
         out = _first_tensor(module(x) if variant.backward else fn()).detach()
     return m, out, extra
 
@@ -194,8 +200,10 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                 extra.update(peak_memory_bytes=tracker.peak_bytes(), planned_peak_bytes=peak)
             head = out[:ACCURACY_ROWS] if out.dim() else out
             diff = max_rel_diff(head, reference) if head.shape == reference.shape else None
+            profile = extra.get("profile")
+            math, math_from = math_that_ran(math, max_rel_diff=diff, tf32_kernels=profile.tf32 if profile else None)
             return Record(**base, status="ok", measurement=m, wall_s=time.perf_counter() - started,
-                          max_rel_diff=diff, math=math, **extra)
+                          max_rel_diff=diff, math=math, math_from=math_from, **extra)
         except (WorkloadTimeout, DeadlineExceeded) as exc:
             return Record(**base, status="timeout", reason=str(exc), wall_s=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - one row's failure must not cost the suite; it is recorded

@@ -35,6 +35,8 @@ class Policy:
     # warm: back-to-back calls on the same input (torch.utils.benchmark's way); cold: each call on the next of
     # copies of the input that together exceed the last-level cache twice (bench.measure.apply.cold_inputs)
     cache: str = "warm"
+    # after the timing, profile a few calls with torch.profiler: kernels, shares and a trace (bench.measure.kernels)
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if self.cache not in CACHE_STATES:

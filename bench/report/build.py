@@ -127,5 +127,8 @@ def build_report(runs: Sequence[Run], *, peaks: Sequence[Peaks] = ()) -> Report:
         return found.get((row["machine_key"], int(row["threads"]) if row["device"] == "cpu" else 0))
 
     frame = annotate(frame, peaks_of)
+    notes = [*notes, *(f"the roofs of {p.machine_key} were measured while other processes kept {p.others_busy_cores:.1f} "
+                       f"of its {p.cores} cores busy: they are low, so its rows read closer to them than they are; "
+                       "measure again on a quiet machine (`bench peaks --refresh`)" for p in found.values() if p.busy)]
     return Report(runs=tuple(runs), envs=tuple(envs), frame=frame, best=best_variants(frame),
                   peaks=tuple(found.values()), figures=report_figures(frame, samples, found), notes=tuple(notes))

@@ -43,8 +43,11 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
     """
     f = report.frame[report.frame["status"] != "not-applicable"]
     headers = ["machine", "device", "workload", "variant", "dtype", "status", "median/call", "IQR", "host/call",
-               "FLOP/s", "bytes/s", "FLOP/byte", "% of roof", "verdict", "peak memory (planned)", "max rel diff", "note"]
+               "FLOP/s", "bytes/s", "FLOP/byte", "roof (decided from)", "% of roof", "verdict", "peak memory (planned)",
+               "max rel diff", "note"]
+    decided = f.get("math_from", pd.Series(dtype=str)).isin(["kernels", "accuracy", "flags"])
     keep = [h for h in headers if not (h == "machine" and f["machine"].nunique() <= 1)
+            and not (h == "roof (decided from)" and not decided.any())
             and not (h == "host/call" and not (f["device"] == "cuda").any())
             and not (h == "peak memory (planned)" and not f.get("peak_memory_bytes", pd.Series(dtype=float)).notna().any())]
     rows, classes = [], []
@@ -54,13 +57,64 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
             r["machine"], r["device"], r["workload"], r["variant"], r["dtype"], r["status"], fmt_s(r["median_s"]),
             _pct(100 * r["rel_iqr"]) if ok else "-", fmt_s(r["host_median_s"]), fmt_si(r["flops_per_s"]),
             fmt_si(r["bytes_per_s"], "B/s"), f"{r['flops'] / r['bytes']:.3g}" if r["bytes"] else "-",
-            _pct(r["pct_of_roof"]), verdict_text(r["verdict"], r["pct_of_roof"]),
+            _roof(r), _pct(r["pct_of_roof"]), verdict_text(r["verdict"], r["pct_of_roof"]),
             f"{fmt_si(r.get('peak_memory_bytes'), 'B')} ({fmt_si(r.get('planned_peak_bytes'), 'B')})",
             _sci(r.get("max_rel_diff")), "" if ok else str(r["reason"])[:160]]))
         rows.append([cells[h] for h in keep])
         classes.append("bad" if not ok else " ".join(
             c for c, on in (("launch-bound", r["verdict"] == "launch-bound"), ("noisy", bool(r["noisy"]))) if on))
     return keep, rows, classes
+
+
+def _roof(r: pd.Series) -> str:
+    """"tf32 (kernels)": the compute roof the row is held to and where that was decided (bench.measure.apply)."""
+    math, source = r.get("math"), r.get("math_from")
+    if not isinstance(math, str) or not math:
+        return "-"
+    return f"{math} ({source})" if isinstance(source, str) and source and source != "dtype" else math
+
+
+def _share(value) -> str:
+    return "-" if value is None or pd.isna(value) else f"{100 * value:.0f}%"
+
+
+def _flag3(value) -> str:
+    return "?" if value is None or pd.isna(value) else ("yes" if value else "no")
+
+
+KERNEL_HEADERS = ["machine", "device", "workload", "variant", "top kernels (share of one call, count)", "tensor cores",
+                  "TF32"]
+CLOCK_HEADERS = ["machine", "device", "workload", "variant", "SM clock", "memory clock", "power", "temperature",
+                 "throttled samples", "throttle reasons"]
+
+
+def kernel_rows(report: Report) -> list[list[str]]:
+    """Rows profiled with --profile: the top kernels (CUDA) or operators (CPU) and what their names say."""
+    f = report.frame
+    sel = f[f.get("top_kernels", pd.Series(dtype=str, index=f.index)).notna()]
+    return [[r["machine"], r["device"], r["workload"], r["variant"], str(r["top_kernels"]),
+             *((_flag3(r.get("tensor_cores")), _flag3(r.get("tf32"))) if r["device"] == "cuda" else ("-", "-"))]
+            for _, r in sel.iterrows()]
+
+
+def clock_rows(report: Report) -> list[list[str]]:
+    """GPU rows with NVML samples: clocks, power, temperature and throttling while they were measured."""
+    f = report.frame
+    sel = f[f.get("sm_clock_mhz", pd.Series(dtype=float, index=f.index)).notna()]
+    num = (lambda v, unit: "-" if v is None or pd.isna(v) else f"{v:.0f} {unit}")  # noqa: E731
+    return [[r["machine"], r["device"], r["workload"], r["variant"], num(r["sm_clock_mhz"], "MHz"),
+             num(r.get("mem_clock_mhz"), "MHz"), num(r.get("power_w"), "W"), num(r.get("temperature_c"), "C"),
+             _share(r.get("throttled_share")), str(r.get("throttle") or "")] for _, r in sel.iterrows()]
+
+
+def cpu_clock_note(report: Report) -> str:
+    """One line on the CPU frequency the CPU rows saw (Linux's figure; a VM may show its nominal one only)."""
+    f = report.frame
+    mhz = pd.to_numeric(f.get("cpu_mhz", pd.Series(dtype=float, index=f.index)), errors="coerce").dropna()
+    if mhz.empty:
+        return ""
+    return (f"CPU frequency while the CPU rows ran: {mhz.min():.0f}-{mhz.max():.0f} MHz (as Linux reports it; a "
+            "virtual machine may show its nominal frequency only).")
 
 
 def best_rows(report: Report) -> tuple[list[str], list[list[str]]]:
@@ -154,12 +208,35 @@ def render_html(report: Report) -> str:
     parts.append("<section id='best-variants'><h2>Best variants</h2><p class='note'>Fastest forward variant per "
                  "workload and device; rel diff = max |output - float64 CPU reference| / max |reference|.</p>"
                  + _html_table(*best_rows(report)) + "</section>")
+    for kind, title, note, headers, rows in _extra_sections(report):
+        parts.append(f"<section id='{kind}'><h2>{title}</h2><p class='note'>{html.escape(note)}</p>"
+                     f"{_html_table(headers, rows) if rows else ''}</section>")
     for kind, (title, note, headers) in CALLOUTS.items():
         rows = callout_rows(report, kind)
         body = _html_table(headers, rows) if rows else "<p>None.</p>"
         parts.append(f"<section id='{kind}'><h2>{title}</h2><p class='note'>{html.escape(note)}</p>"
                      f"{body}</section>")
     return "".join(parts) + "</body></html>\n"
+
+
+KERNELS_NOTE = ("From `run --profile`: torch.profiler over a few calls after the timing; CUDA rows list device "
+                "kernels, CPU rows ATen operators, by self time. Tensor cores and TF32 are read from the kernel names "
+                "(cuBLAS, cuDNN, CUTLASS); '?' where names cannot tell (Triton). Traces: the run folder's profiles/.")
+CLOCKS_NOTE = ("NVML samples every 50 ms while each GPU row was measured: median clocks and power, the hottest "
+               "temperature, and the share of samples taken while the GPU throttled (power cap, thermal, hardware "
+               "slowdown): a throttled row's time is not the layer's alone.")
+
+
+def _extra_sections(report: Report) -> list[tuple[str, str, str, list[str], list[list[str]]]]:
+    """The kernels and GPU clock sections, present only when a row has that data."""
+    out = []
+    cpu = cpu_clock_note(report)
+    if (rows := kernel_rows(report)):
+        out.append(("kernels", "Kernels that ran", KERNELS_NOTE, KERNEL_HEADERS, rows))
+    if (rows := clock_rows(report)) or cpu:
+        out.append(("clocks", "Clocks and throttling", " ".join(x for x in (CLOCKS_NOTE if rows else "", cpu) if x),
+                    CLOCK_HEADERS, rows))
+    return out
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -179,6 +256,8 @@ def render_md(report: Report, *, figure_files: dict[str, str]) -> str:
             "", "## Roofline and latency", "", ROOFLINE_NOTE, "", _md_table(*_peak_rows(report)), ""]
     out += [f"![{md_text(c)}]({f})" for c, f in figure_files.items()]
     out += ["", "## Best variants", "", _md_table(*best_rows(report)), ""]
+    for _, title, note, headers, rows in _extra_sections(report):
+        out += [f"## {title}", "", note, ""] + ([_md_table(headers, rows), ""] if rows else [])
     for kind, (title, note, headers) in CALLOUTS.items():
         out += [f"## {title}", "", note, "", _md_table(headers, callout_rows(report, kind)), ""]
     return "\n".join(out) + "\n"

@@ -22,7 +22,7 @@ CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 
 def identity_label(key: tuple) -> str:
     workload, device, dtype, variant = key
-    return f"{workload} {device} {dtype}" + ("" if variant == "default" else f" [{variant}]")
+    return " ".join(x for x in (workload, device, dtype) if x) + ("" if variant in ("default", "") else f" [{variant}]")
 
 
 def file_stem(key: tuple) -> str:
@@ -42,6 +42,9 @@ def trend_figure(trend: pd.DataFrame, changes: pd.DataFrame, *, title: str):
         if part["fastest_process_median_s"].notna().any():
             ax.plot(when, part["fastest_process_median_s"] * 1e3, "x", ms=4, color=color,
                     label=mpl_text(f"{machine or '(no machine key)'}: fastest process"))
+        if "relative" in part and part["relative"].any():
+            ax.plot(when, part["relative_value"] * 1e3, "+", ms=6, color="k",
+                    label=mpl_text(f"{machine or '(no machine key)'}: judged (over the run's suite factor)"))
         for _, change in changes[changes["machine_key"] == machine].iterrows():
             at = pd.to_datetime(change["time_utc"], utc=True, errors="coerce")
             ax.axvline(at, color=color, ls="--", lw=1)
@@ -67,6 +70,30 @@ def trend_figures(history: pd.DataFrame, changes: pd.DataFrame) -> dict[tuple, b
     return out
 
 
+def suite_figure(values: pd.DataFrame, changes: pd.DataFrame) -> bytes | None:
+    """The suite factor per run (how much slower or faster the whole run was than its rows' own levels), one line
+    per device and machine key, the suite's change points (changes: those of the suite alone) dashed; None when
+    no run was judged relative to its suite (bench.gate.changes)."""
+    runs = values[values["relative"]].drop_duplicates(["run_id", "device", "machine_key"])
+    if runs.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for i, ((device, machine), part) in enumerate(runs.groupby(["device", "machine_key"], sort=True)):
+        color = f"C{i % 10}"
+        ax.plot(pd.to_datetime(part["time_utc"], utc=True, errors="coerce"), part["suite_factor"], "o-", ms=3,
+                lw=0.8, color=color, label=mpl_text(f"{device} {machine or '(no machine key)'}"))
+        mine = changes[(changes["device"] == device) & (changes["machine_key"] == machine)]
+        for _, change in mine.iterrows():
+            ax.axvline(pd.to_datetime(change["time_utc"], utc=True, errors="coerce"), color=color, ls="--", lw=1)
+    ax.axhline(1.0, color="0.6", lw=0.6)
+    ax.set_ylabel("suite factor (x)")
+    ax.set_title("whole suite: each run against its rows' own levels", fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return png(fig)
+
+
 def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[tuple, str], *, store: str) -> str:
     """The history page: where the data comes from, the change points, then every trend (figures: identity ->
     PNG file name beside the page)."""
@@ -74,8 +101,9 @@ def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[tupl
     head = ["row", "machine", "ratio", "direction", "before", "after", "from commit", "run", "time (UTC)"]
     rows = []
     for _, c in changes.iterrows():
+        ms = (lambda v: "" if pd.isna(v) else f"{v * 1e3:.4g} ms")  # noqa: E731 - a suite change has no seconds
         cells = [identity_label(tuple(c[k] for k in KEY_COLUMNS)), c["machine_key"], f"{c['ratio']:.3f}x",
-                 c["direction"], f"{c['before_median_s'] * 1e3:.4g} ms", f"{c['after_median_s'] * 1e3:.4g} ms",
+                 c["direction"], ms(c["before_median_s"]), ms(c["after_median_s"]),
                  c["git_commit"], c["run_id"], c["time_utc"]]
         rows.append(f"<tr class='{html.escape(c['direction'])}'>"
                     + "".join(f"<td>{html.escape(str(x))}</td>" for x in cells) + "</tr>")
@@ -88,6 +116,9 @@ def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[tupl
             f"<p class='note'>{runs} runs on {machines} machine type(s) from {html.escape(store)}. A change point is "
             "where a row's median moved to another level and held it for at least 3 runs (ruptures' kernel "
             "change-point detection on log medians scaled by the row's run-to-run noise, odd runs clipped; "
-            "docs/history.md). Ratio = median after / before.</p>"
+            "docs/history.md). Where a run has at least 5 rows, each row is judged relative to its run's suite "
+            "factor (the median of how far the run's rows are from their own levels), so a busy machine is not a "
+            "change; moves of the whole suite are listed as '(whole suite)'. Ratio = the change relative to the "
+            "suite (median after / before where judged on its own).</p>"
             f"<h2>Changes</h2>{table}<h2>Trends</h2>{figs}</body></html>\n")
 

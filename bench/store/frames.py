@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.measure.record import Record
-from bench.schema import NOT_APPLICABLE, RESULT_COLUMNS, SAMPLE_COLUMNS, RowKey
+from bench.schema import KERNEL_COLUMNS, NOT_APPLICABLE, RESULT_COLUMNS, SAMPLE_COLUMNS, RowKey
 from bench.store.summary import summarize_rows
 
 
@@ -25,7 +25,7 @@ def _row(r: Record) -> dict:
         input_shape=_shape(w.input_shape), output_shape=_shape(p.output_shape), params=p.params, flops=flops,
         bytes=bytes_moved, threads=r.threads, device_name=r.device_name, tags=",".join(w.tags),
         source=p.source, note=w.note, threshold=w.threshold, variant=r.variant.name,
-        max_rel_diff=r.max_rel_diff, math=r.math or None, cache=r.cache,
+        max_rel_diff=r.max_rel_diff, math=r.math or None, cache=r.cache, math_from=r.math_from or None,
         arithmetic_intensity=flops / bytes_moved if bytes_moved else None,
     )
     row["pass"] = r.variant.pass_name  # "pass" is a keyword: not usable in update(...)
@@ -67,9 +67,54 @@ def to_frame(records: list[Record]) -> pd.DataFrame:
         if compiled:  # each process compiled the row afresh: the median time, the fewest graphs
             row["compile_s"] = float(pd.Series([r.compile_s for r in compiled]).median())
             row["graphs"] = min(r.graphs for r in compiled)
+        row.update(_hardware(group))
+        profiled = next((r.profile for r in group if r.profile is not None), None)
+        if profiled is not None:  # one process's profile stands for the row
+            row.update(top_kernels=profiled.top(), tensor_cores=profiled.tensor_cores, tf32=profiled.tf32)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     return summarize_rows(frame, to_samples(records))
+
+
+def _hardware(group: list[Record]) -> dict:
+    """The row's hardware state over its processes: median clocks, power and CPU frequency, the hottest
+    temperature, every throttle reason seen, the mean share of throttled samples."""
+    states = [r.hardware for r in group if r.hardware is not None]
+    out: dict = {}
+    for name in ("cpu_mhz", "sm_clock_mhz", "mem_clock_mhz", "power_w", "throttled_share"):
+        values = [getattr(s, name) for s in states if getattr(s, name) is not None]
+        if values:
+            out[name] = float(pd.Series(values).mean() if name == "throttled_share" else pd.Series(values).median())
+    temps = [s.temperature_c for s in states if s.temperature_c is not None]
+    if temps:
+        out["temperature_c"] = max(temps)
+    reasons = sorted({x for s in states for x in s.throttle.split(",") if x})
+    if reasons:
+        out["throttle"] = ",".join(reasons)
+    return out
+
+
+def to_kernels(records: list[Record]) -> pd.DataFrame:
+    """--profile: the kernels (CUDA) or operators (CPU) of one call of each profiled row, long format
+    (schema.KERNEL_COLUMNS), from the first process that profiled the row."""
+    rows, seen = [], set()
+    for r in records:
+        if r.profile is None or r.key in seen:
+            continue
+        seen.add(r.key)
+        k = r.key
+        rows += [dict(workload=k.workload, device=k.device, dtype=k.dtype, variant=k.variant, kernel=x.name,
+                      calls=x.calls, time_s=x.time_s, share=x.share) for x in r.profile.kernels]
+    return pd.DataFrame(rows, columns=KERNEL_COLUMNS)
+
+
+def traces(records: list[Record]) -> dict[RowKey, str]:
+    """--profile: each profiled row's trace (Chrome JSON), from the first process that profiled it."""
+    out: dict[RowKey, str] = {}
+    for r in records:
+        if r.profile is not None and r.key not in out:
+            out[r.key] = r.profile.trace
+    return out
 
 
 def to_samples(records: list[Record]) -> pd.DataFrame:

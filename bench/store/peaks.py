@@ -49,8 +49,15 @@ def from_json(data: object, *, where: str, default: dict | None = None) -> Peaks
     if load is not None and (isinstance(load, bool) or not isinstance(load, (int, float)) or not math.isfinite(load)):
         raise BenchError(Problem(where=where, field="load_avg_1m", expected="a finite number or null",
                                  found=repr(load)[:80]))
+    others, cores = entry.get("others_busy_cores"), entry.get("cores", 0)
+    if others is not None and (isinstance(others, bool) or not isinstance(others, (int, float))
+                               or not math.isfinite(others) or others < 0):
+        raise BenchError(Problem(where=where, field="others_busy_cores", expected="a number >= 0 or null",
+                                 found=repr(others)[:80]))
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 0:
+        raise BenchError(Problem(where=where, field="cores", expected="an integer >= 0", found=repr(cores)[:80]))
     text = {"device_name": "", **{f: entry[f] for f in TEXT_FIELDS if f in entry}}  # a hand-written file may omit the name
-    return Peaks(**text, threads=threads, load_avg_1m=load,
+    return Peaks(**text, threads=threads, load_avg_1m=load, others_busy_cores=others, cores=cores,
                  flops_per_s={str(k): float(v) for k, v in flops.items()}, bytes_per_s=float(bw))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError, Problem, WriteError
-from bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
+from bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, RowKey
 from bench.store.cells import neutralize
 from bench.store.files import write_atomic, write_together
 from bench.store.folder import Run, is_run_dir
@@ -91,6 +91,19 @@ class RunWriter:
                                 self.run_dir / "samples.csv": neutralize(samples).to_csv(index=False)})
             except OSError as exc:
                 raise cannot_write(self.run_dir, exc) from None
+
+    def save_profile(self, key: RowKey, trace: str, kernels: pd.DataFrame) -> None:
+        """--profile: the row's trace as profiles/<row>.json (Chrome trace format: Perfetto and chrome://tracing open
+        it) and kernels.csv with the kernels of every row profiled so far."""
+        if self.run_dir is None:
+            return
+        try:
+            folder = self.run_dir / "profiles"
+            folder.mkdir(exist_ok=True)
+            write_atomic(folder / f"{key.stem}.json", trace)
+            write_atomic(self.run_dir / "kernels.csv", neutralize(kernels).to_csv(index=False))
+        except OSError as exc:
+            raise cannot_write(self.run_dir, exc) from None
 
     def finish(self, *, complete: bool, note: str = "") -> Run:
         """Mark the run complete (or not, with the reason), save it, and return it as a Run. When it is not

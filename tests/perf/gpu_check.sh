@@ -19,6 +19,19 @@ echo "== seed suite on CUDA (device time and host time per call)"
 timeout 90 $PY -m bench run seed --device cuda --out "$OUT" --budget-s 1 2>"$OUT/seed.log" | tee "$OUT/seed.txt"
 echo "== harness vs torch.utils.benchmark vs do_bench (CUDA, interleaved)"
 timeout 120 $PY tests/perf/peers.py --device cuda --rounds 3 --budget-s 0.4 2>"$OUT/peers.log" | tee "$OUT/peers.txt"
+echo "== explained numbers: kernels per conv (heuristic vs cudnn_benchmark vs no-tf32), roof from kernels, clocks"
+timeout 150 $PY -m bench run seed --device cuda --filter conv --variants cudnn_benchmark,no-tf32 --profile \
+  --processes 2 --budget-s 0.5 --out "$OUT/explain" --store none >"$OUT/explain.txt" 2>"$OUT/explain.log"
+$PY - "$OUT/explain" <<'PYEOF'
+import glob, sys
+import pandas as pd
+(run,) = glob.glob(sys.argv[1] + "/*/results.csv")
+f = pd.read_csv(run)
+cols = ["workload", "variant", "median_s", "math", "math_from", "tensor_cores", "tf32", "sm_clock_mhz", "power_w",
+        "temperature_c", "throttle", "peak_memory_bytes", "top_kernels"]
+f["top_kernels"] = f["top_kernels"].astype(str).str[:90]
+print(f[[c for c in cols if c in f]].to_string(index=False))
+PYEOF
 if [ -x tests/perf/gpu_variants.sh ]; then
   echo "== variant sweep and report"
   timeout 200 bash tests/perf/gpu_variants.sh "$OUT" 2>&1 | tail -20
