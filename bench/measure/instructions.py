@@ -16,6 +16,7 @@ import gc
 import hashlib
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 from pathlib import Path
@@ -33,6 +34,11 @@ void bench_cg_dump(void) { CALLGRIND_DUMP_STATS; }
 # of a Flatten row were 0.4-5.4% apart (CI saw 5.4%) and agreed to the last digit with the seed fixed.
 COUNTER_ENVIRON = (("PYTHONHASHSEED", "0"),)
 CALLS = 100  # calls counted per row (after one instrumented, uncounted call that translates the code paths)
+# ...in BATCHES batches, each dumped, the row's count the median batch's: a one-time event inside the counted calls
+# (a new allocator arena, a dict resized, glibc consolidating its free lists) costs thousands of instructions once.
+# Counted in one batch of 100 calls it moved two runs' counts of a 20,000-instruction row 0.16% apart (and 0.12%
+# for a 190,000 one); the median of 5 batches leaves it out.
+BATCHES = 5
 
 
 def _refuse(found: str) -> BenchError:
@@ -94,8 +100,10 @@ class Counter:
     def _dumps(self) -> set[Path]:
         return set(self.out_dir.glob("callgrind.out.*"))
 
-    def per_call(self, fn, calls: int = CALLS) -> float:
-        """Instructions per call of fn: instrumentation on, one uncounted call, then `calls` counted ones, dumped."""
+    def per_call(self, fn, calls: int = CALLS, batches: int = BATCHES) -> float:
+        """Instructions per call of fn: instrumentation on, one uncounted call, then `calls` counted ones in
+        `batches` batches, each dumped; the median batch's count per call."""
+        per_batch = max(calls // batches, 1)
         before = self._dumps()
         gc.collect()
         enabled = gc.isenabled()
@@ -103,17 +111,21 @@ class Counter:
         self.lib.bench_cg_start()
         try:
             fn()
-            self.lib.bench_cg_zero()
-            self.lib.bench_cg_toggle()
-            for _ in range(calls):
-                fn()
-            self.lib.bench_cg_toggle()
-            self.lib.bench_cg_dump()
+            for _ in range(batches):  # nothing else between batches: reading a dump here would move the allocator
+                self.lib.bench_cg_zero()
+                self.lib.bench_cg_toggle()
+                for _ in range(per_batch):
+                    fn()
+                self.lib.bench_cg_toggle()
+                self.lib.bench_cg_dump()
         finally:
             self.lib.bench_cg_stop()
             if enabled:
                 gc.enable()
-        new = sorted(self._dumps() - before, key=lambda p: p.stat().st_mtime)
-        if not new:
+        new = sorted(self._dumps() - before, key=lambda p: p.stat().st_mtime_ns)
+        if len(new) < batches:
             raise RuntimeError("callgrind wrote no dump: is this worker running under valgrind --tool=callgrind?")
-        return total_instructions(new[-1]) / calls
+        counts = [total_instructions(p) / per_batch for p in new[-batches:]]
+        for p in new:
+            p.unlink()
+        return statistics.median(counts)
