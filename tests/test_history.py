@@ -10,7 +10,7 @@ import pytest
 
 import bench
 from bench.cli.main import main
-from bench.gate.changes import (CHANGE_COLUMNS, SUITE, breakpoints, change_points, noise, suite_factors,
+from bench.gate.changes import (CHANGE_COLUMNS, SUITE, breakpoints, change_points, locate, noise, suite_factors,
                                 trend_values)
 from bench.store.history import HISTORY_COLUMNS, STORE_SCHEMA_VERSION, history_rows, open_store, resolve
 from bench.suite.shard import Shard, assign, parse_shard, planned_cost_s, select
@@ -104,7 +104,24 @@ def test_a_store_of_a_newer_schema_is_refused_in_one_line(tmp_path, capsys, one_
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE bench_meta SET value = ? WHERE name = 'schema_version'", (str(STORE_SCHEMA_VERSION + 1),))
     assert main(["history", "--store", str(db)]) == 2
-    one_line(capsys.readouterr().err, "schema 2", "newer bench", "--store")
+    one_line(capsys.readouterr().err, f"schema {STORE_SCHEMA_VERSION + 1}", "newer bench", "--store")
+
+
+def test_a_store_of_schema_1_gains_the_trimmed_column_and_keeps_its_rows(tmp_path):
+    db = tmp_path / "h.sqlite"
+    store = open_store(resolve(db))
+    store.append(fake_history({"w": [1e-3, 2e-3]}))
+    with sqlite3.connect(db) as conn:  # what schema 1 was: no trimmed_process_mean_s
+        conn.execute("ALTER TABLE bench_rows DROP COLUMN trimmed_process_mean_s")
+        conn.execute("UPDATE bench_meta SET value = '1' WHERE name = 'schema_version'")
+    store = open_store(resolve(db), create=False)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT value FROM bench_meta WHERE name = 'schema_version'").fetchone() == ("2",)
+    store.append(fake_history({"w": [3e-3]}).assign(run_id="later", time_utc="2026-02-01T00:00:00+00:00",
+                                                  trimmed_process_mean_s=2.5e-3))
+    frame = store.read()
+    assert frame["median_s"].tolist() == [1e-3, 2e-3, 3e-3]
+    assert frame["trimmed_process_mean_s"].isna().tolist() == [True, True, False]
 
 
 def test_a_store_whose_tables_are_not_ours_is_one_line_and_the_run_stays_on_disk(tmp_path, write_config, capsys,
@@ -158,6 +175,20 @@ def test_a_step_is_found_at_its_run_and_steady_rows_have_none():
     assert change["position"] == 20 and change["run_id"] == "run020" and change["git_commit"] == "c020"
     assert change["ratio"] == pytest.approx(1.30, rel=0.03) and change["direction"] == "slower"
     assert change["before_median_s"] == pytest.approx(np.median(step[:20]))
+
+
+def test_a_change_says_where_it_may_have_started_when_the_runs_at_it_are_ambiguous():
+    rng = np.random.default_rng(14)
+    y = series(rng, sd=0.01)
+    y[20:] *= 1.30
+    clean = change_points(fake_history({"step": y})).iloc[0]
+    assert clean["earliest_position"] == clean["position"] == clean["latest_position"] == 20
+    y[20] /= 1.15  # two runs half-way up: the step may start at 20, 21 or 22
+    y[21] /= 1.15
+    found = change_points(fake_history({"step": y})).iloc[0]
+    assert found["earliest_position"] <= 20 and found["latest_position"] >= 21
+    assert found["earliest_run_id"] == f"run{found['earliest_position']:03d}"
+    assert locate(np.log(y), [int(found["position"])]) == [(found["earliest_position"], found["latest_position"])]
 
 
 def test_two_steps_are_both_found_even_when_the_second_level_is_far_from_the_median():
@@ -383,11 +414,11 @@ def test_run_shard_through_the_cli_records_it_and_its_rows(tmp_path, write_confi
 
 
 def test_fastest_process_median_is_stored_per_row_and_followed_by_default():
-    from bench.store.history import fastest_process_medians
+    from bench.store.history import process_statistics
 
     samples = pd.DataFrame(dict(workload="w", device="cpu", dtype="float32", variant="default",
                                 process=[0, 0, 0, 1, 1, 1, 2, 2, 2], device_s=[2, 2.2, 2.1, 1, 1.1, 0.9, 2, 2, 2]))
-    assert fastest_process_medians(samples) == {("w", "cpu", "float32", "default"): 1.0}
+    assert process_statistics(samples) == {("w", "cpu", "float32", "default"): (1.0, 2.0)}  # medians 2.1, 1.0, 2.0
     # a row whose runs drew fast and slow processes: the pooled median jumps for four runs, the fastest does not
     rng = np.random.default_rng(10)
     fastest = series(rng, sd=0.01)

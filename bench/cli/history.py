@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.api.history import history, import_runs, merge
 from bench.cli.common import EXIT_OK, RESULTS, command, err
-from bench.gate.changes import MIN_SUITE_ROWS
+from bench.gate.changes import MIN_SUITE_ROWS, STATISTICS
 from bench.store.history import DEFAULT_STORE, STORE_ENV
 from bench.units import fmt_s
 
@@ -24,7 +24,7 @@ def register(sub) -> None:
                    "parts, or with one as a tag (case-insensitive)")
     p.add_argument("--device", choices=["", "cpu", "cuda"], default="", help="only this device (default: all)")
     p.add_argument("--machine", default="", help="only this machine key (default: every machine, one trend each)")
-    p.add_argument("--statistic", choices=["fastest", "median"], default="fastest",
+    p.add_argument("--statistic", choices=list(STATISTICS), default="fastest",
                    help="the per-run value the change points follow: the fastest worker process's median (steady "
                    "when processes land in different speed modes), or the median of all samples")
     p.add_argument("--relative", action=argparse.BooleanOptionalAction, default=True,
@@ -72,9 +72,13 @@ def cmd_history(args) -> int:
         table = h.changes.assign(
             before=h.changes["before_median_s"].map(fmt_s), after=h.changes["after_median_s"].map(fmt_s),
             ratio=h.changes["ratio"].map(lambda r: f"{r:.3f}x"), commit=h.changes["git_commit"],
+            since=[e if p != q else "" for e, p, q in zip(h.changes["earliest_commit"], h.changes["earliest_position"],
+                                                          h.changes["position"])],
             run=h.changes["run_id"].str[:10], machine=h.changes["machine_key"].str[:24])
         print(table[["workload", "device", "dtype", "variant", "machine", "direction", "ratio", "before", "after",
-                     "commit", "run", "time_utc"]].to_string(index=False))
+                     "commit", "since", "run", "time_utc"]].to_string(index=False))
+        print("commit: the first run of the new level; since: the earliest commit where it may have started, when "
+              "the runs between are ambiguous (bisect from there)")
     if h.written:
         folder = Path(h.written[0]).parent
         print(f"Wrote {folder}/index.html, changes.csv, history.csv and {len(h.written) - 3} trend figure(s)")

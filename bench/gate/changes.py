@@ -34,7 +34,12 @@ PASSES = 3
 NOISE_FLOOR = 0.002  # sigma of log medians at least 0.2%: deterministic metrics (instructions) do not divide by 0
 
 CHANGE_COLUMNS = [*IDENTITY, "run_id", "git_commit", "time_utc", "position", "n_runs", "before_median_s",
-                  "after_median_s", "ratio", "raw_ratio", "direction"]
+                  "after_median_s", "ratio", "raw_ratio", "direction", "earliest_position", "earliest_run_id",
+                  "earliest_commit", "latest_position"]
+# Where exactly a change starts is uncertain when runs around it are noisy: every start whose two-segment fit is
+# within LOCATION_SLACK (in units of the series' noise variance) of the best one is as likely. 6.63 is the 99%
+# point of chi-square with one degree of freedom, the likelihood-ratio rule for one parameter.
+LOCATION_SLACK = 6.63
 
 
 def noise(log_medians: np.ndarray) -> float:
@@ -83,12 +88,33 @@ def breakpoints(log_medians: np.ndarray, *, min_runs: int = MIN_RUNS, min_change
         cuts.pop(int(np.argmin(steps)))
 
 
+def locate(log_medians: np.ndarray, cuts: list[int], *, min_runs: int = MIN_RUNS) -> list[tuple[int, int]]:
+    """For each change (a position from breakpoints), the first and last position where it may start: every start
+    between its neighbouring changes whose two-segment fit is within LOCATION_SLACK of the best. The fit of a start
+    is the clipped least squares of the search: each run's distance from its segment's median, in sigma, squared
+    and capped at CLIP_SIGMAS squared (one odd run costs the same wherever the start is put)."""
+    y = np.asarray(log_medians, dtype=float)
+    sigma = noise(y)
+    edges, out = [0, *cuts, len(y)], []
+
+    def cost(part: np.ndarray) -> float:
+        return float(np.minimum(((part - np.median(part)) / sigma) ** 2, CLIP_SIGMAS ** 2).sum())
+
+    for i, _ in enumerate(cuts):
+        a, b = edges[i], edges[i + 2]
+        starts = list(range(a + min_runs, b - min_runs + 1))
+        fits = np.array([cost(y[a:c]) + cost(y[c:b]) for c in starts])
+        near = [c for c, fit in zip(starts, fits) if fit <= fits.min() + LOCATION_SLACK]
+        out.append((min(near), max(near)))
+    return out
+
+
 # The per-run value a trend follows: the row's median over all its samples, or the median of its fastest worker
 # process (bench.store.history.fastest_process_medians), the default: on the shared VM a process runs in one of
 # two speed modes for its whole life, and the pooled median jumps with the mix a run drew. On 40 real runs with
 # 3 processes each (docs/history.md) the median gave 5 change points, 1 of them right; the fastest process 3, 2
 # of them right (the step and the creep at their runs). With 7 processes neither found the creep.
-STATISTICS = {"fastest": "fastest_process_median_s", "median": "median_s"}
+STATISTICS = {"fastest": "fastest_process_median_s", "trimmed": "trimmed_process_mean_s", "median": "median_s"}
 
 # Relative to the suite: on a shared machine a whole run is often slower or faster (a neighbour's job, another
 # host), every row with it, for a run or for hours, and a row's own series shows that as a level. A row's value
@@ -175,12 +201,16 @@ def judge(history: pd.DataFrame, *, statistic: str = "fastest", relative: bool =
 def _changes(identity: dict, trend: pd.DataFrame, cuts: list[int], *, seconds: bool) -> list[dict]:
     values, relative = trend["value"].to_numpy(dtype=float), trend["relative_value"].to_numpy(dtype=float)
     edges, out = [0, *cuts, len(values)], []
+    ranges = locate(np.log(relative), cuts)
     for i, cut in enumerate(cuts):
+        earliest = trend.iloc[min(ranges[i][0], cut)]
         before, after = (float(np.median(values[a:b])) for a, b in ((edges[i], cut), (cut, edges[i + 2])))
         ratio = float(np.median(relative[cut:edges[i + 2]]) / np.median(relative[edges[i]:cut]))
         at = trend.iloc[cut]
         out.append(dict(identity, run_id=at["run_id"], git_commit=at["git_commit"], time_utc=at["time_utc"],
                         position=cut, n_runs=len(values), before_median_s=before if seconds else float("nan"),
                         after_median_s=after if seconds else float("nan"), ratio=ratio, raw_ratio=after / before,
-                        direction="slower" if ratio > 1 else "faster"))
+                        direction="slower" if ratio > 1 else "faster", earliest_position=min(ranges[i][0], cut),
+                        earliest_run_id=earliest["run_id"], earliest_commit=earliest["git_commit"],
+                        latest_position=max(ranges[i][1], cut)))
     return out

@@ -11,6 +11,7 @@ shows its nominal frequency only).
 """
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import threading
@@ -119,8 +120,9 @@ class OthersBusy:
         self.cores = round(max(others, 0) / (after[1] - before[1]) * self.cpus, 2)
 
 
+@functools.lru_cache(maxsize=1)
 def _nvml():
-    """pynvml, initialised, or None (not installed, no driver)."""
+    """pynvml, initialised once per process, or None (not installed, no driver)."""
     try:
         import pynvml
 

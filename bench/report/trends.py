@@ -52,7 +52,7 @@ def trend_figure(trend: pd.DataFrame, changes: pd.DataFrame, *, title: str):
                         (at, ax.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=7, annotation_clip=False)
     ax.set_ylabel("median per call (ms)")
     ax.set_title(title, fontsize=10, parse_math=False)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="best", framealpha=0.7)
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
@@ -98,13 +98,15 @@ def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[tupl
     """The history page: where the data comes from, the change points, then every trend (figures: identity ->
     PNG file name beside the page)."""
     runs, machines = history["run_id"].nunique(), history["machine_key"].nunique()
-    head = ["row", "machine", "ratio", "direction", "before", "after", "from commit", "run", "time (UTC)"]
+    head = ["row", "machine", "ratio", "direction", "before", "after", "from commit", "may start from", "run",
+            "time (UTC)"]
     rows = []
     for _, c in changes.iterrows():
         ms = (lambda v: "" if pd.isna(v) else f"{v * 1e3:.4g} ms")  # noqa: E731 - a suite change has no seconds
         cells = [identity_label(tuple(c[k] for k in KEY_COLUMNS)), c["machine_key"], f"{c['ratio']:.3f}x",
                  c["direction"], ms(c["before_median_s"]), ms(c["after_median_s"]),
-                 c["git_commit"], c["run_id"], c["time_utc"]]
+                 c["git_commit"], c["earliest_commit"] if c["earliest_position"] != c["position"] else "",
+                 c["run_id"], c["time_utc"]]
         rows.append(f"<tr class='{html.escape(c['direction'])}'>"
                     + "".join(f"<td>{html.escape(str(x))}</td>" for x in cells) + "</tr>")
     table = (f"<table><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr></thead><tbody>{''.join(rows)}"

@@ -29,7 +29,7 @@ from bench.schema import KEY_COLUMNS, RESULTS_DIR
 from bench.store.folder import Run
 from bench.store.summary import process_medians, with_process
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2  # 2: bench_rows.trimmed_process_mean_s (a store of schema 1 gains it when opened)
 STORE_ENV = "BENCH_STORE"  # a path or SQLAlchemy URL; "none" turns the store off
 DEFAULT_STORE = RESULTS_DIR / "history.sqlite"
 RUNS_TABLE, ROWS_TABLE, WORKLOADS_TABLE, META_TABLE = "bench_runs", "bench_rows", "bench_workloads", "bench_meta"
@@ -38,10 +38,14 @@ RUNS_TABLE, ROWS_TABLE, WORKLOADS_TABLE, META_TABLE = "bench_runs", "bench_rows"
 RUN_COLUMNS = ("run_id", "time_utc", "git_commit", "git_branch", "host", "config", "label", "torch", "run_path")
 # What a trend reads of each row: its identity, status and summary statistics.
 ROW_COLUMNS = (*KEY_COLUMNS, "tags", "status", "reason", "median_s", "iqr_s", "rel_iqr", "n_samples", "n_processes",
-               "rel_iqr_between", "instructions", "flops_per_s", "bytes_per_s", "threads", "fastest_process_median_s")
+               "rel_iqr_between", "instructions", "flops_per_s", "bytes_per_s", "threads", "fastest_process_median_s",
+               "trimmed_process_mean_s")
 HISTORY_COLUMNS = (*RUN_COLUMNS, "machine_key", *ROW_COLUMNS)
 NUMBER_COLUMNS = frozenset({"median_s", "iqr_s", "rel_iqr", "n_samples", "n_processes", "rel_iqr_between",
-                            "instructions", "flops_per_s", "bytes_per_s", "threads", "fastest_process_median_s"})
+                            "instructions", "flops_per_s", "bytes_per_s", "threads", "fastest_process_median_s",
+                            "trimmed_process_mean_s"})
+# Columns added after schema 1, by the version that added them: opening an older store adds them (NULL in its rows).
+ADDED_COLUMNS = {2: ("trimmed_process_mean_s",)}
 
 
 def resolve(store: str | Path | None, *, root: Path | str = RESULTS_DIR) -> str | None:
@@ -238,6 +242,8 @@ def open_store(url: str, *, create: bool = True) -> Store:
                                f"schema {version}, written by a newer bench: upgrade bench to read it")
             if version is None:
                 _create(conn)
+            elif version < STORE_SCHEMA_VERSION:
+                _upgrade(conn, version)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise _problem(url, "a file path or an SQLAlchemy URL (sqlite:///path, postgresql://user@host/db)",
                        str(exc).splitlines()[0][:200]) from None
@@ -262,23 +268,41 @@ def _create(conn) -> None:
     conn.execute(meta.tables[META_TABLE].insert(), [dict(name="schema_version", value=str(STORE_SCHEMA_VERSION))])
 
 
+def _upgrade(conn, version: int) -> None:
+    """Bring a store of an older schema up to this one: the columns added since, NULL in the rows already there."""
+    from sqlalchemy import text
+
+    for v in range(version + 1, STORE_SCHEMA_VERSION + 1):
+        for column in ADDED_COLUMNS.get(v, ()):
+            conn.execute(text(f"ALTER TABLE {ROWS_TABLE} ADD COLUMN {column} FLOAT"))
+    conn.execute(text(f"UPDATE {META_TABLE} SET value = :v WHERE name = 'schema_version'"),
+                 dict(v=str(STORE_SCHEMA_VERSION)))
+
+
 def run_id(results_csv: bytes, env_json: bytes) -> str:
     """A run's id: a hash of its results and environment files, so importing a folder twice adds it once."""
     return hashlib.sha256(env_json + b"\0" + results_csv).hexdigest()[:16]
 
 
-def fastest_process_medians(samples: pd.DataFrame) -> dict:
-    """Row key (KEY_COLUMNS) -> the smallest of its worker processes' medians. On this project's shared VM a
-    process runs a layer in one of two speed modes up to 2x apart for its whole life (docs/gate.md), so a run's
-    pooled median jumps with the mix of fast and slow processes it drew; the fastest process's median is what the
-    code does when the machine lets it."""
+def trimmed_mean(values) -> float:
+    """The mean without the smallest and the largest value (with 3 or more; else the plain mean)."""
+    v = sorted(values)
+    return float(sum(v[1:-1]) / (len(v) - 2)) if len(v) >= 3 else float(sum(v) / len(v))
+
+
+def process_statistics(samples: pd.DataFrame) -> dict:
+    """Row key (KEY_COLUMNS) -> (the smallest of its worker processes' medians, their trimmed mean). On this
+    project's shared VM a process runs a layer in one of two speed modes up to 2x apart for its whole life
+    (docs/gate.md), so a run's pooled median jumps with the mix of fast and slow processes it drew. The fastest
+    process's median is what the code does when the machine lets it; the trimmed mean of the process medians
+    (bench.gate.changes.STATISTICS) uses every process but the two extremes."""
     if samples is None or samples.empty:
         return {}
     out = {}
     for key, group in with_process(samples).groupby(list(KEY_COLUMNS), sort=False):
         medians = process_medians(group)
         if len(medians):
-            out[tuple(str(k) for k in key)] = float(medians.min())
+            out[tuple(str(k) for k in key)] = (float(medians.min()), trimmed_mean(medians.tolist()))
     return out
 
 
@@ -292,10 +316,11 @@ def history_rows(results: pd.DataFrame, env: dict, *, rid: str, run_path: str = 
     run = dict(run_id=rid, time_utc=env.get("time_utc", ""), git_commit=env.get("git_commit", ""),
                git_branch=env.get("git_branch", ""), host=env.get("host", ""), config=",".join(configs),
                label=env.get("label", ""), torch=env.get("torch", ""), run_path=run_path)
-    fastest = fastest_process_medians(samples)
-    if fastest:
-        frame["fastest_process_median_s"] = [fastest.get(tuple(str(r[k]) for k in KEY_COLUMNS))
-                                             for _, r in frame.iterrows()]
+    per_process = process_statistics(samples)
+    if per_process:
+        found = [per_process.get(tuple(str(r[k]) for k in KEY_COLUMNS), (None, None)) for _, r in frame.iterrows()]
+        frame["fastest_process_median_s"] = [f for f, _ in found]
+        frame["trimmed_process_mean_s"] = [t for _, t in found]
     frame = frame.assign(**{k: str(v) for k, v in run.items()},
                          machine_key=[str(keys.get(d, "")) for d in frame["device"]],
                          reason=frame["reason"].fillna("").astype(str))

@@ -96,19 +96,23 @@ def trend(out: Path, runs: int, processes: int = 7) -> dict:
     import pandas as pd
 
     result = {}
-    for statistic in ("fastest", "median"):
-        folder = out / f"trend-history-{statistic}"
-        p = bench(project, "history", "--store", fresh, "--out", folder, "--statistic", statistic)
-        print(p.stdout, file=sys.stderr)
-        changes = pd.read_csv(folder / "changes.csv")
-        history = pd.read_csv(folder / "history.csv")
-        order = {rid: i for i, rid in enumerate(dict.fromkeys(history.sort_values(["time_utc", "run_id"])["run_id"]))}
-        found = {w: [(order[r], round(x, 3)) for r, x in zip(g["run_id"], g["ratio"])]
-                 for w, g in changes.groupby("workload")}
-        result[statistic] = dict(runs=len(order), changes=found,
-                                 step_ok=[q for q, _ in found.get("step", [])] == [20],
-                                 creep_ok=bool(found.get("creep")) and all(24 <= q <= 31 for q, _ in found["creep"]),
-                                 steady_false=sum(len(v) for w, v in found.items() if w.startswith("steady")))
+    for statistic in ("fastest", "trimmed", "median"):
+        for relative in (True, False):
+            name = f"{statistic}-{'relative' if relative else 'alone'}"
+            folder = out / f"trend-history-{name}"
+            p = bench(project, "history", "--store", fresh, "--out", folder, "--statistic", statistic,
+                      "--relative" if relative else "--no-relative")
+            print(p.stdout, file=sys.stderr)
+            changes = pd.read_csv(folder / "changes.csv", keep_default_na=False)
+            history = pd.read_csv(folder / "history.csv")
+            order = {rid: i for i, rid in enumerate(dict.fromkeys(history.sort_values(["time_utc", "run_id"])["run_id"]))}
+            found = {w: [(order[r], order[e], round(float(x), 3)) for r, e, x in
+                         zip(g["run_id"], g["earliest_run_id"], g["ratio"])] for w, g in changes.groupby("workload")}
+            result[name] = dict(runs=len(order), changes=found,
+                                step_ok=[q for q, _, _ in found.get("step", [])] == [20],
+                                creep_ok=bool(found.get("creep")) and all(24 <= q <= 31 for q, _, _ in found["creep"]),
+                                steady_false=sum(len(v) for w, v in found.items() if w.startswith("steady")),
+                                suite_changes=found.get("(whole suite)", []))
     return result
 
 
