@@ -109,11 +109,12 @@ def locate(log_medians: np.ndarray, cuts: list[int], *, min_runs: int = MIN_RUNS
     return out
 
 
-# The per-run value a trend follows: the row's median over all its samples, or the median of its fastest worker
-# process (bench.store.history.fastest_process_medians), the default: on the shared VM a process runs in one of
-# two speed modes for its whole life, and the pooled median jumps with the mix a run drew. On 40 real runs with
-# 3 processes each (docs/history.md) the median gave 5 change points, 1 of them right; the fastest process 3, 2
-# of them right (the step and the creep at their runs). With 7 processes neither found the creep.
+# The per-run value a trend follows: the median of the row's fastest worker process (the default), the trimmed
+# mean of its process medians (bench.store.history.process_statistics), or the median of all its samples. On the
+# shared VM a process runs in one of two speed modes for its whole life, and the pooled median jumps with the mix
+# a run drew. On two sets of 40 real runs of an 8-row suite (docs/history.md), judged relative to the suite, the
+# fastest process found the step and the creep with no false change on the steady rows in both (the step 2 runs
+# late in one); the trimmed mean put 2 false changes on the held-out set, the median 3.
 STATISTICS = {"fastest": "fastest_process_median_s", "trimmed": "trimmed_process_mean_s", "median": "median_s"}
 
 # Relative to the suite: on a shared machine a whole run is often slower or faster (a neighbour's job, another
