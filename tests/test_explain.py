@@ -190,6 +190,28 @@ def tiny_run(tmp_path_factory):
     return api.run(str(cfg), device="cpu", budget_s=0.02, warmup_s=0, min_samples=3, processes=0, store="none")
 
 
+def test_a_probe_counts_the_others_demand_before_it_as_well_as_during_it(monkeypatch):
+    """During the probe other processes only get what it leaves them, so their demand is watched first too."""
+    from bench.measure import probe as probemod
+
+    readings = iter([2.0, 1.0])  # before: two busy loops; during: they got one core of two
+
+    class Fake:
+        def __init__(self):
+            self.cpus, self.cores = 2, None
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.cores = next(readings)
+
+    monkeypatch.setattr(probemod, "OthersBusy", Fake)
+    monkeypatch.setattr(probemod, "_measure_roofs", lambda *a: ({"float32": 1e9}, 1e9))
+    peaks = probemod.probe("cpu", quick=True)
+    assert peaks.others_busy_cores == 2.0 and peaks.cores == 2 and peaks.busy
+
+
 def test_peaks_taken_on_a_busy_machine_are_flagged_kept_and_said(tiny_run):
     busy = Peaks(device="cpu", machine_key="k", device_name="n", threads=2, flops_per_s={"float32": 1e11},
                  bytes_per_s=1e10, others_busy_cores=1.5, cores=2)

@@ -30,6 +30,7 @@ SIZES = {
     ("cpu", False): ({"float32": 2048, "bfloat16": 2048, "float16": 1024, "float64": 1024}, 256 << 20),
     ("cpu", True): ({"float32": 256, "bfloat16": 256, "float16": 128, "float64": 128}, 4 << 20),
 }
+QUIET_WINDOW_S = 0.25  # how long other processes' CPU use is watched before a probe
 POLICIES = {False: Policy(warmup_s=0.3, min_samples=5, floor_samples=3, max_samples=50, budget_s=0.5, timeout_s=60),
             True: Policy(warmup_s=0.02, min_samples=3, floor_samples=3, max_samples=20, budget_s=0.03, timeout_s=10)}
 
@@ -51,16 +52,22 @@ def probe(device: str, *, threads: int = 0, quick: bool = False, timer=None,
           on_step: Callable[[str], None] | None = None) -> Peaks:
     """Measure the device's peaks now (a few seconds; well under one with quick=True). threads: CPU threads
     (0 = torch's current count). on_step(text) is told what is measured next, for progress. Records the load
-    average and the cores other processes kept busy meanwhile (Peaks.busy flags a probe taken on a busy machine)."""
+    average and the cores other processes kept busy, the more of just before and during the probe (Peaks.busy
+    flags a probe taken on a busy machine)."""
     with applied(Variant(threads=threads if device == "cpu" else 0)):
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        with OthersBusy() as others:
+        # Others' demand, measured first while this process sleeps: during the probe they only get what it leaves
+        # them (two busy loops beside a 2-thread probe on 2 cores used 1.0 core, and cut its FLOP/s 177x).
+        with OthersBusy() as before:
+            time.sleep(QUIET_WINDOW_S)
+        with OthersBusy() as during:
             flops, bytes_per_s = _measure_roofs(device, timer or default_timer(device), quick, on_step)
+        seen = [c for c in (before.cores, during.cores) if c is not None]
         return Peaks(device=device, machine_key=machine_key(device), device_name=device_name(device),
                      threads=torch.get_num_threads() if device == "cpu" else 0, flops_per_s=flops,
                      bytes_per_s=bytes_per_s, source="quick probe" if quick else "probe",
                      measured_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), load_avg_1m=load,
-                     others_busy_cores=others.cores, cores=others.cpus)
+                     others_busy_cores=max(seen) if seen else None, cores=during.cpus)
 
 
 def _measure_roofs(device: str, timer, quick: bool,
