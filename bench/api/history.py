@@ -71,8 +71,8 @@ def import_runs(paths: Sequence[str | Path], *, store: str | Path | None = None)
 @dataclass(frozen=True)
 class History:
     """Rows of the store (frame: bench.store.history's columns, oldest first), their change points (changes:
-    bench.gate.changes' columns), the ok rows as judged (values: with `value`, `suite_factor`, `relative_value`
-    and `suite_rows`) and the files written."""
+    bench.gate.changes' columns), the ok rows as judged (values: with `value`, `suite_factor`, `relative_value`,
+    `suite_rows` and `relative`) and the files written."""
 
     frame: pd.DataFrame
     changes: pd.DataFrame
@@ -91,7 +91,8 @@ def history(*, store: str | Path | None = None, filter: str = "", device: str = 
             out: str | Path | None = None, statistic: str = "fastest", relative: bool = True) -> History:
     """Trends and change points of the stored rows. filter: name parts or tags as `run --filter`; device,
     machine: narrow to one device or machine key; statistic: the per-run value the change points follow,
-    "fastest" (the fastest worker process's median) or "median" (bench.gate.changes.STATISTICS); relative: judge
+    "fastest" (the fastest worker process's median), "trimmed" (the trimmed mean of the process medians) or
+    "median" (bench.gate.changes.STATISTICS); relative: judge
     each row relative to the other rows of its run (runs of at least MIN_SUITE_ROWS rows read), so that a run on
     a busy machine is not a change, and report moves of the whole suite apart. With `out`, writes changes.csv,
     history.csv (the rows read, with the suite factor of the ok ones), one PNG per row identity and index.html

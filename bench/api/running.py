@@ -162,7 +162,8 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
         plans = select(plans, shard, fixed_s=warmup_s + budget_s, calls=min_samples)
     side = side_of(chosen_suite, filter=filter, names=[p.name for p in plans] if shard else ()) if processes else Side()
     common = dict(budget_s=budget_s / max(processes, 1), timeout_s=timeout_s, min_samples=min_samples,
-                  floor_samples=min(Policy.floor_samples, min_samples), target_rel_iqr=target_rel_iqr, cache=cache, profile=bool(profile))
+                  floor_samples=min(Policy.floor_samples, min_samples), target_rel_iqr=target_rel_iqr, cache=cache,
+                  profile=bool(profile))
     policy = Policy(**common, warmup_s=warmup_s)
     cuda_policy = Policy(**common, warmup_s=max(warmup_s, CUDA_POLICY.warmup_s))
     devices = devices_for(device)

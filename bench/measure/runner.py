@@ -112,8 +112,10 @@ def _compiled(module):
 def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Policy,
                      counter=None) -> tuple[Measurement, torch.Tensor, dict]:
     """Time the variant's step; return the measurement, one forward output (for the accuracy check) and the
-    Record fields it measured besides: with a `counter` (bench.measure.instructions, in a worker under callgrind)
-    the instructions per call; for `compile`, the seconds of the first call (compiling) and the graphs made."""
+    Record fields it measured besides: the hardware's state while timed (bench.measure.clocks); with a `counter`
+    (bench.measure.instructions, in a worker under callgrind) the instructions per call; for `compile`, the seconds
+    of the first call (compiling) and the graphs made; with policy.profile, the kernels of one call after the
+    timing (bench.measure.kernels)."""
     extra: dict = {}
     inputs = None
     if policy.cache == "cold":
