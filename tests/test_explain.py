@@ -15,7 +15,7 @@ from bench import api
 from bench.cli.main import main
 from bench.measure import env as envmod
 from bench.measure.apply import TF32_MIN_ERROR, math_that_ran
-from bench.measure.clocks import HardwareState, OthersBusy, Sampler, cpu_mhz, summarize_gpu
+from bench.measure.clocks import HardwareState, OthersBusy, Sampler, cpu_mhz, read_gpu, summarize_gpu
 from bench.measure.kernels import Kernel, KernelProfile, kernels_of, profile_calls, what_ran
 from bench.measure.roofs import Peaks
 from bench.report.build import build_report
@@ -110,12 +110,14 @@ def test_idle_application_clocks_and_sync_boost_are_not_throttling():
 
 
 def test_the_sampler_thread_samples_while_the_row_is_measured():
-    import time
+    import threading
 
     nvml = FakeNvml([(1980, 2619, 500, 50, 0)] * 1000)
-    with Sampler("cuda", nvml=nvml, interval_s=0.005) as s:
-        time.sleep(0.1)
-    assert s.state.samples >= 5  # start, end, and the thread's in between
+    third = threading.Event()
+    read = lambda n, h: (third.set() if n.i >= 3 else None, read_gpu(n, h))[1]  # noqa: E731
+    with Sampler("cuda", nvml=nvml, read=read, interval_s=0.001) as s:
+        assert third.wait(30)  # the thread took samples while the block ran, however slow the machine
+    assert s.state.samples >= 4  # the start, two or more from the thread, the end
 
 
 def test_without_nvml_or_on_a_failing_query_the_row_keeps_no_clocks(monkeypatch):

@@ -40,11 +40,6 @@ class HardwareState:
     throttled_share: float | None = None  # the share of samples taken while throttled
     samples: int = 0
 
-    def as_row(self) -> dict:
-        return dict(cpu_mhz=self.cpu_mhz, sm_clock_mhz=self.sm_clock_mhz, mem_clock_mhz=self.mem_clock_mhz,
-                    power_w=self.power_w, temperature_c=self.temperature_c, throttle=self.throttle or None,
-                    throttled_share=self.throttled_share)
-
 
 def cpu_mhz(*, sysfs: Path = Path("/sys/devices/system/cpu"), cpuinfo: Path = Path("/proc/cpuinfo")) -> float | None:
     """The mean current frequency of the CPUs this process may run on, in MHz: cpufreq's scaling_cur_freq, else

@@ -108,15 +108,6 @@ def to_kernels(records: list[Record]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=KERNEL_COLUMNS)
 
 
-def traces(records: list[Record]) -> dict[RowKey, str]:
-    """--profile: each profiled row's trace (Chrome JSON), from the first process that profiled it."""
-    out: dict[RowKey, str] = {}
-    for r in records:
-        if r.profile is not None and r.key not in out:
-            out[r.key] = r.profile.trace
-    return out
-
-
 def to_samples(records: list[Record]) -> pd.DataFrame:
     """Raw per-call times, one row per sample (long format), columns schema.SAMPLE_COLUMNS."""
     rows = []
