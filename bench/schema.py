@@ -30,8 +30,9 @@ RESULT_COLUMNS = [
     # the worker processes that measured the row (bench.measure.pool): how many, the spread within them (median of
     # each process's relative IQR) and between them (relative IQR of the per-process medians)
     "n_processes", "rel_iqr_within", "rel_iqr_between",
-    # --metric instructions: CPU instructions per call counted by callgrind (deterministic), when measured
-    "instructions",
+    # --metric instructions: CPU instructions per call counted by callgrind, the lowest over the memory layouts it
+    # was counted in, and how far the highest was above it (bench.measure.instructions)
+    "instructions", "instructions_spread",
     # compile rows: seconds of the first call (compiling, not timed; median over processes), graphs compiled
     "compile_s", "graphs",
     # the memory the row held at its peak, measured (the largest over its processes), and the planned estimate
@@ -58,7 +59,7 @@ NUMERIC_COLUMNS = frozenset({
     "calls_per_sample", "rel_iqr", "host_median_s", "host_iqr_s", "enqueue_median_s", "flops_per_s", "bytes_per_s",
     "threads", "warmup_calls", "first_call_s", "threshold", "max_rel_diff", "arithmetic_intensity",
     "sample", "device_s", "host_s", "enqueue_s", "calls",
-    "n_processes", "rel_iqr_within", "rel_iqr_between", "instructions", "process", "compile_s", "graphs",
+    "n_processes", "rel_iqr_within", "rel_iqr_between", "instructions", "instructions_spread", "process", "compile_s", "graphs",
     "peak_memory_bytes", "planned_peak_bytes",
     "cpu_mhz", "sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "throttled_share",
     "calls", "time_s", "share",

@@ -409,3 +409,60 @@ def test_run_in_workers_exception_in_on_record_kills_every_live_worker():
     assert len(fakes.started) == 2  # both sides' first workers were live
     assert all(w.killed for w in fakes.started)
     assert len(fakes.log) == 1
+
+
+# ---------------------------------------------------------------- --metric instructions: one worker per layout
+@pytest.fixture
+def no_valgrind_needed(monkeypatch, tmp_path):
+    """count_instructions with its library build and launcher faked: the schedule, not callgrind, is under test."""
+    from bench.measure import instructions
+
+    monkeypatch.setattr(instructions, "build_library", lambda folder: tmp_path / "lib.so")
+    monkeypatch.setattr(instructions, "launcher", lambda out: ("valgrind", f"--out={out}"))
+
+
+def test_count_instructions_counts_every_cpu_row_in_each_layout(no_valgrind_needed):
+    """One worker per memory layout, each padded differently but with the same hash seed and its own dump folder;
+    every CPU row counted in each; records carry -1 - layout and reach on_record in the caller's thread."""
+    fakes, seen = Fakes(plans=PLANS), []
+    job = replace(JOB, devices=("cpu", "cuda"))
+    pool.count_instructions(Side(name="x"), job, spawn=fakes, layouts=3,
+                            on_record=lambda name, r: seen.append((name, r.process, threading.current_thread())))
+    assert sorted(w.number for w in fakes.started) == [-3, -2, -1]
+    pads = {w.number: dict(w.side.environ)["BENCH_LAYOUT_PAD"] for w in fakes.started}
+    assert len({len(p) for p in pads.values()}) == 3 and pads[-1] == ""
+    assert {dict(w.side.environ)["PYTHONHASHSEED"] for w in fakes.started} == {"0"}
+    assert len({w.side.launcher for w in fakes.started}) == len({w.job.counter_out for w in fakes.started}) == 3
+    for w in fakes.started:
+        assert sorted(r.workload for r in w.rows) == ["a", "b", "c"] and {r.device for r in w.rows} == {"cpu"}
+        assert w.closed and w.job.policy.budget_s == 0.0
+    assert sorted(p for _, p, _ in seen) == sorted([-1, -2, -3] * 3)
+    assert {name for name, _, _ in seen} == {"x"} and {t for _, _, t in seen} == {threading.main_thread()}
+
+
+def test_count_instructions_a_layout_that_cannot_start_stops_the_count(no_valgrind_needed):
+    """A counting worker that cannot start (BenchError from spawn) is raised in the caller; the others are stopped."""
+    from bench.errors import BenchError, Problem
+
+    fakes = Fakes(plans=PLANS)
+
+    def spawn(side, job, number):
+        if number == -2:
+            raise BenchError(Problem(where="worker", field="start", expected="a worker", found="no valgrind"))
+        return fakes(side, job, number)
+
+    with pytest.raises(BenchError, match="no valgrind"):
+        pool.count_instructions(Side(), JOB, spawn=spawn, layouts=3, on_record=lambda *_: None)
+    assert len(fakes.started) == 2 and all(w.closed or w.killed for w in fakes.started)
+
+
+def test_a_rows_count_is_the_lowest_layouts_with_the_spread():
+    """to_frame: the row's instructions are the lowest of its layouts' counts (collisions only add instructions),
+    instructions_spread how far the highest was above it; the timed processes' samples are untouched."""
+    from bench.store.frames import to_frame
+
+    base = Record(plan=PLANS[0], device="cpu", device_name="", threads=1, status="ok")
+    counted = [replace(base, process=-1 - i, instructions=c) for i, c in enumerate((16_227.0, 15_411.0, 15_431.0))]
+    (row,) = to_frame(counted).to_dict("records")
+    assert row["instructions"] == 15_411.0
+    assert row["instructions_spread"] == pytest.approx(16_227 / 15_411 - 1)

@@ -199,7 +199,8 @@ def cmd_run(args) -> int:
 
     def record(r: Record) -> None:
         if r.status == "ok" and r.measurement is None and r.instructions is not None:
-            err(f"    {r.instructions:,.0f} instructions per call (callgrind)")
+            err(f"    {r.plan.name}: {r.instructions:,.0f} instructions per call (callgrind, memory layout "
+                f"{-1 - r.process})")
         elif r.status == "ok":
             m = r.measurement
             s = summarize(m.device_s)

@@ -31,8 +31,17 @@ void bench_cg_zero(void) { CALLGRIND_ZERO_STATS; }
 void bench_cg_dump(void) { CALLGRIND_DUMP_STATS; }
 """
 # Python randomizes str hashes per process, so dict and set probes differ from one process to the next: two counts
-# of a Flatten row were 0.4-5.4% apart (CI saw 5.4%) and agreed to the last digit with the seed fixed.
-COUNTER_ENVIRON = (("PYTHONHASHSEED", "0"),)
+# of a Flatten row were 0.4-5.4% apart and agreed to the last digit with the seed fixed.
+HASH_SEED = "0"
+# With the seed fixed, a count still depends on the process's memory layout, which the size of its environment
+# moves (the CI runner saw two counts of one Flatten row 5.0% apart): CPython caches attribute lookups in tables
+# indexed by addresses, and a collision there costs a slow lookup on every call. Counted under 16 environment
+# paddings, a Flatten of [4, 8] gave 15 counts within 0.13% (15,411-15,431) and one 5.3% above (16,227); a
+# Linear(64, 64) on [16, 64] spread over 0.5%. Such collisions only add instructions, so each row is counted in
+# LAYOUTS workers, each with its own padding (the same paddings on both sides of `bench ab`), and its count is
+# the lowest: all LAYOUTS would have to be unlucky at once to inflate it.
+LAYOUTS = 3
+PAD_BYTES = 1187  # layout i pads the environment with i * PAD_BYTES bytes (not a multiple of any alignment)
 CALLS = 100  # calls counted per row (after one instrumented, uncounted call that translates the code paths)
 # ...in BATCHES batches, each dumped, the row's count the median batch's: a one-time event inside the counted calls
 # (a new allocator arena, a dict resized, glibc consolidating its free lists) costs thousands of instructions once.
@@ -75,6 +84,11 @@ def launcher(out_dir: Path) -> tuple[str, ...]:
         raise _refuse("no valgrind on PATH")
     return (valgrind, "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no", "--dump-instr=no",
             "--dump-line=no", f"--callgrind-out-file={out_dir}/callgrind.out.%p", "--quiet")
+
+
+def counter_environ(layout: int) -> tuple[tuple[str, str], ...]:
+    """The variables a counting worker of layout `layout` (0, 1, ...) gets: the fixed hash seed and its padding."""
+    return (("PYTHONHASHSEED", HASH_SEED), ("BENCH_LAYOUT_PAD", "x" * (layout * PAD_BYTES)))
 
 
 def default_folder() -> Path:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
 import random
 import shutil
 import signal
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -504,29 +506,71 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
 
 
 def count_instructions(side: Side, job: Job, *, on_record: Callable[[str, Record], None],
-                       spawn: Callable[[Side, Job, int], Worker] = Worker) -> None:
-    """`--metric instructions`: one worker under callgrind (bench.measure.instructions) measures every CPU row once,
-    for its instruction count only: its records carry no samples (times under valgrind mean nothing) and process -1.
-    BenchError (one line) when valgrind, its header or a C compiler is missing."""
-    from bench.measure.instructions import COUNTER_ENVIRON, build_library, default_folder, launcher
+                       spawn: Callable[[Side, Job, int], Worker] = Worker, layouts: int | None = None) -> None:
+    """`--metric instructions`: workers under callgrind (bench.measure.instructions) measure every CPU row, for its
+    instruction count only: their records carry no samples (times under valgrind mean nothing). One worker per
+    memory layout (`layouts`, default instructions.LAYOUTS), each with its own environment padding, run at once
+    (a count does not depend on the load); the records of layout i carry process -1 - i, and the row's count is
+    the lowest of them (bench.store.frames). BenchError (one line) when valgrind, its header or a C compiler is
+    missing."""
+    from bench.measure.instructions import LAYOUTS, build_library, counter_environ, default_folder, launcher
 
     library = build_library(default_folder())
     out = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
     tiny = replace(job.policy, budget_s=0.0, warmup_s=0.0, min_samples=job.policy.floor_samples)
     counted = replace(job, policy=tiny, metric="instructions", counter_library=str(library), counter_out=str(out))
-    traced = replace(side, launcher=launcher(out), environ=(*side.environ, *COUNTER_ENVIRON))
-    worker = None
+    found: queue.Queue = queue.Queue()
+    live: list[Worker] = []  # killed if the caller stops early (Ctrl-C): joining would wait for whole suites
+
+    def one_layout(layout: int) -> None:
+        number = -1 - layout
+        folder = out / str(layout)  # each worker its own dump folder: a worker reads back only its own dumps
+        folder.mkdir()
+        traced = replace(side, launcher=launcher(folder), environ=(*side.environ, *counter_environ(layout)))
+        laid = replace(counted, counter_out=str(folder))
+        worker = None
+        try:
+            worker = spawn(traced, laid, number)
+            live.append(worker)
+            for row in [r for r in rows_for(worker.ready, laid) if r.device == "cpu"]:
+                if worker is None:
+                    worker = spawn(traced, laid, number)
+                    live.append(worker)
+                record = worker.measure(row, process=number)
+                found.put(replace(record, measurement=None))
+                if record.status in FAILED:
+                    worker.kill()
+                    worker = None
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+            found.put(exc)
+        finally:
+            if worker is not None:
+                worker.close()
+            found.put(None)
+
+    count = layouts or LAYOUTS
+    threads = [threading.Thread(target=one_layout, args=(i,), name=f"bench-counter-{i}", daemon=True)
+               for i in range(count)]
+    finished = False
     try:
-        worker = spawn(traced, counted, -1)
-        for row in [r for r in rows_for(worker.ready, counted) if r.device == "cpu"]:
-            if worker is None:
-                worker = spawn(traced, counted, -1)
-            record = worker.measure(row, process=-1)
-            on_record(side.name, replace(record, measurement=None))
-            if record.status in FAILED:
-                worker.kill()
-                worker = None
+        for t in threads:
+            t.start()
+        done, error = 0, None
+        while done < count:  # records reach the caller in its own thread, as they come
+            item = found.get()
+            if item is None:
+                done += 1
+            elif isinstance(item, BaseException):
+                error = error or item
+            else:
+                on_record(side.name, item)
+        finished = True
+        if error is not None:
+            raise error
     finally:
-        if worker is not None:
-            worker.close()
+        if not finished:
+            for worker in list(live):
+                worker.kill()
+        for t in threads:
+            t.join()
         shutil.rmtree(out, ignore_errors=True)

@@ -55,8 +55,9 @@ def to_frame(records: list[Record]) -> pd.DataFrame:
         if bad is not None and len(group) > 1:
             row["reason"] = f"in process {bad.process} ({len(group)} measured the row): {bad.reason}"
         counts = [r.instructions for r in group if r.instructions is not None]
-        if counts:  # --metric instructions: from the worker under callgrind
-            row["instructions"] = float(pd.Series(counts).median())
+        if counts:  # --metric instructions: the lowest of the layouts' counts (bench.measure.instructions.LAYOUTS)
+            row["instructions"] = float(min(counts))
+            row["instructions_spread"] = max(counts) / min(counts) - 1 if min(counts) > 0 else float("nan")
         peaks = [r.peak_memory_bytes for r in group if r.peak_memory_bytes is not None]
         if peaks:  # the most any of its processes held
             row["peak_memory_bytes"] = max(peaks)
