@@ -203,3 +203,22 @@ def test_workloads_in_code_that_do_not_pickle_need_processes_0(tmp_path):
     assert "lambda-lin" in message and "processes=0" in message
     assert "\n" not in message.strip()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # refused before writing
+
+
+def test_a_worker_that_fails_to_start_says_why(tmp_path):
+    """An interpreter that exits 1 with a traceback while starting (a library that will not load under valgrind, a
+    broken environment): one-line BenchError with the exit status and the traceback's last line."""
+    from bench.measure.pool import Job, Side, Worker
+    from bench.measure.sampling import Policy
+
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\necho 'Traceback (most recent call last):' >&2\n"
+                      "echo '  File \"<string>\", line 1, in <module>' >&2\n"
+                      "echo 'OSError: libbenchcg.so: cannot open shared object file' >&2\nexit 1\n")
+    python.chmod(0o755)
+    job = Job(policy=Policy(), cuda_policy=Policy(), threads=1, devices=("cpu",))
+    with pytest.raises(bench.BenchError) as err:
+        Worker(Side(python=str(python)), job, 0)
+    message = str(err.value)
+    assert "\n" not in message and "exited with status 1 while starting" in message
+    assert "(OSError: libbenchcg.so: cannot open shared object file)" in message

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import hashlib
+import os
 import re
 import shutil
 import statistics
@@ -67,13 +68,17 @@ def build_library(folder: Path) -> Path:
     if path.is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    source = folder / "benchcg.c"
-    source.write_text(SOURCE)
-    done = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(path), str(source)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        raise _refuse(lines[0] if lines else f"{compiler} exited {done.returncode}")
+    # built under names of this process's own and renamed into place at once: two runs starting together on a
+    # fresh machine each compile, and neither's worker loads a library half written by the other
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        source, built = Path(scratch) / "benchcg.c", Path(scratch) / path.name
+        source.write_text(SOURCE)
+        done = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(built), str(source)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines()
+            raise _refuse(lines[0] if lines else f"{compiler} exited {done.returncode}")
+        os.replace(built, path)
     return path
 
 

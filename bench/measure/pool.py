@@ -166,6 +166,14 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _last_exception(log: str) -> str:
+    """The last line of a Python traceback in the log ('OSError: ...'), cut to 200 characters; '' when none."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    if not any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return ""
+    return lines[-1][:200]
+
+
 def _innermost_frame(log: str) -> str:
     """The innermost Python frame faulthandler printed for a fatal error ('File "x.py", line 3 in forward') that is
     not in Python's standard library (ctypes.string_at is not where the user's bug is), else the innermost."""
@@ -242,9 +250,12 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.kill()
             code = self.proc.returncode
-        frame = _innermost_frame(self._tail())
+        tail = self._tail()
+        frame = _innermost_frame(tail)
         how = f"died of {_signal_name(-code)}" if code is not None and code < 0 else f"exited with status {code}"
-        raise WorkerGone("crashed", f"the worker process {how} while {doing}" + (f", in {frame}" if frame else ""))
+        said = "" if frame else _last_exception(tail)
+        raise WorkerGone("crashed", f"the worker process {how} while {doing}" + (f", in {frame}" if frame else "")
+                         + (f" ({said})" if said else ""))
 
     def measure(self, row: Row, *, process: int, policy: Policy | None = None) -> Record:
         """Measure one row; a record whatever happens (crashed or timeout when the worker is gone: then it is dead).
