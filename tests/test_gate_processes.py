@@ -466,3 +466,48 @@ def test_a_rows_count_is_the_lowest_layouts_with_the_spread():
     (row,) = to_frame(counted).to_dict("records")
     assert row["instructions"] == 15_411.0
     assert row["instructions_spread"] == pytest.approx(16_227 / 15_411 - 1)
+
+
+# ---------------------------------------------------------------- bench ab: extra pairs for rows that could be slower
+def test_run_pairs_extra_pairs_number_on_and_measure_only_the_rows_asked():
+    """run_pairs(first_pair=16, only=...): pairs numbered 16.. on both sides, and only the rows `only` picks."""
+    fakes, records = Fakes(plans=PLANS), []
+    run_pairs(Side(name="baseline"), Side(name="candidate"), JOB, pairs=3, blocks=2, rng=random.Random(3),
+              on_record=lambda name, r: records.append((name, r)), spawn=fakes, first_pair=16,
+              only=lambda row: row.workload == "b")
+    assert sorted(w.number for w in fakes.started) == [16, 16, 17, 17, 18, 18]
+    assert {r.plan.workload.name for _, r in records} == {"b"}
+    assert Counter((name, r.process) for name, r in records) == {
+        (side, k): 2 for side in ("baseline", "candidate") for k in (16, 17, 18)}
+
+
+def test_could_be_slower_picks_the_unsure_rows_a_slowdown_is_not_ruled_out_for():
+    """Extra pairs go to rows whose interval still reaches 1 + threshold: not to a row judged same, nor to one that
+    is unsure only because a speedup is not ruled out, nor to a failed row."""
+    from bench.api.ab import could_be_slower
+
+    rng = np.random.default_rng(5)
+    pairs, per = 16, 5
+    bias = np.exp(rng.normal(0.0, 0.3, pairs))  # each pair's lifelong bias, shared by its two processes
+    i = np.arange(pairs * per)
+    spread = {"tight": 0.005, "wide": 0.4, "lower": 0.08}  # sigma of each pair's log ratio
+    centre = {"tight": 1.0, "wide": 1.0, "lower": 0.95}
+    base_rows, cand_rows = {}, {}
+    for name in spread:
+        ratio = centre[name] * np.exp(rng.normal(0.0, spread[name], pairs))
+        base_rows[name] = 1e-3 * bias[i % pairs]
+        cand_rows[name] = 1e-3 * bias[i % pairs] * ratio[i % pairs]
+    base_rows["failed"] = cand_rows["failed"] = np.array([])
+
+    def side(rows, name):
+        results, samples, env = run_frames(rows, processes=pairs, status={"failed": "crashed"},
+                                           env={"ab": {"id": "j", "side": name}})
+        return Run(results=results, samples=samples, env=env)
+
+    base, cand = side(base_rows, "baseline"), side(cand_rows, "candidate")
+    verdicts = {v.workload: v for v in compare_runs(base, cand, allow_failed=True).verdicts}
+    assert verdicts["tight"].verdict == "same"
+    assert verdicts["lower"].verdict == "unsure" and verdicts["lower"].ratio_high < 1.1  # a speedup not ruled out
+    assert verdicts["wide"].verdict == "unsure" and verdicts["wide"].ratio_high >= 1.1
+    assert [k.workload for k in could_be_slower(base, cand, threshold=0.10)] == ["wide"]
+    assert could_be_slower(base, cand, threshold=2.0) == []  # at a 200% threshold the wide row is same

@@ -12,6 +12,7 @@ command reads like runs (`bench compare X/baseline X/candidate` judges them agai
 from __future__ import annotations
 
 import json
+import math
 import random
 import secrets
 import shutil
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from bench.errors import BenchError, Problem
+from bench.gate.compare import compare_runs
+from bench.gate.rule import Rule
 from bench.measure import env as envmod
 from bench.measure.pool import Job, Side, count_instructions, run_pairs
 from bench.measure.record import Progress, Record
@@ -41,6 +44,10 @@ from bench.suite.variants import parse_variants
 AB_FILE = "ab.json"  # marks an A/B folder: its two run folders are two versions, never rounds to pool
 DEFAULT_PAIRS = 16  # pairs of worker processes (docs/gate.md: the sign test needs 8; 16 leaves room for outliers)
 DEFAULT_BLOCKS = 6  # blocks per row per process, alternated between the two sides
+# then this many more pairs for the rows that could still be slower by their threshold (verdict unsure, the upper
+# end of the ratio's interval at or above 1 + threshold): a loaded runner widens the pairs' spread, and a +25% row
+# ended unsure rather than slower in 1 of 27 jobs (docs/gate.md)
+DEFAULT_EXTRA_PAIRS = 8
 FLUSH_S = 5.0  # the run folders are rewritten at most this often while measuring, and at the end
 
 
@@ -116,20 +123,25 @@ def _python(base_python: str) -> str:
 def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str | None = None, device: str = "all",
        budget_s: float = Policy.budget_s, warmup_s: float = Policy.warmup_s, timeout_s: float = Policy.timeout_s,
        min_samples: int = Policy.min_samples, threads: int | None = None, variants: str = "", filter: str = "",
-       processes: int = DEFAULT_PAIRS, blocks: int = DEFAULT_BLOCKS, out: str | Path = RESULTS_DIR / "ab",
+       processes: int = DEFAULT_PAIRS, blocks: int = DEFAULT_BLOCKS, extra_pairs: int = DEFAULT_EXTRA_PAIRS,
+       threshold: float = 0.10, out: str | Path = RESULTS_DIR / "ab",
        label: str = "", seed: int | None = None, argv: Sequence[str] = (), metric: str = "time",
        on_start: Callable[[Path], None] | None = None, on_progress: Callable[[Progress], None] | None = None,
        on_record: Callable[[str, Record], None] | None = None) -> AB:
     """Measure configs from the base (git ref and/or Python) and from the working tree, interleaved in `processes`
     pairs of worker processes of `blocks` blocks per row; budget_s is each row's per side. Writes the two runs
-    under `out`; judge them with bench.comparison(result.baseline, result.candidate). metric "instructions": each
-    side's CPU rows are also counted under callgrind, once (judge with metric="instructions")."""
+    under `out`; judge them with bench.comparison(result.baseline, result.candidate). extra_pairs: after the
+    `processes` pairs (8 at least), the rows still `unsure` that could be slower by their threshold (default
+    `threshold`, as compare takes it) get this many more pairs, numbered on from `processes`. metric "instructions": each side's
+    CPU rows are also counted under callgrind (judge with metric="instructions")."""
     if not base_ref and not base_python:
         raise BenchError(Problem(where="ab", field="--base-ref", expected="a git ref to compare with (or --base-python)",
                                  found="neither"))
     check_label(label)
     if metric not in ("time", "instructions"):
         raise BenchError(Problem(where="ab", field="--metric", expected="time or instructions", found=repr(metric)))
+    if isinstance(extra_pairs, bool) or not isinstance(extra_pairs, int) or extra_pairs < 0:
+        raise BenchError(Problem(where="ab", field="--extra-pairs", expected="an integer >= 0", found=repr(extra_pairs)))
     if metric == "instructions":
         from bench.measure.instructions import build_library, default_folder
 
@@ -151,7 +163,8 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
     job_id = secrets.token_hex(8)
     settings = dict(configs=[str(s) for s in configs], devices=devices, variants=[v.name for v in chosen],
                     budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples, threads=threads,
-                    processes=pairs, blocks=blocks, filter=filter, metric=metric)
+                    processes=pairs, blocks=blocks, extra_pairs=extra_pairs, threshold=threshold, filter=filter,
+                    metric=metric)
     with _base_tree(base_ref) as (top, tree, commit):
         base_configs = tuple(_in_tree(p, top, tree, base_ref) for p in paths) if tree else tuple(map(str, paths))
         base = Side(name="baseline", configs=base_configs, filter=filter, python=python,
@@ -166,7 +179,8 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
             raise cannot_write(folder, exc) from None
         if on_start:
             on_start(folder)
-        return _measure(base, cand, job, folder=folder, pairs=pairs, blocks=blocks, seed=seed, job_id=job_id,
+        return _measure(base, cand, job, folder=folder, pairs=pairs, blocks=blocks, extra_pairs=extra_pairs,
+                        threshold=threshold, seed=seed, job_id=job_id,
                         settings=settings, argv=argv, commit=commit, base_ref=base_ref, base_python=base_python,
                         on_progress=on_progress, on_record=on_record, metric=metric)
 
@@ -181,7 +195,8 @@ def _base_tree(base_ref: str | None) -> Iterator[tuple[Path | None, Path | None,
         yield top, tree, commit
 
 
-def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, blocks: int, seed: int, job_id: str,
+def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, blocks: int, extra_pairs: int,
+             threshold: float, seed: int, job_id: str,
              settings: dict, argv: Sequence[str], commit: str, base_ref: str | None, base_python: str | None,
              on_progress, on_record, metric: str = "time") -> AB:
     env = envmod.capture(devices=list(job.devices), argv=["bench", *argv], threads=job.threads)
@@ -213,8 +228,22 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
             on_record(side, r)
 
     try:
-        costs = run_pairs(base, cand, job, pairs=pairs, blocks=blocks, rng=random.Random(seed), on_record=record,
+        rng = random.Random(seed)
+        costs = run_pairs(base, cand, job, pairs=pairs, blocks=blocks, rng=rng, on_record=record,
                           on_progress=on_progress, versions=lambda side, v: _versions(writers[side].env, v))
+        so_far = [Run(results=to_frame(records[side.name]), samples=to_samples(records[side.name]),
+                      env=writers[side.name].env) for side in (base, cand)]
+        # fewer first pairs than the sign test needs: the caller chose a quick look, not a verdict
+        extend = could_be_slower(*so_far, threshold=threshold) if extra_pairs and pairs >= Rule().min_pairs else []
+        for side in (base, cand):
+            writers[side.name].env["ab"].update(extra_pairs=extra_pairs if extend else 0,
+                                                extended=[k.label for k in extend])
+        if extend:
+            keys = {(k.workload, k.device, k.variant) for k in extend}
+            more = run_pairs(base, cand, job, pairs=extra_pairs, blocks=blocks, rng=rng, on_record=record,
+                             on_progress=on_progress, first_pair=pairs,
+                             only=lambda row: (row.workload, row.device, row.variant.name) in keys)
+            costs = {name: costs[name].merged(more[name]) for name in costs}
         if metric == "instructions":
             for side in (base, cand):
                 count_instructions(side, job, on_record=record)
@@ -234,6 +263,17 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
                 pass
         raise
     return AB(baseline=runs[base.name], candidate=runs[cand.name], folder=folder)
+
+
+def could_be_slower(base: Run, cand: Run, *, threshold: float) -> list[RowKey]:
+    """The rows two runs of one job leave `unsure` while the upper end of their ratio's interval reaches 1 + their
+    threshold: more pairs may yet make them slower or same. Judged as compare judges the finished job (paired, the
+    rows' own thresholds); rows without a median on both sides (failed) are left out."""
+    cmp = compare_runs(base, cand, rule=Rule(threshold=threshold), allow_env_mismatch=True, allow_missing=True,
+                       allow_incomplete=True, allow_failed=True)
+    return [RowKey(v.workload, v.device, v.dtype, v.variant) for v in cmp.verdicts
+            if v.verdict == "unsure" and math.isfinite(v.baseline_median_s) and math.isfinite(v.candidate_median_s)
+            and not v.ratio_high < 1 + v.threshold]
 
 
 def _versions(env: dict, versions: dict) -> None:

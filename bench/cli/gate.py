@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 
-from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_PAIRS, ab
+from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_EXTRA_PAIRS, DEFAULT_PAIRS, ab
 from bench.api.comparing import comparison, load
 from bench.api.running import prepare
 from bench.measure.pool import run_in_workers
@@ -70,6 +70,9 @@ def register(sub) -> None:
                    help="pairs of worker processes (one per side, alive together)")
     p.add_argument("--blocks", type=number(minimum=1, integer=True), default=DEFAULT_BLOCKS,
                    help="blocks per row in each process, alternated between the two sides")
+    p.add_argument("--extra-pairs", type=number(minimum=0, integer=True), default=DEFAULT_EXTRA_PAIRS,
+                   help="more pairs, after those, for the rows still unsure that could be slower by their threshold "
+                        "(0: none)")
     p.add_argument("--budget-s", type=number(), default=Policy.budget_s,
                    help="sampling seconds per row and side, split over its processes and blocks")
     p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s,
@@ -153,13 +156,18 @@ def cmd_ab(args) -> int:
     result = ab(args.configs, base_ref=args.base_ref or None, base_python=args.base_python or None,
                 device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s, timeout_s=args.timeout_s,
                 min_samples=args.min_samples, threads=args.threads, variants=args.variants, filter=args.filter,
-                processes=args.processes, blocks=args.blocks, out=args.out, label=args.label, seed=args.seed,
+                processes=args.processes, blocks=args.blocks, extra_pairs=args.extra_pairs,
+                threshold=args.threshold, out=args.out, label=args.label, seed=args.seed,
                 metric=args.metric,
                 argv=args.argv, on_start=lambda f: err(f"A/B: baseline {args.base_ref or ''}"
                                                        f"{' under ' + args.base_python if args.base_python else ''} "
                                                        f"against the working tree, {args.processes} pairs of worker "
                                                        f"processes x {args.blocks} blocks per row; writing {f}"),
                 on_progress=progress)
+    extended = result.candidate.env["ab"].get("extended") or []
+    if extended:
+        err(f"{len(extended)} row(s) still unsure after {args.processes} pairs got {args.extra_pairs} more: "
+            + ", ".join(extended))
     for side in (result.baseline, result.candidate):
         workers = side.env.get("workers") or {}
         if workers:

@@ -129,6 +129,11 @@ class WorkerCost:
         return replace(self, started=self.started + 1, start_s=self.start_s + (worker.start_s,),
                        import_s=self.import_s + (worker.ready.import_s,))
 
+    def merged(self, other: "WorkerCost") -> "WorkerCost":
+        """Both costs as one (a job's extra pairs after its first ones)."""
+        return WorkerCost(started=self.started + other.started, start_s=self.start_s + other.start_s,
+                          import_s=self.import_s + other.import_s, measuring_s=self.measuring_s + other.measuring_s)
+
     def as_dict(self) -> dict:
         median = lambda xs: sorted(xs)[len(xs) // 2] if xs else None  # noqa: E731
         return dict(started=self.started, start_s_median=median(self.start_s), import_s_median=median(self.import_s),
@@ -421,7 +426,8 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
               on_record: Callable[[str, Record], None],
               on_progress: Callable[[Progress], None] | None = None,
               spawn: Callable[[Side, Job, int], Worker] = Worker,
-              versions: Callable[[str, dict], None] | None = None) -> dict[str, WorkerCost]:
+              versions: Callable[[str, dict], None] | None = None, first_pair: int = 0,
+              only: Callable[[Row], bool] | None = None) -> dict[str, WorkerCost]:
     """`bench ab`'s schedule: `pairs` pairs of workers, one per side, alive together. For each row (in a random
     order per pair) the two alternate `blocks` short blocks, A then B or B then A at random each time, so both
     sides meet the same moments of a noisy machine (a burst of load, a busy neighbour) and each pair gives a ratio
@@ -429,7 +435,8 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
     rather than simultaneous: the processes never compete for a core). A row is kept built in its worker between
     its blocks; its first block warms up for the job's warm-up, later ones briefly. Records carry the pair's
     number as their process on both sides: bench.gate pairs them. Rows only one side has are measured alone.
-    versions(side name, {python, torch, cuda}) hears what each side's first worker runs."""
+    versions(side name, {python, torch, cuda}) hears what each side's first worker runs. Extra pairs for some rows
+    (bench.api.ab): first_pair numbers the pairs from there on, only(row) picks the rows they measure."""
     for name, value in (("processes", pairs), ("blocks", blocks)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BenchError(Problem(where="ab", field=name, expected="an integer >= 1", found=repr(value)))
@@ -453,7 +460,7 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
     try:
         workers = {}
         for side in rng.sample([base, cand], 2):  # the first pair: started now, to learn each side's rows
-            workers[side.name] = start(side, 0)
+            workers[side.name] = start(side, first_pair)
             if versions:
                 versions(side.name, workers[side.name].ready.versions)
             side_plans = workers[side.name].ready.plans
@@ -468,17 +475,18 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
             w = plans[name][row.workload].workload
             return not skip_reason(row.variant, device=row.device, input_ndim=len(w.input_shape), workload_dtype=w.dtype)
 
-        union = list(dict.fromkeys(rows[base.name] + rows[cand.name]))
+        union = [r for r in dict.fromkeys(rows[base.name] + rows[cand.name]) if only is None or only(r)]
         total = pairs * blocks * sum(2 if r in rows[base.name] and r in rows[cand.name] else 1 for r in union)
         done, t0 = 0, time.perf_counter()
         # Each pair's workers start after the previous pair is done, never while a pair measures: on two cores an
         # interpreter importing torch beside the measuring one widened the spread of the pairs' ratios about 2x
         # (IQR 9-69% against 6-37%, smoke suite, 8 pairs, docs/gate.md), for 25% less wall time.
-        for pair in range(pairs):
-            if pair:
+        for pair in range(first_pair, first_pair + pairs):
+            if pair != first_pair:
                 workers = {side.name: start(side, pair) for side in rng.sample([base, cand], 2)}
             for row in rng.sample(union, len(union)):
-                names = [n for n in (base.name, cand.name) if row in rows[n] and (pair == 0 or applicable(n, row))]
+                names = [n for n in (base.name, cand.name) if row in rows[n]
+                         and (pair == first_pair or applicable(n, row))]
                 own = isolated(row) and any(applicable(n, row) for n in names)
                 for name in names:  # compile and cudnn_benchmark rows: a fresh worker of their own on each side
                     if workers.get(name) is None or (own and workers[name].measured):
