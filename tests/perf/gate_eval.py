@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 LEVELS = {"+10%": 10, "+25%": 4, "+100%": 1}
+FIRST_PAIRS = 16  # bench ab's default --processes; rows with more got extra pairs
 WORKLOADS = ["smoke-linear", "smoke-mlp", "smoke-conv", "smoke-flatten"]
 
 
@@ -85,6 +86,7 @@ def judge(base_dir: Path, cand_dir: Path, *, stored: bool) -> list[dict]:
     return [dict(workload=v.workload, ours=v.verdict, ratio=v.ratio, low=v.ratio_low, high=v.ratio_high,
                  detectable=v.detectable_ratio, median_ratio=v.candidate_median_s / v.baseline_median_s,
                  pytest_benchmark=bool(check.fails(c[v.workload], b[v.workload])), paired=cmp.paired,
+                 pairs=min(v.n_baseline, v.n_candidate),
                  machine_differs=cmp.machine_differs) for v in cmp.verdicts]
 
 
@@ -103,6 +105,7 @@ def main() -> int:
     ap.add_argument("--ci-bench", type=int, default=0, help="fresh clones running `make ci-bench`")
     ap.add_argument("--out", default="/tmp/gate-eval")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--burn-inject", action="store_true", help="injection jobs too with a core burned")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +130,8 @@ def main() -> int:
         sh(["git", "checkout", "--quiet", "--detach", commits[(kind, target)] if target else base], work)
         config = "tests/perf/inject.py" if target else "smoke"
         load0 = os.getloadavg()[0]
-        status, seconds, tail = bench(work, *ab, config, "--out", str(out / "jobs" / job), burn=kind == "loaded")
+        burn = kind == "loaded" or (args.burn_inject and kind in LEVELS)
+        status, seconds, tail = bench(work, *ab, config, "--out", str(out / "jobs" / job), burn=burn)
         sh(["git", "checkout", "--quiet", "--detach", base], work)
         if status not in (0, 1):
             print(f"{job}: exit {status}\n{tail}", file=sys.stderr)
@@ -203,6 +207,8 @@ def report(rows: list[dict]) -> str:
                           "A/A jobs failed (exit 1)": (int(fc.groupby("job")["exit"].first().eq(1).sum())
                                                        if kind in ("aa", "loaded", "stored", "stored-earlier", "ci-bench") else "-"),
                           "pytest-benchmark fails": int(fc["pytest_benchmark"].sum()),
+                          # rows given extra pairs (bench ab --extra-pairs): more pairs than the job's first ones
+                          "rows extended": (int((fc["pairs"] > FIRST_PAIRS).sum()) if "pairs" in fc else "-"),
                           "median detectable": f"{fc['detectable'].replace(float('inf'), float('nan')).median() - 1:+.1%}",
                           "measured change (median)": f"{fc['median_ratio'].median() - 1:+.1%}",
                           "minutes per job": round(fc.groupby("job")["seconds"].first().mean() / 60, 1)})
