@@ -511,3 +511,17 @@ def test_could_be_slower_picks_the_unsure_rows_a_slowdown_is_not_ruled_out_for()
     assert verdicts["wide"].verdict == "unsure" and verdicts["wide"].ratio_high >= 1.1
     assert [k.workload for k in could_be_slower(base, cand, threshold=0.10)] == ["wide"]
     assert could_be_slower(base, cand, threshold=2.0) == []  # at a 200% threshold the wide row is same
+
+
+@pytest.mark.parametrize("lo, hi, says", [
+    (0.84, 1.04, "rules out a 10% slowdown, not a 10% speedup"),
+    (0.95, 1.30, "rules out a 10% speedup, not a 10% slowdown"),
+    (0.80, 1.30, "cannot rule out a 10% change"),
+])
+def test_an_unsure_row_says_which_side_is_left_open(lo, hi, says):
+    """unsure with the interval wide on one side only: the reason says whether a slowdown is ruled out."""
+    from bench.gate.rule import _judge
+
+    verdict, reason, _ = _judge(dict(ratio=1.0, ratio_low=lo, ratio_high=hi, p_value=0.5), threshold=0.1, alpha=0.01,
+                                test="p")
+    assert verdict == "unsure" and says in reason

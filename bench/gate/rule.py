@@ -80,6 +80,12 @@ def _judge(figures: dict, *, threshold: float, alpha: float, test: str) -> tuple
         return "same", f"interval [{lo:.3f}, {hi:.3f}] rules out a {t} change", figures
     if ratio >= line or ratio <= 1 / line:
         return "unsure", f"{ratio - 1:+.1%} but weak evidence (interval [{lo:.3f}, {hi:.3f}], p={p:.1g})", figures
+    if hi <= 1 + threshold:  # only a speedup is left open: for a gate against slowdowns, nothing to worry about
+        return "unsure", (f"too noisy for a speedup: interval [{lo:.3f}, {hi:.3f}] rules out a {t} slowdown, not a "
+                          f"{t} speedup"), figures
+    if lo >= 1 / (1 + threshold):
+        return "unsure", (f"too noisy: interval [{lo:.3f}, {hi:.3f}] rules out a {t} speedup, not a {t} "
+                          "slowdown"), figures
     return "unsure", f"too noisy: interval [{lo:.3f}, {hi:.3f}] cannot rule out a {t} change", figures
 
 
