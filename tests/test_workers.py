@@ -205,11 +205,21 @@ def test_workloads_in_code_that_do_not_pickle_need_processes_0(tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # refused before writing
 
 
-def test_a_worker_that_fails_to_start_says_why(tmp_path):
+@pytest.mark.parametrize("gone_before_init", [False, True])
+def test_a_worker_that_fails_to_start_says_why(tmp_path, monkeypatch, gone_before_init):
     """An interpreter that exits 1 with a traceback while starting (a library that will not load under valgrind, a
-    broken environment): one-line BenchError with the exit status and the traceback's last line."""
+    broken environment): one-line BenchError with the exit status and the traceback's last line, also when it
+    is gone before the init message could be sent (a broken pipe: CI's slower machine saw that one)."""
+    from multiprocessing.connection import Connection
+
     from bench.measure.pool import Job, Side, Worker
     from bench.measure.sampling import Policy
+
+    if gone_before_init:
+        def send(self, obj):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        monkeypatch.setattr(Connection, "send", send)
 
     python = tmp_path / "python"
     python.write_text("#!/bin/sh\necho 'Traceback (most recent call last):' >&2\n"

@@ -218,7 +218,10 @@ class Worker:
             child.close()
         self.conn = Connection(parent.detach())
         try:
-            self.conn.send(("init", side, job))
+            try:
+                self.conn.send(("init", side, job))
+            except OSError:  # the worker is gone already (a broken interpreter): _receive says how it ended
+                pass
             message = self._receive(start_limit_s, doing="starting")
         except WorkerGone as gone:
             self.kill()
