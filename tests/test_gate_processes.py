@@ -525,3 +525,14 @@ def test_an_unsure_row_says_which_side_is_left_open(lo, hi, says):
     verdict, reason, _ = _judge(dict(ratio=1.0, ratio_low=lo, ratio_high=hi, p_value=0.5), threshold=0.1, alpha=0.01,
                                 test="p")
     assert verdict == "unsure" and says in reason
+
+
+@pytest.mark.parametrize("kw, field", [(dict(extra_pairs=-1), "--extra-pairs"), (dict(extra_pairs=True), "--extra-pairs"),
+                                       (dict(threshold=0.0), "threshold")])
+def test_ab_refuses_bad_extra_pairs_and_threshold_before_measuring(kw, field):
+    """One-line BenchError naming the field, before any worktree or worker exists."""
+    import bench
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match=field):
+        bench.ab(["smoke"], base_ref="HEAD", **kw)

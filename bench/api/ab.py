@@ -132,8 +132,8 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
     pairs of worker processes of `blocks` blocks per row; budget_s is each row's per side. Writes the two runs
     under `out`; judge them with bench.comparison(result.baseline, result.candidate). extra_pairs: after the
     `processes` pairs (8 at least), the rows still `unsure` that could be slower by their threshold (default
-    `threshold`, as compare takes it) get this many more pairs, numbered on from `processes`. metric "instructions": each side's
-    CPU rows are also counted under callgrind (judge with metric="instructions")."""
+    `threshold`, as compare takes it) get this many more pairs, numbered on from `processes`. metric
+    "instructions": each side's CPU rows are also counted under callgrind (judge with metric="instructions")."""
     if not base_ref and not base_python:
         raise BenchError(Problem(where="ab", field="--base-ref", expected="a git ref to compare with (or --base-python)",
                                  found="neither"))
@@ -141,7 +141,9 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
     if metric not in ("time", "instructions"):
         raise BenchError(Problem(where="ab", field="--metric", expected="time or instructions", found=repr(metric)))
     if isinstance(extra_pairs, bool) or not isinstance(extra_pairs, int) or extra_pairs < 0:
-        raise BenchError(Problem(where="ab", field="--extra-pairs", expected="an integer >= 0", found=repr(extra_pairs)))
+        raise BenchError(Problem(where="ab", field="--extra-pairs", expected="an integer >= 0",
+                                 found=repr(extra_pairs)))
+    Rule(threshold=threshold)  # a threshold compare would refuse: refused now, before anything is measured
     if metric == "instructions":
         from bench.measure.instructions import build_library, default_folder
 
