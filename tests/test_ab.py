@@ -147,7 +147,7 @@ def test_bench_processes_must_be_an_integer(monkeypatch):
 @pytest.mark.skipif(shutil.which("valgrind") is None or shutil.which("cc") is None, reason="needs valgrind and cc")
 def test_run_metric_instructions_counts_with_callgrind(tmp_path):
     """A real worker under callgrind (about a minute: torch imports under valgrind): a count per CPU row, twice
-    the same within 1%, and the time columns still from the timed workers."""
+    the same within 0.2%, and the time columns still from the timed workers."""
     cfg = tmp_path / "cfg.py"
     cfg.write_text(textwrap.dedent(CONFIG).replace("nn.Identity", "nn.Flatten"))
     counts = []
@@ -158,4 +158,4 @@ def test_run_metric_instructions_counts_with_callgrind(tmp_path):
         run = bench.load(tmp_path / f"o{i}")
         assert run.results["n_processes"].tolist() == [1] and run.results["status"].tolist() == ["ok"]
         counts.append(float(run.results["instructions"].iloc[0]))
-    assert counts[0] > 1000 and abs(counts[1] / counts[0] - 1) < 0.01
+    assert counts[0] > 1000 and abs(counts[1] / counts[0] - 1) < 0.002, counts

@@ -8,6 +8,10 @@ under `valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no`, and s
 collection on around the measured calls only, through callgrind's client requests. Those are macros of
 <valgrind/callgrind.h> (inline machine code, not functions), so a five-line C file is compiled once into a small
 shared library and called through ctypes: torch exposes only the collection toggle, not instrumentation.
+
+The same library is the worker's allocator (counting_malloc.c, preloaded, with PYTHONMALLOC=malloc so Python's
+objects use it too): glibc's malloc costs what its heap's history makes it cost, and moved a Conv2d's count 0.4%
+from one batch to the next.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from bench.errors import BenchError, Problem
@@ -31,17 +36,22 @@ void bench_cg_toggle(void) { CALLGRIND_TOGGLE_COLLECT; }
 void bench_cg_zero(void) { CALLGRIND_ZERO_STATS; }
 void bench_cg_dump(void) { CALLGRIND_DUMP_STATS; }
 """
+ALLOCATOR = Path(__file__).with_name("counting_malloc.c")
+# -fno-builtin: GCC would compile calloc's malloc + memset into a call to calloc, itself
+FLAGS = ("-shared", "-fPIC", "-O2", "-fno-builtin")
 # Python randomizes str hashes per process, so dict and set probes differ from one process to the next: two counts
 # of a Flatten row were 0.4-5.4% apart and agreed to the last digit with the seed fixed.
 HASH_SEED = "0"
-# With the seed fixed, a count still depends on the process's memory layout, which the size of its environment
-# moves (the CI runner saw two counts of one Flatten row 5.0% apart): CPython caches attribute lookups in tables
-# indexed by addresses, and a collision there costs a slow lookup on every call. Counted under 16 environment
-# paddings, a Flatten of [4, 8] gave 15 counts within 0.13% (15,411-15,431) and one 5.3% above (16,227); a
-# Linear(64, 64) on [16, 64] spread over 0.5%. Such collisions only add instructions, so each row is counted in
-# LAYOUTS workers, each with its own padding (the same paddings on both sides of `bench ab`), and its count is
-# the lowest: all LAYOUTS would have to be unlucky at once to inflate it.
-LAYOUTS = 3
+# With the seed fixed, a count still depends on the process: CPython caches attribute lookups in a table indexed by
+# the name's address and the type's version tag (handed out in the order types are first looked up), and two hot
+# lookups that share a slot evict each other on every call (find_name_in_mro, dict probes). The CI runner saw two
+# counts of one Flatten row 5.0% apart. Which lookups collide changes from one worker to the next, so each row is
+# counted in LAYOUTS workers (each with its own environment padding, the same paddings on both sides of `bench
+# ab`), and its count is the lowest: collisions only add instructions. Counted in 12 workers, twice (the allocator
+# and warm-up below in place), the lowest counts of the four smoke rows were equal to the instruction in both runs,
+# and 10 of 96 workers were 0.1-1.7% above their row's lowest; the lowest of any 5 of the 12 was never more than
+# 0.03% above it (of any 3: 0.47%, in 1% of the triples).
+LAYOUTS = 5
 PAD_BYTES = 1187  # layout i pads the environment with i * PAD_BYTES bytes (not a multiple of any alignment)
 CALLS = 100  # calls counted per row (after one instrumented, uncounted call that translates the code paths)
 # ...in BATCHES batches, each dumped, the row's count the median batch's: a one-time event inside the counted calls
@@ -49,6 +59,13 @@ CALLS = 100  # calls counted per row (after one instrumented, uncounted call tha
 # Counted in one batch of 100 calls it moved two runs' counts of a 20,000-instruction row 0.16% apart (and 0.12%
 # for a 190,000 one); the median of 5 batches leaves it out.
 BATCHES = 5
+# Before them, WARMUP_CALLS uncounted calls (at most WARMUP_S seconds of them) outside instrumentation: Python 3.11
+# specializes its bytecode as it runs, and retries a failed specialization after 1, 3, 7 ... 4095 executions, so
+# the first few hundred calls of a row cost more than the next and the cost settles in steps. Counted right after
+# the timer's calls (10 to 100 of them, as many as the speed of the moment asked for), a Flatten row's batches moved
+# 0.5%. Rows slow enough to reach WARMUP_S first do millions of instructions a call, where those steps are nothing.
+WARMUP_CALLS = 1000
+WARMUP_S = 5.0
 
 
 def _refuse(found: str) -> BenchError:
@@ -64,16 +81,20 @@ def build_library(folder: Path) -> Path:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise _refuse("no C compiler (cc) on PATH")
-    path = folder / f"libbenchcg-{hashlib.sha1(SOURCE.encode()).hexdigest()[:8]}.so"
+    allocator = ALLOCATOR.read_text()
+    digest = hashlib.sha1("\0".join((SOURCE, allocator, *FLAGS)).encode()).hexdigest()[:8]
+    path = folder / f"libbenchcg-{digest}.so"
     if path.is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)
     # built under names of this process's own and renamed into place at once: two runs starting together on a
     # fresh machine each compile, and neither's worker loads a library half written by the other
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        source, built = Path(scratch) / "benchcg.c", Path(scratch) / path.name
+        source, malloc_source = Path(scratch) / "benchcg.c", Path(scratch) / ALLOCATOR.name
+        built = Path(scratch) / path.name
         source.write_text(SOURCE)
-        done = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(built), str(source)],
+        malloc_source.write_text(allocator)
+        done = subprocess.run([compiler, *FLAGS, "-o", str(built), str(source), str(malloc_source)],
                               capture_output=True, text=True)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines()
@@ -91,9 +112,11 @@ def launcher(out_dir: Path) -> tuple[str, ...]:
             "--dump-line=no", f"--callgrind-out-file={out_dir}/callgrind.out.%p", "--quiet")
 
 
-def counter_environ(layout: int) -> tuple[tuple[str, str], ...]:
-    """The variables a counting worker of layout `layout` (0, 1, ...) gets: the fixed hash seed and its padding."""
-    return (("PYTHONHASHSEED", HASH_SEED), ("BENCH_LAYOUT_PAD", "x" * (layout * PAD_BYTES)))
+def counter_environ(layout: int, library: Path) -> tuple[tuple[str, str], ...]:
+    """The variables a counting worker of layout `layout` (0, 1, ...) gets: the fixed hash seed, its padding, and
+    `library` (build_library's) preloaded as the allocator of everything, Python's objects included."""
+    return (("PYTHONHASHSEED", HASH_SEED), ("BENCH_LAYOUT_PAD", "x" * (layout * PAD_BYTES)),
+            ("LD_PRELOAD", str(library)), ("PYTHONMALLOC", "malloc"))
 
 
 def default_folder() -> Path:
@@ -119,10 +142,17 @@ class Counter:
     def _dumps(self) -> set[Path]:
         return set(self.out_dir.glob("callgrind.out.*"))
 
-    def per_call(self, fn, calls: int = CALLS, batches: int = BATCHES) -> float:
-        """Instructions per call of fn: instrumentation on, one uncounted call, then `calls` counted ones in
-        `batches` batches, each dumped; the median batch's count per call."""
+    def per_call(self, fn, calls: int = CALLS, batches: int = BATCHES, warmup_calls: int = WARMUP_CALLS,
+                 warmup_s: float = WARMUP_S) -> float:
+        """Instructions per call of fn: `warmup_calls` uncounted calls (fewer if they last over `warmup_s`), then
+        instrumentation on, one uncounted call, then `calls` counted ones in `batches` batches, each dumped; the
+        median batch's count per call."""
         per_batch = max(calls // batches, 1)
+        started = time.perf_counter()
+        for _ in range(warmup_calls):
+            fn()
+            if time.perf_counter() - started > warmup_s:
+                break
         before = self._dumps()
         gc.collect()
         enabled = gc.isenabled()

@@ -548,7 +548,7 @@ def count_instructions(side: Side, job: Job, *, on_record: Callable[[str, Record
         number = -1 - layout
         folder = out / str(layout)  # each worker its own dump folder: a worker reads back only its own dumps
         folder.mkdir()
-        traced = replace(side, launcher=launcher(folder), environ=(*side.environ, *counter_environ(layout)))
+        traced = replace(side, launcher=launcher(folder), environ=(*side.environ, *counter_environ(layout, library)))
         laid = replace(counted, counter_out=str(folder))
         worker = None
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,10 @@ RUN_ARGS = ["--device", "cpu", "--processes", "1", "--metric", "instructions", "
 
 
 def bench_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bench", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
+    done.seconds = time.perf_counter() - started
+    return done
 
 
 def injected_config(folder: Path, workload: str, every: int) -> Path:
@@ -62,12 +66,13 @@ def main() -> int:
             return 2
         aa.append(counts(out))
         workloads = list(aa[-1].index)
-        print(f"A/A run {i}: " + ", ".join(f"{w} {aa[-1].loc[w, 'instructions']:,.0f}" for w in workloads), flush=True)
+        print(f"A/A run {i} ({done.seconds:.0f} s): "
+              + ", ".join(f"{w} {aa[-1].loc[w, 'instructions']:,.0f}" for w in workloads), flush=True)
     table = pd.concat([a["instructions"] for a in aa], axis=1)
     spread = pd.concat([a["instructions_spread"] for a in aa], axis=1)
     print("\nA/A: row, runs apart (max/min - 1), largest layout spread inside a run")
     for w in workloads:
-        print(f"  {w}: {table.loc[w].max() / table.loc[w].min() - 1:.3%}, {spread.loc[w].max():.2%}")
+        print(f"  {w}: {table.loc[w].max() / table.loc[w].min() - 1:.4%}, {spread.loc[w].max():.2%}")
     print(f"\nInjected: every {args.every}th call makes one extra (+{1 / args.every:.0%} work)")
     for w in workloads:
         out = args.out / f"inject-{w}"
@@ -81,7 +86,8 @@ def main() -> int:
         ratio = counts(out).loc[w, "instructions"] / table.loc[w].median()
         others = ", ".join(f"{name} {v}" for name, v in verdicts.items() if name != w)
         mine = verdicts.get(w, "missing")
-        print(f"  {w}: count x{ratio:.4f}, verdict {mine}, compare exit {judged.returncode}; others: {others}",
+        print(f"  {w} ({done.seconds:.0f} s): count x{ratio:.4f}, verdict {mine}, compare exit {judged.returncode}; "
+              f"others: {others}",
               flush=True)
     return 0
 
