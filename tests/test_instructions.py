@@ -119,6 +119,13 @@ for size in (0, 1, 15, 16, 17, 1000, 1024, 1025, 5000, 1 << 20, (64 << 20) + 3):
 for p in blocks:
     libc.free(p)
 assert libc.malloc(ctypes.c_size_t(1 << 20)) == blocks[9], "the last freed block of its class is reused first"
+assert not libc.malloc(ctypes.c_size_t(1 << 62)) and not libc.malloc(ctypes.c_size_t(2**64 - 1))
+try:
+    bytearray(1 << 62)
+except MemoryError:
+    pass
+else:
+    raise AssertionError("a 4 EiB bytearray was allocated")
 
 for align in (32, 64, 4096):
     out = ctypes.c_void_p()
@@ -128,6 +135,7 @@ for align in (32, 64, 4096):
 assert libc.posix_memalign(ctypes.byref(ctypes.c_void_p()), ctypes.c_size_t(24), ctypes.c_size_t(8)) == 22  # EINVAL
 assert libc.memalign(ctypes.c_size_t(48), ctypes.c_size_t(10)) % 64 == 0  # rounded up to a power of two
 assert libc.aligned_alloc(ctypes.c_size_t(128), ctypes.c_size_t(256)) % 128 == 0
+assert not libc.aligned_alloc(ctypes.c_size_t(1 << 40), ctypes.c_size_t(8))
 assert libc.valloc(ctypes.c_size_t(10)) % 4096 == 0 and libc.pvalloc(ctypes.c_size_t(10)) % 4096 == 0
 
 c = libc.calloc(ctypes.c_size_t(1000), ctypes.c_size_t(8))

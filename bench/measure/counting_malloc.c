@@ -72,10 +72,10 @@ static void *carve(size_t total) {
 
 /* a block of at least n bytes after the header, with `extra` bytes more to align within; its base */
 static char *block(size_t n, size_t extra, uint32_t *cls_out, uint64_t *bytes_out) {
-    size_t bytes;
-    if (n + extra < n) return NULL;
-    uint32_t cls = class_of(n + extra, &bytes);
-    if (bytes >= MAX_CLASS_BYTES) {
+    size_t want = n + extra, bytes = want;
+    if (want < n || want > SIZE_MAX - HDR - 4095) return NULL;  /* absurd sizes fail, as glibc's do */
+    uint32_t cls = want < MAX_CLASS_BYTES ? class_of(want, &bytes) : BIG;
+    if (cls == BIG || bytes >= MAX_CLASS_BYTES) {  /* mapped alone, unmapped on free */
         size_t total = (HDR + bytes + 4095) & ~(size_t)4095;
         void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) return NULL;
@@ -96,6 +96,7 @@ static char *block(size_t n, size_t extra, uint32_t *cls_out, uint64_t *bytes_ou
 static void *aligned(size_t align, size_t n) {
     uint32_t cls;
     uint64_t bytes;
+    if (align > ((size_t)1 << 30)) { errno = ENOMEM; return NULL; }  /* the header's offset is 32 bits */
     if (align <= HDR) align = HDR;
     else if (align & (align - 1)) align = (size_t)1 << (64 - __builtin_clzll(align));
     char *base = block(n, align - HDR, &cls, &bytes);
