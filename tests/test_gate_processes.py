@@ -458,7 +458,7 @@ def test_count_instructions_a_layout_that_cannot_start_stops_the_count(no_valgri
 
 def test_a_rows_count_is_the_lowest_layouts_with_the_spread():
     """to_frame: the row's instructions are the lowest of its layouts' counts (collisions only add instructions),
-    instructions_spread how far the highest was above it; the timed processes' samples are untouched."""
+    instructions_spread how far the highest was above it."""
     from bench.store.frames import to_frame
 
     base = Record(plan=PLANS[0], device="cpu", device_name="", threads=1, status="ok")

@@ -81,8 +81,7 @@ def build_library(folder: Path) -> Path:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise _refuse("no C compiler (cc) on PATH")
-    allocator = ALLOCATOR.read_text()
-    digest = hashlib.sha1("\0".join((SOURCE, allocator, *FLAGS)).encode()).hexdigest()[:8]
+    digest = hashlib.sha1("\0".join((SOURCE, ALLOCATOR.read_text(), *FLAGS)).encode()).hexdigest()[:8]
     path = folder / f"libbenchcg-{digest}.so"
     if path.is_file():
         return path
@@ -90,11 +89,9 @@ def build_library(folder: Path) -> Path:
     # built under names of this process's own and renamed into place at once: two runs starting together on a
     # fresh machine each compile, and neither's worker loads a library half written by the other
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        source, malloc_source = Path(scratch) / "benchcg.c", Path(scratch) / ALLOCATOR.name
-        built = Path(scratch) / path.name
+        source, built = Path(scratch) / "benchcg.c", Path(scratch) / path.name
         source.write_text(SOURCE)
-        malloc_source.write_text(allocator)
-        done = subprocess.run([compiler, *FLAGS, "-o", str(built), str(source), str(malloc_source)],
+        done = subprocess.run([compiler, *FLAGS, "-o", str(built), str(source), str(ALLOCATOR)],
                               capture_output=True, text=True)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines()
