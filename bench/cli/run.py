@@ -102,7 +102,8 @@ def add_processes(p, *, per_side: bool = False) -> None:
 def add_metric(p) -> None:
     p.add_argument("--metric", choices=["time", "instructions"], default="time",
                    help="instructions: also count each CPU row's instructions per call with callgrind (valgrind "
-                   "needed; one worker runs the suite under it), a metric that does not move with the machine's noise")
+                   "needed; each row is counted in five worker processes under it, the lowest kept), a metric that "
+                   "does not move with the machine's noise")
 
 
 # ---------------------------------------------------------------- list
