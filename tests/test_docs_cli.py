@@ -194,3 +194,22 @@ def test_mentions_reads_blocks_continuations_and_spans(tmp_path):
     assert [(m.line, m.text) for m in found] == [(1, "layerbench run seed --out x"),
                                                  (4, ".venv/bin/layerbench ab smoke --base-ref HEAD")]
     assert [(m.line, m.text) for m in old] == [(1, "bench run seed"), (7, "bench plot RUN")]
+
+
+def test_the_documented_full_call_of_bench_run_matches_its_signature():
+    """docs/usage.md's "full call" of bench.run names every parameter, with its real default."""
+    import ast
+    import inspect
+
+    import bench
+
+    text = (ROOT / "docs" / "usage.md").read_text(encoding="utf-8")
+    found = re.search(r"^bench\.run\((suite, \*,.*?)\)$", text, re.S | re.M)
+    assert found, "docs/usage.md: no `bench.run(suite, *, ...)` block"
+    documented = ast.parse(f"def run({found.group(1)}): pass").body[0].args
+    names = [a.arg for a in documented.args] + [a.arg for a in documented.kwonlyargs]
+    defaults = {a.arg: ast.literal_eval(d) for a, d in zip(documented.kwonlyargs, documented.kw_defaults)}
+    real = inspect.signature(bench.run).parameters
+    assert names == list(real)
+    for name, default in defaults.items():
+        assert default == real[name].default, f"docs/usage.md: bench.run's {name} defaults to {real[name].default!r}"

@@ -113,4 +113,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from evidence import run  # tests/perf/evidence.py: --evidence PATH writes docs/evidence/<name>.txt
+
+    sys.exit(run(main))

@@ -220,4 +220,6 @@ def report(rows: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from evidence import run  # tests/perf/evidence.py: --evidence PATH writes docs/evidence/<name>.txt
+
+    sys.exit(run(main))

@@ -5,7 +5,7 @@ triton.testing.do_bench on a GPU. Each round times every workload with every too
 drifts of a shared machine hit all tools alike; the time per tool is the median over rounds, and each
 ratio is the median over rounds of that round's ratio.
 
-Usage: python tests/perf/peers.py [--config seed] [--device cpu|cuda|all] [--rounds 3] [--budget-s 1]
+Usage: python tests/perf/peers.py [--config seed] [--device cpu|cuda|all] [--rounds 3] [--budget-s 1] [--evidence PATH]
 Targets (issue 2): within 5% of torch.utils.benchmark on the CPU; within 1% of do_bench and
 torch.utils.benchmark on a GPU for workloads above 100 us.
 """
@@ -99,4 +99,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from evidence import run  # tests/perf/evidence.py: --evidence PATH writes docs/evidence/<name>.txt
+
+    sys.exit(run(main))
