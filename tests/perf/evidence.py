@@ -3,7 +3,7 @@
 Every script in tests/perf/ takes `--evidence PATH` (removed from its arguments before it parses them): the script
 runs as usual, everything it prints is also kept, and PATH is written at the end with four sections:
 - command: the command line, relative to the repository root;
-- machine: `lscpu` (its first lines), the platform, Python, torch and the CUDA device when there is one;
+- machine: `lscpu` (its first lines), the platform, Python, the load average, torch and the CUDA device if any;
 - summary: what the script printed on standard output (its final table);
 - raw output: what it printed on standard error (the per-row lines, progress).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import platform
 import shlex
 import subprocess
@@ -41,7 +42,8 @@ def machine() -> str:
         lines += lscpu.splitlines()[:15]
     except (OSError, subprocess.SubprocessError):
         lines.append("lscpu: not available")
-    lines += [f"platform: {platform.platform()}", f"python: {platform.python_version()}"]
+    lines += [f"platform: {platform.platform()}", f"python: {platform.python_version()}",
+              "load average (1, 5, 15 min, at the end): " + ", ".join(f"{v:.2f}" for v in os.getloadavg())]
     try:
         import torch
 
