@@ -213,3 +213,18 @@ def test_the_documented_full_call_of_bench_run_matches_its_signature():
     assert names == list(real)
     for name, default in defaults.items():
         assert default == real[name].default, f"docs/usage.md: bench.run's {name} defaults to {real[name].default!r}"
+
+
+def test_every_test_the_docs_name_exists():
+    """docs/faults.md and the others cite tests as `file::name` (`untrusted`, `workers`, `ab` short for their
+    files): each must still be a test function in that file."""
+    short = {"untrusted": "test_untrusted_files.py", "workers": "test_workers.py", "ab": "test_ab.py"}
+    missing = []
+    for path in DOCS:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for file, name in re.findall(r"`([a-z_]+(?:\.py)?)::(test_[a-z0-9_]+)`", line):
+                test_file = ROOT / "tests" / short.get(file, file if file.endswith(".py") else f"{file}.py")
+                source = test_file.read_text(encoding="utf-8") if test_file.is_file() else ""
+                if not re.search(rf"^def {name}\b", source, re.M):
+                    missing.append(f"{path.relative_to(ROOT)}:{number}: {file}::{name}")
+    assert not missing, "\n".join(missing)
