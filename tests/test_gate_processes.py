@@ -1,5 +1,5 @@
 """The process as the gate's unit: verdicts on per-process medians and on paired processes (bench ab), and the
-worker schedules of bench.measure.pool driven with fake workers (no subprocess)."""
+worker schedules of bench.measure.workers driven with fake workers (no subprocess)."""
 from __future__ import annotations
 
 import random
@@ -14,8 +14,8 @@ from torch import nn
 
 from bench.gate.compare import compare_runs, paired
 from bench.gate.rule import Rule, decide, decide_paired, detectable_paired, median_interval, sign_test_p
-from bench.measure import pool
-from bench.measure.pool import Job, Ready, Row, Side, run_in_workers, run_pairs
+from bench.measure.workers import schedule as pool
+from bench.measure.workers.schedule import Job, Ready, Row, Side, run_in_workers, run_pairs
 from bench.measure.record import Record
 from bench.measure.sampling import Policy
 from bench.store.folder import Run

@@ -15,7 +15,7 @@ from torch import nn
 
 import bench
 from bench.api.running import run
-from bench.measure import pool
+from bench.measure.workers import schedule as pool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +92,7 @@ WORKLOADS = [
 
 
 def worker_children() -> dict[int, str]:
-    """{pid: command line} of this process's live (not zombie) children that run bench.measure.worker."""
+    """{pid: command line} of this process's live (not zombie) children that run bench.measure.workers.main."""
     me, found = os.getpid(), {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -104,7 +104,7 @@ def worker_children() -> dict[int, str]:
             continue
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
         if int(fields.get("PPid", "0")) == me and not fields.get("State", "").startswith("Z") \
-                and "bench.measure.worker" in cmdline:
+                and "bench.measure.workers.main" in cmdline:
             found[int(entry.name)] = cmdline
     return found
 
@@ -212,7 +212,7 @@ def test_a_worker_that_fails_to_start_says_why(tmp_path, monkeypatch, gone_befor
     is gone before the init message could be sent (a broken pipe: CI's slower machine saw that one)."""
     from multiprocessing.connection import Connection
 
-    from bench.measure.pool import Job, Side, Worker
+    from bench.measure.workers.schedule import Job, Side, Worker
     from bench.measure.sampling import Policy
 
     if gone_before_init:

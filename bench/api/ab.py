@@ -4,7 +4,7 @@ The baseline side is the git tree at --base-ref (checked out into a temporary wo
 environment (--base-python, a torch upgrade); the candidate side is the working tree with this interpreter.
 The measuring engine is this package on both sides: only the code under test (the configs and what they
 import) differs. Both sides run in pairs of worker processes alive at the same time, alternating short blocks
-of each row (bench.measure.pool.run_pairs), so a noisy machine moves both alike; bench.gate pairs them.
+of each row (bench.measure.workers.schedule.run_pairs), so a noisy machine moves both alike; bench.gate pairs them.
 
 Writes <out>/<UTC time>[-label]/ holding ab.json and two run folders, baseline/ and candidate/, which any
 command reads like runs (`bench compare X/baseline X/candidate` judges them again).
@@ -29,7 +29,7 @@ from bench.errors import BenchError, Problem
 from bench.gate.compare import compare_runs
 from bench.gate.rule import Rule
 from bench.measure import env as envmod
-from bench.measure.pool import Job, Side, count_instructions, run_pairs
+from bench.measure.workers.schedule import Job, Side, count_instructions, run_pairs
 from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for
 from bench.measure.sampling import Policy

@@ -14,7 +14,7 @@ import torch
 from bench.errors import BenchError, Problem, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
-from bench.measure.pool import Job, Side, count_instructions, dumps_workloads, run_in_workers
+from bench.measure.workers.schedule import Job, Side, count_instructions, dumps_workloads, run_in_workers
 from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy

@@ -13,7 +13,7 @@ from pathlib import Path
 from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_EXTRA_PAIRS, DEFAULT_PAIRS, ab
 from bench.api.comparing import comparison, load
 from bench.api.running import prepare
-from bench.measure.pool import run_in_workers
+from bench.measure.workers.schedule import run_in_workers
 from bench.measure.runner import run_suite
 from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent
 from bench.errors import BenchError, Problem, WriteError

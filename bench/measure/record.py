@@ -29,7 +29,7 @@ class Record:
     bytes_moved: int | None = None  # likewise; None: the plan's bytes_moved
     max_rel_diff: float | None = None  # output vs a float64 CPU reference (see variants.max_rel_diff)
     math: str = ""  # the compute roof that applies: the dtype, or "tf32" for float32 that may use TF32
-    process: int = 0  # the worker process that measured it (bench.measure.pool), numbered from 0 within a run
+    process: int = 0  # the worker process that measured it (bench.measure.workers), numbered from 0 within a run
     instructions: float | None = None  # CPU instructions per call (callgrind), with --metric instructions
     compile_s: float | None = None  # compile rows: seconds of the first call, compiling included
     graphs: int | None = None  # compile rows: graphs torch.compile made for the row (0 fails the row)

@@ -193,7 +193,7 @@ def _innermost_frame(log: str) -> str:
 
 
 class Worker:
-    """One worker process (`python -c ... bench.measure.worker`), started and made ready; `measure` one row at a
+    """One worker process (`python -c ... bench.measure.workers.main`), started and made ready; `measure` one row at a
     time; `close` or `kill` it. Its stdout and stderr (a layer's prints, faulthandler's report) go to a
     temporary file, read back only to explain a crash."""
 
@@ -203,7 +203,7 @@ class Worker:
         self.log = tempfile.TemporaryFile()
         parent, child = socket.socketpair()
         code = (f"import sys; sys.path.insert(0, {str(ENGINE)!r}); "
-                f"from bench.measure.worker import main; main({child.fileno()})")
+                f"from bench.measure.workers.main import main; main({child.fileno()})")
         started = time.perf_counter()
         try:
             self.proc = subprocess.Popen([*side.launcher, side.python, "-c", code], pass_fds=[child.fileno()],

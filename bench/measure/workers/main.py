@@ -1,6 +1,6 @@
-"""The worker program: measures rows one at a time for its parent (bench.measure.pool), in its own process.
+"""The worker program: measures rows one at a time for its parent (bench.measure.workers.schedule), in its own process.
 
-Started as `python -c "...; from bench.measure.worker import main; main(FD)"` with FD one end of a socket pair.
+Started as `python -c "...; from bench.measure.workers.main import main; main(FD)"` with FD one end of a socket pair.
 It receives ("init", Side, Job), loads and plans the side's suite (its configs' imports resolve under the side's
 root first: a worktree of the base ref in `bench ab`), answers ("ready", Ready) or ("error", one line), then
 answers each ("row", Row, process, Policy or None) with ("record", Record) until ("exit",) or the parent goes away.
@@ -47,7 +47,7 @@ def main(fd: int) -> None:
     from bench.errors import BenchError, one_line
     from bench.measure.apply import applied
     from bench.measure.clock import default_timer
-    from bench.measure.pool import Ready, strip
+    from bench.measure.workers.schedule import Ready, strip
     from bench.measure.record import Record
     from bench.measure.runner import run_one
     from bench.suite.config import Suite, from_workloads, load_suite, matches
