@@ -23,7 +23,6 @@ class Record:
     status: str
     reason: str = ""
     measurement: Measurement | None = None
-    wall_s: float = 0.0
     variant: Variant = DEFAULT
     flops: int | None = None  # of one timed call under the variant; None: the plan's forward FLOPs
     bytes_moved: int | None = None  # likewise; None: the plan's bytes_moved
