@@ -417,7 +417,9 @@ def test_run_in_workers_does_not_measure_a_hung_row_again(lost):
 def test_run_pairs_does_not_measure_a_crashed_side_again():
     """ab: a row that crashed on the baseline side is not measured again on that side; the candidate measures it
     in every pair, and the other rows go on in both."""
-    crash = lambda row, worker: "crashed" if row.workload == "b" and worker.side.name == "baseline" else "ok"  # noqa: E731
+    def crash(row, worker):
+        return "crashed" if row.workload == "b" and worker.side.name == "baseline" else "ok"
+
     fakes, progress = Fakes(status=crash), []
     run_pairs(Side(name="baseline"), Side(name="candidate"), JOB, pairs=4, blocks=2, rng=random.Random(9),
               on_record=lambda *_: None, on_progress=progress.append, spawn=fakes)
@@ -603,3 +605,18 @@ def test_the_workers_cost_counts_loading_the_configs():
     assert cost.as_dict() == dict(started=2, start_s_median=63.0, import_s_median=2.0, config_s_median=60.0,
                                   start_s_total=126.0, measuring_s=4.0)
     assert cost.merged(cost).config_s == (60.0,) * 4
+
+
+@pytest.mark.parametrize("retries", [-1, True, 1.5])
+def test_retries_must_be_a_count(retries):
+    """retries is an integer >= 0 for both schedules: refused in one line before any worker starts."""
+    from bench.errors import BenchError
+
+    fakes = Fakes()
+    with pytest.raises(BenchError, match="retries: expected an integer >= 0"):
+        run_in_workers([Side()], JOB, processes=1, rng=random.Random(0), on_record=lambda *_: None, spawn=fakes,
+                       retries=retries)
+    with pytest.raises(BenchError, match="retries: expected an integer >= 0"):
+        run_pairs(Side(name="baseline"), Side(name="candidate"), JOB, pairs=1, blocks=1, rng=random.Random(0),
+                  on_record=lambda *_: None, spawn=fakes, retries=retries)
+    assert fakes.started == []

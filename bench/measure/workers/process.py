@@ -137,8 +137,9 @@ class Worker:
         try:
             if not self.conn.poll(limit_s):
                 self.kill()
-                raise WorkerGone("timeout", f"the worker process gave no answer within {limit_s:.3g} s while {doing} "
-                                 "and was killed (a hang the in-process deadline could not stop, such as a native loop)")
+                raise WorkerGone("timeout", f"the worker process gave no answer within {limit_s:.3g} s while "
+                                 f"{doing} and was killed (a hang the in-process deadline could not stop, such as a "
+                                 "native loop)")
             return self.conn.recv()
         except (EOFError, OSError, ConnectionError):
             pass

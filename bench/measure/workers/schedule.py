@@ -64,7 +64,8 @@ class Crew:
 
     def __init__(self, job: Job, *, spawn: Spawn, on_record: OnRecord,
                  on_progress: Callable[[Progress], None] | None, retries: int) -> None:
-        self.job, self.spawn, self.on_record, self.on_progress, self.retries = job, spawn, on_record, on_progress, retries
+        self.job, self.spawn, self.retries = job, spawn, retries
+        self.on_record, self.on_progress = on_record, on_progress
         self.live: list[Worker] = []
         self.estimate = Estimate(total=0)
 
@@ -115,8 +116,9 @@ class Crew:
         """The row measured by the lane's worker; the record goes to on_record; a failed row's worker is replaced
         (killed when it crashed or hung) and a crash or hang is counted against the row."""
         if self.on_progress:
-            self.on_progress(Progress(index=self.estimate.done + 1, total=self.estimate.total, workload=row.workload,
-                                      device=row.device, left_s=self.estimate.left_s(guess_s), variant=row.variant.name))
+            self.on_progress(Progress(index=self.estimate.done + 1, total=self.estimate.total,
+                                      workload=row.workload, device=row.device,
+                                      left_s=self.estimate.left_s(guess_s), variant=row.variant.name))
         worker = lane.worker
         began = time.perf_counter()
         record = worker.measure(row, process=worker.number, policy=policy)
