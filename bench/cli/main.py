@@ -2,8 +2,9 @@
 
 Exit statuses: 0 success; 1 some rows failed (run) or something got slower (compare); 2 a user error
 (bad config, file or argument), one line each, no traceback; 3 an internal error (a bug in bench: the
-traceback is printed; or a worker process killed by a signal while starting, one line); 4 a file could not be written (disk full, read-only), one line; 130 interrupted;
-141 standard output closed by its reader (as shell tools after SIGPIPE).
+traceback is printed; or a worker process killed by a signal while starting, one line); 4 a file could not
+be written (disk full, read-only), one line; 130 interrupted; 141 standard output closed by its reader (as shell
+tools after SIGPIPE).
 """
 from __future__ import annotations
 
