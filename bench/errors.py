@@ -47,3 +47,10 @@ class BenchError(Exception):
 class WriteError(BenchError):
     """A file could not be written (disk full, read-only file system, no permission): not a mistake in the input,
     and not a verdict either, so the CLI gives it its own exit status (4) and one line. Nothing half-written stays."""
+
+
+class WorkerLost(BenchError):
+    """A worker process was ended by a signal while starting (the kernel's OOM killer, another process's kill):
+    nothing in the input is wrong and bench has no bug, but the run could not go on. The CLI says so in one line
+    and exits 3 (the tool failed to produce a result), never 2 (a user error) nor 1 (a verdict or failed rows),
+    so a CI gate does not read it as a regression; the run folder is kept, marked incomplete with the reason."""

@@ -27,7 +27,7 @@ RESULT_COLUMNS = [
     "threads", "device_name", "warmup_calls", "first_call_s", "stop_reason", "tags", "source", "note", "threshold",
     # the variant the row ran under (bench.suite.variants), its pass, its accuracy and the compute roof that applies
     "variant", "pass", "max_rel_diff", "math", "arithmetic_intensity",
-    # the worker processes that measured the row (bench.measure.pool): how many, the spread within them (median of
+    # the worker processes that measured the row (bench.measure.workers): how many, the spread within them (median of
     # each process's relative IQR) and between them (relative IQR of the per-process medians)
     "n_processes", "rel_iqr_within", "rel_iqr_between",
     # --metric instructions: CPU instructions per call counted by callgrind, the lowest over the memory layouts it

@@ -16,7 +16,7 @@ import pytest
 import bench
 from bench.errors import BenchError
 from bench.gate.rule import decide_count
-from bench.measure.pool import dumps_workloads
+from bench.suite.pickling import dumps_workloads
 from bench.schema import SCHEMA_VERSION
 from test_compare import ENV, run_frames, samples, write_run
 

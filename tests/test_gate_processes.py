@@ -1,5 +1,5 @@
 """The process as the gate's unit: verdicts on per-process medians and on paired processes (bench ab), and the
-worker schedules of bench.measure.pool driven with fake workers (no subprocess)."""
+worker schedules of bench.measure.workers driven with fake workers (no subprocess)."""
 from __future__ import annotations
 
 import random
@@ -14,8 +14,9 @@ from torch import nn
 
 from bench.gate.compare import compare_runs, paired
 from bench.gate.rule import Rule, decide, decide_paired, detectable_paired, median_interval, sign_test_p
-from bench.measure import pool
-from bench.measure.pool import Job, Ready, Row, Side, run_in_workers, run_pairs
+from bench.measure.workers.counter import count_instructions
+from bench.measure.workers.protocol import Job, Ready, Row, Side, strip
+from bench.measure.workers.schedule import run_in_workers, run_pairs
 from bench.measure.record import Record
 from bench.measure.sampling import Policy
 from bench.store.folder import Run
@@ -223,7 +224,7 @@ def test_not_paired_without_matching_ids_and_sides(ids, sides):
 
 
 # ---------------------------------------------------------------- worker schedules with fake workers
-PLANS = tuple(pool.strip(plan_one(Workload(name=n, module=m, input_shape=(2, 8)), "test"))
+PLANS = tuple(strip(plan_one(Workload(name=n, module=m, input_shape=(2, 8)), "test"))
               for n, m in (("a", nn.ReLU), ("b", nn.Tanh), ("c", nn.Sigmoid)))
 
 
@@ -250,7 +251,7 @@ class FakeWorker:
         self.fakes, self.side, self.job, self.number = fakes, side, job, number
         self.measured = 0
         self.start_s = 0.5
-        self.ready = Ready(plans=fakes.plans, variants=(), import_s=0.25, plan_s=0.0)
+        self.ready = Ready(plans=fakes.plans, variants=(), import_s=0.25, config_s=0.0)
         self.closed = self.killed = False
         self.rows: list[Row] = []
 
@@ -325,7 +326,7 @@ def test_run_pairs_compile_rows_and_failures_get_fresh_workers():
     assert crashed and all(w.killed for w in crashed)
     for w in crashed:  # the crashed row was its last: measured once (its other blocks are skipped), nothing after it
         assert w.rows[-1].workload == "b" and w.rows.count(w.rows[-1]) == 1
-    assert Counter(r.status for r in records)["crashed"] == 2 * 3  # sides x pairs, once each
+    assert Counter(r.status for r in records)["crashed"] == 2  # once per side: a crashed row is not measured again
 
 
 def test_run_pairs_exception_in_on_record_kills_every_worker():
@@ -377,11 +378,14 @@ def test_run_in_workers_compile_row_gets_its_own_worker():
         ("a", "default"): 3, ("b", "default"): 3, ("a", "compile"): 3, ("b", "compile"): 3}
 
 
-def test_run_in_workers_replaces_a_failed_worker():
-    """run_in_workers: after a crashed record the next row uses a new worker (the crashed one killed; an error one closed)."""
+@pytest.mark.parametrize("retries", [0, 2])
+def test_run_in_workers_replaces_a_failed_worker(retries):
+    """run_in_workers: after a failed record the next row uses a new worker (a crashed one killed; an error one
+    closed); a crashed row is measured again only `retries` times, a row in error in every process."""
     status = {"a": "crashed", "b": "error"}
     fakes = Fakes(plans=PLANS, status=lambda row, worker: status.get(row.workload, "ok"))
-    run_in_workers([Side()], JOB, processes=5, rng=random.Random(6), on_record=lambda *_: None, spawn=fakes)
+    run_in_workers([Side()], JOB, processes=5, rng=random.Random(6), on_record=lambda *_: None, spawn=fakes,
+                   retries=retries)
     followed = 0
     for before, after in zip(fakes.log, fakes.log[1:]):
         if before["status"] in ("crashed", "error"):
@@ -393,7 +397,47 @@ def test_run_in_workers_replaces_a_failed_worker():
         assert all(s == "ok" for s in statuses[:-1])  # a failure is the last row its worker measured
         assert w.killed == ("crashed" in statuses)
         assert w.closed == ("crashed" not in statuses)
-    assert Counter(e["row"].workload for e in fakes.log) == {"a": 5, "b": 5, "c": 5}
+    assert Counter(e["row"].workload for e in fakes.log) == {"a": 1 + retries, "b": 5, "c": 5}
+
+
+@pytest.mark.parametrize("lost", ["timeout", "crashed"])
+def test_run_in_workers_does_not_measure_a_hung_row_again(lost):
+    """A row whose worker hung (or crashed) is measured once in the run, not once per process: its record stands,
+    the later trials skip it, and the progress total shrinks so the last row is reported as the last."""
+    fakes = Fakes(plans=PLANS, status=lambda row, worker: lost if row.workload == "b" else "ok")
+    records, progress = [], []
+    run_in_workers([Side()], JOB, processes=7, rng=random.Random(8), on_record=lambda _, r: records.append(r),
+                   on_progress=progress.append, spawn=fakes)
+    assert Counter(r.plan.name for r in records) == {"a": 7, "b": 1, "c": 7}
+    assert [r.status for r in records if r.plan.name == "b"] == [lost]
+    assert progress[-1].index == progress[-1].total == len(records)
+    assert sum(w.killed for w in fakes.started) == 1
+
+
+def test_run_pairs_does_not_measure_a_crashed_side_again():
+    """ab: a row that crashed on the baseline side is not measured again on that side; the candidate measures it
+    in every pair, and the other rows go on in both."""
+    def crash(row, worker):
+        return "crashed" if row.workload == "b" and worker.side.name == "baseline" else "ok"
+
+    fakes, progress = Fakes(status=crash), []
+    run_pairs(Side(name="baseline"), Side(name="candidate"), JOB, pairs=4, blocks=2, rng=random.Random(9),
+              on_record=lambda *_: None, on_progress=progress.append, spawn=fakes)
+    measured = Counter((e["side"], e["row"].workload) for e in fakes.log)
+    assert measured == {("baseline", "a"): 4 * 2, ("baseline", "b"): 1, ("candidate", "a"): 4 * 2,
+                        ("candidate", "b"): 4 * 2}
+    assert progress[-1].index == progress[-1].total == len(fakes.log)
+
+
+def test_the_grace_after_a_rows_limit_is_seconds():
+    """The parent waits for a row's record its limit and a grace of seconds (not half a minute) past it."""
+    from bench.measure.workers.process import GRACE_S, Worker
+
+    worker = Worker.__new__(Worker)  # no process: only the limit is asked for
+    worker.side, worker.job = Side(), JOB
+    row = Row("a", "cpu", Variant())
+    assert worker.limit_s(row) == pytest.approx(JOB.policy.row_limit_s + GRACE_S)
+    assert 1.0 <= GRACE_S <= 10.0
 
 
 def test_run_in_workers_exception_in_on_record_kills_every_live_worker():
@@ -426,7 +470,7 @@ def test_count_instructions_counts_every_cpu_row_in_each_layout(no_valgrind_need
     every CPU row counted in each; records carry -1 - layout and reach on_record in the caller's thread."""
     fakes, seen = Fakes(plans=PLANS), []
     job = replace(JOB, devices=("cpu", "cuda"))
-    pool.count_instructions(Side(name="x"), job, spawn=fakes, layouts=3,
+    count_instructions(Side(name="x"), job, spawn=fakes, layouts=3,
                             on_record=lambda name, r: seen.append((name, r.process, threading.current_thread())))
     assert sorted(w.number for w in fakes.started) == [-3, -2, -1]
     pads = {w.number: dict(w.side.environ)["BENCH_LAYOUT_PAD"] for w in fakes.started}
@@ -452,7 +496,7 @@ def test_count_instructions_a_layout_that_cannot_start_stops_the_count(no_valgri
         return fakes(side, job, number)
 
     with pytest.raises(BenchError, match="no valgrind"):
-        pool.count_instructions(Side(), JOB, spawn=spawn, layouts=3, on_record=lambda *_: None)
+        count_instructions(Side(), JOB, spawn=spawn, layouts=3, on_record=lambda *_: None)
     assert len(fakes.started) == 2 and all(w.closed or w.killed for w in fakes.started)
 
 
@@ -536,3 +580,43 @@ def test_ab_refuses_bad_extra_pairs_and_threshold_before_measuring(kw, field):
 
     with pytest.raises(BenchError, match=field):
         bench.ab(["smoke"], base_ref="HEAD", **kw)
+
+
+def test_the_first_estimate_counts_the_worker_starts_to_come():
+    """Before any row is timed, the time left is each row's warm-up and budget in each process plus the workers
+    still to start (one per trial here) times the first worker's start: a slow config shows in the estimate."""
+    fakes, progress = Fakes(plans=PLANS), []
+    run_in_workers([Side()], JOB, processes=3, rng=random.Random(10), on_record=lambda *_: None,
+                   on_progress=progress.append, spawn=fakes)
+    per_row = JOB.policy.warmup_s + JOB.policy.budget_s
+    assert progress[0].total == 3 * 3
+    assert progress[0].left_s == pytest.approx(3 * 3 * per_row + 2 * 0.5)  # two more workers of 0.5 s each
+
+
+def test_the_workers_cost_counts_loading_the_configs():
+    """Ready.config_s (the side's configs imported and planned) reaches the cost env.json records, apart from the
+    imports of torch and bench."""
+    from bench.measure.workers.cost import WorkerCost
+
+    worker = FakeWorker(Fakes(), Side(), JOB, 0)
+    worker.ready = replace(worker.ready, import_s=2.0, config_s=60.0)
+    worker.start_s = 63.0
+    cost = WorkerCost().plus(worker).plus(worker).measured(4.0)
+    assert cost.as_dict() == dict(started=2, start_s_median=63.0, import_s_median=2.0, config_s_median=60.0,
+                                  start_s_total=126.0, measuring_s=4.0)
+    assert cost.merged(cost).config_s == (60.0,) * 4
+
+
+@pytest.mark.parametrize("retries", [-1, True, 1.5])
+def test_retries_must_be_a_count(retries):
+    """retries is an integer >= 0 for both schedules: refused in one line before any worker starts."""
+    from bench.errors import BenchError
+
+    fakes = Fakes()
+    with pytest.raises(BenchError, match="retries: expected an integer >= 0"):
+        run_in_workers([Side()], JOB, processes=1, rng=random.Random(0), on_record=lambda *_: None, spawn=fakes,
+                       retries=retries)
+    with pytest.raises(BenchError, match="retries: expected an integer >= 0"):
+        run_pairs(Side(name="baseline"), Side(name="candidate"), JOB, pairs=1, blocks=1, rng=random.Random(0),
+                  on_record=lambda *_: None, spawn=fakes, retries=retries)
+    assert fakes.started == []

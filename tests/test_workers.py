@@ -15,7 +15,7 @@ from torch import nn
 
 import bench
 from bench.api.running import run
-from bench.measure import pool
+from bench.measure.workers import process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +92,7 @@ WORKLOADS = [
 
 
 def worker_children() -> dict[int, str]:
-    """{pid: command line} of this process's live (not zombie) children that run bench.measure.worker."""
+    """{pid: command line} of this process's live (not zombie) children that run bench.measure.workers.main."""
     me, found = os.getpid(), {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -104,7 +104,7 @@ def worker_children() -> dict[int, str]:
             continue
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
         if int(fields.get("PPid", "0")) == me and not fields.get("State", "").startswith("Z") \
-                and "bench.measure.worker" in cmdline:
+                and "bench.measure.workers.main" in cmdline:
             found[int(entry.name)] = cmdline
     return found
 
@@ -131,7 +131,7 @@ def spin_library(tmp_path) -> Path:
 
 def test_crash_exit_and_native_hang_take_only_their_row(write_config, spin_library, tmp_path, monkeypatch):
     """A segfault, sys.exit, os._exit and a native C loop each fail their own row; the healthy row, the run folder and the cleanup are fine."""
-    monkeypatch.setattr(pool, "GRACE_S", 2.0)
+    monkeypatch.setattr(process, "GRACE_S", 2.0)
     cfg = write_config(BAD_CONFIG.format(spin=str(spin_library)))
     seen: dict[int, str] = {}
 
@@ -212,7 +212,8 @@ def test_a_worker_that_fails_to_start_says_why(tmp_path, monkeypatch, gone_befor
     is gone before the init message could be sent (a broken pipe: CI's slower machine saw that one)."""
     from multiprocessing.connection import Connection
 
-    from bench.measure.pool import Job, Side, Worker
+    from bench.measure.workers.process import Worker
+    from bench.measure.workers.protocol import Job, Side
     from bench.measure.sampling import Policy
 
     if gone_before_init:
@@ -229,6 +230,41 @@ def test_a_worker_that_fails_to_start_says_why(tmp_path, monkeypatch, gone_befor
     job = Job(policy=Policy(), cuda_policy=Policy(), threads=1, devices=("cpu",))
     with pytest.raises(bench.BenchError) as err:
         Worker(Side(python=str(python)), job, 0)
+    assert not isinstance(err.value, bench.errors.WorkerLost)  # an interpreter that exits: a user error (exit 2)
     message = str(err.value)
     assert "\n" not in message and "exited with status 1 while starting" in message
     assert "(OSError: libbenchcg.so: cannot open shared object file)" in message
+
+
+KILLED_CONFIG = """
+import os
+import signal
+import sys
+
+from torch import nn
+
+import bench
+
+if "bench.measure.workers.main" in sys.modules:  # in a worker only: the parent imports this config too
+    os.kill(os.getpid(), signal.SIGKILL)
+
+WORKLOADS = [bench.Workload(name="relu", module=nn.ReLU, input_shape=(2, 8))]
+"""
+
+
+def test_a_worker_killed_while_starting_is_not_a_user_error(write_config, tmp_path):
+    """A worker killed by a signal while starting (here its config kills it, as the OOM killer would): exit 3 with
+    one line saying so, not 2 (a user error), and the run folder is kept, marked incomplete with the reason."""
+    cfg = write_config(KILLED_CONFIG)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_PROCESSES"}
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", str(cfg), "--device", "cpu", "--processes", "1",
+                           "--out", str(out), "--budget-s", "0.05", "--warmup-s", "0", "--store", "none"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("worker process lost:") and "SIGKILL" in last and "while starting" in last
+    assert "Traceback" not in proc.stderr
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    env_json = json.loads((run_dir / "env.json").read_text())
+    assert env_json["complete"] is False and "SIGKILL" in env_json["incomplete_reason"]

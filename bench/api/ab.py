@@ -4,7 +4,7 @@ The baseline side is the git tree at --base-ref (checked out into a temporary wo
 environment (--base-python, a torch upgrade); the candidate side is the working tree with this interpreter.
 The measuring engine is this package on both sides: only the code under test (the configs and what they
 import) differs. Both sides run in pairs of worker processes alive at the same time, alternating short blocks
-of each row (bench.measure.pool.run_pairs), so a noisy machine moves both alike; bench.gate pairs them.
+of each row (bench.measure.workers.schedule.run_pairs), so a noisy machine moves both alike; bench.gate pairs them.
 
 Writes <out>/<UTC time>[-label]/ holding ab.json and two run folders, baseline/ and candidate/, which any
 command reads like runs (`bench compare X/baseline X/candidate` judges them again).
@@ -29,7 +29,9 @@ from bench.errors import BenchError, Problem
 from bench.gate.compare import compare_runs
 from bench.gate.rule import Rule
 from bench.measure import env as envmod
-from bench.measure.pool import Job, Side, count_instructions, run_pairs
+from bench.measure.workers.counter import count_instructions
+from bench.measure.workers.protocol import Job, Side
+from bench.measure.workers.schedule import run_pairs
 from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for
 from bench.measure.sampling import Policy
@@ -127,13 +129,14 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
        threshold: float = 0.10, out: str | Path = RESULTS_DIR / "ab",
        label: str = "", seed: int | None = None, argv: Sequence[str] = (), metric: str = "time",
        on_start: Callable[[Path], None] | None = None, on_progress: Callable[[Progress], None] | None = None,
-       on_record: Callable[[str, Record], None] | None = None) -> AB:
+       on_record: Callable[[str, Record], None] | None = None, retries: int = 0) -> AB:
     """Measure configs from the base (git ref and/or Python) and from the working tree, interleaved in `processes`
     pairs of worker processes of `blocks` blocks per row; budget_s is each row's per side. Writes the two runs
     under `out`; judge them with bench.comparison(result.baseline, result.candidate). extra_pairs: after the
     `processes` pairs (8 at least), the rows still `unsure` that could be slower by their threshold (default
     `threshold`, as compare takes it) get this many more pairs, numbered on from `processes`. metric
-    "instructions": each side's CPU rows are also counted under callgrind (judge with metric="instructions")."""
+    "instructions": each side's CPU rows are also counted under callgrind (judge with metric="instructions").
+    retries: how often a row whose worker crashed or hung on a side is measured again on that side (0: never)."""
     if not base_ref and not base_python:
         raise BenchError(Problem(where="ab", field="--base-ref", expected="a git ref to compare with (or --base-python)",
                                  found="neither"))
@@ -184,7 +187,7 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
         return _measure(base, cand, job, folder=folder, pairs=pairs, blocks=blocks, extra_pairs=extra_pairs,
                         threshold=threshold, seed=seed, job_id=job_id,
                         settings=settings, argv=argv, commit=commit, base_ref=base_ref, base_python=base_python,
-                        on_progress=on_progress, on_record=on_record, metric=metric)
+                        on_progress=on_progress, on_record=on_record, metric=metric, retries=retries)
 
 
 @contextmanager
@@ -200,7 +203,7 @@ def _base_tree(base_ref: str | None) -> Iterator[tuple[Path | None, Path | None,
 def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, blocks: int, extra_pairs: int,
              threshold: float, seed: int, job_id: str,
              settings: dict, argv: Sequence[str], commit: str, base_ref: str | None, base_python: str | None,
-             on_progress, on_record, metric: str = "time") -> AB:
+             on_progress, on_record, metric: str = "time", retries: int = 0) -> AB:
     env = envmod.capture(devices=list(job.devices), argv=["bench", *argv], threads=job.threads)
     writers: dict[str, RunWriter] = {}
     records: dict[str, list[Record]] = {base.name: [], cand.name: []}
@@ -232,7 +235,8 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
     try:
         rng = random.Random(seed)
         costs = run_pairs(base, cand, job, pairs=pairs, blocks=blocks, rng=rng, on_record=record,
-                          on_progress=on_progress, versions=lambda side, v: _versions(writers[side].env, v))
+                          on_progress=on_progress, versions=lambda side, v: _versions(writers[side].env, v),
+                          retries=retries)
         so_far = [Run(results=to_frame(records[side.name]), samples=to_samples(records[side.name]),
                       env=writers[side.name].env) for side in (base, cand)]
         # fewer first pairs than the sign test needs: the caller chose a quick look, not a verdict
@@ -244,7 +248,7 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
             keys = {(k.workload, k.device, k.variant) for k in extend}
             more = run_pairs(base, cand, job, pairs=extra_pairs, blocks=blocks, rng=rng, on_record=record,
                              on_progress=on_progress, first_pair=pairs,
-                             only=lambda row: (row.workload, row.device, row.variant.name) in keys)
+                             only=lambda row: (row.workload, row.device, row.variant.name) in keys, retries=retries)
             costs = {name: costs[name].merged(more[name]) for name in costs}
         if metric == "instructions":
             for side in (base, cand):

@@ -11,10 +11,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from bench.errors import BenchError, Problem, WriteError
+from bench.errors import BenchError, Problem, WorkerLost, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
-from bench.measure.pool import Job, Side, count_instructions, dumps_workloads, run_in_workers
+from bench.measure.workers.counter import count_instructions
+from bench.measure.workers.protocol import Job, Side
+from bench.measure.workers.schedule import check_count, run_in_workers
 from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy
@@ -24,6 +26,7 @@ from bench.store.frames import to_frame, to_kernels, to_samples
 from bench.store.history import open_for, rows_of_run
 from bench.store.writer import RunWriter, cannot_write, check_label, new_run_dir
 from bench.suite.config import Suite, from_workloads, load_suite, matches
+from bench.suite.pickling import dumps_workloads
 from bench.suite.plan import Plan, check as check_plans
 from bench.suite.shard import Shard, parse_shard, select
 from bench.suite.variants import Variant, parse_variants
@@ -122,6 +125,7 @@ class Prepared:
     processes: int = 0
     side: Side = field(default_factory=Side)
     metric: str = "time"  # or "instructions": also count each CPU row's instructions under callgrind
+    retries: int = 0  # how often a row whose worker crashed or hung is measured again (bench.measure.workers.schedule)
 
     @property
     def rows(self) -> int:
@@ -145,14 +149,16 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
             min_samples: int = Policy.min_samples, target_rel_iqr: float = Policy.target_rel_iqr,
             threads: int | None = None, variants: str | Sequence[Variant | str] = (), filter: str = "",
             argv: Sequence[str] = (), processes: int | None = None, metric: str = "time",
-            shard: str | Shard | None = None, cache: str = "warm", profile: bool = False) -> Prepared:
+            shard: str | Shard | None = None, cache: str = "warm", profile: bool = False, retries: int = 0) -> Prepared:
     """Check the suite and settle everything about a run before anything is timed or written. processes: worker
     processes per row (None: $BENCH_PROCESSES or 7; 0: in this process); budget_s is the row's, split over them.
     shard: "K/N", the K-th of N disjoint slices of the suite balanced by planned cost (bench.suite.shard).
     cache: "warm" (back-to-back calls on one input) or "cold" (each call on the next of copies of the input
     spanning twice the last-level cache). profile: after each row's timing, profile a few calls (torch.profiler):
-    kernels.csv, a trace per row under profiles/, the top kernels in results.csv (bench.measure.kernels)."""
+    kernels.csv, a trace per row under profiles/, the top kernels in results.csv (bench.measure.kernels).
+    retries: how often a row whose worker process crashed or hung is measured again (0: its status stands)."""
     processes = default_processes() if processes is None else check_processes(processes)
+    check_count("run", "retries", retries, minimum=0)
     check_metric(metric, processes)
     chosen_suite = _suite(suite)  # each config module is imported once
     plans = check(chosen_suite, filter=filter)
@@ -185,7 +191,8 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     if shard is not None:  # which slice of which suite: `bench merge` joins the slices of one suite only
         env["shard"] = dict(index=shard.index, count=shard.count, suite=suite_names)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
-                    cuda_policy=cuda_policy, threads=count, env=env, processes=processes, side=side, metric=metric)
+                    cuda_policy=cuda_policy, threads=count, env=env, processes=processes, side=side, metric=metric,
+                    retries=retries)
 
 
 def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "",
@@ -225,7 +232,8 @@ def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "
             seed = random.SystemRandom().randrange(2**32) if seed is None else seed
             writer.env["seed"] = seed  # the schedule's: rows and processes in the same order again
             cost = run_in_workers([prepared.side], prepared.job, processes=prepared.processes, rng=random.Random(seed),
-                                  on_record=lambda _side, r: record(r), on_progress=on_progress)
+                                  on_record=lambda _side, r: record(r), on_progress=on_progress,
+                                  retries=prepared.retries)
             writer.env["workers"] = cost[prepared.side.name].as_dict()
             if prepared.metric == "instructions":
                 count_instructions(prepared.side, prepared.job, on_record=lambda _side, r: record(r))
@@ -242,6 +250,9 @@ def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "
         raise
     except WriteError as exc:
         _stop(run_dir, writer, f"cannot write: {exc}")
+        raise
+    except WorkerLost as exc:
+        _stop(run_dir, writer, f"worker process lost: {exc}")
         raise
     finally:
         if previous is not None:
@@ -276,7 +287,7 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
         variants: str | Sequence[Variant | str] = (), filter: str = "", out: str | Path | None = None,
         label: str = "", on_progress: Callable[[Progress], None] | None = None, processes: int | None = None,
         seed: int | None = None, metric: str = "time", shard: str | None = None, store: str | Path | None = None,
-        cache: str = "warm", profile: bool = False) -> Run:
+        cache: str = "warm", profile: bool = False, retries: int = 0) -> Run:
     """Check and time a suite; return the Run (`.frame`: results.csv's columns, one row per workload x
     device x variant). suite: a config name ("smoke"), a .py path, a list of them, or a list of bench.Workload.
     device: "all", "cpu" or "cuda". budget_s, warmup_s, timeout_s: seconds per row. threads: CPU threads
@@ -287,11 +298,12 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
     "instructions" also counts each CPU row's instructions per call under callgrind (valgrind needed). shard: "K/N",
     the K-th of N slices of the suite (join them with bench.merge). store: with `out`, the history store the run's
     rows are added to (a path or SQLAlchemy URL; None: $BENCH_STORE, else results/history.sqlite; "none": not
-    kept). cache: "warm" or "cold"; profile: record the kernels each row ran (see prepare)."""
+    kept). cache: "warm" or "cold"; profile: record the kernels each row ran; retries: how often a row whose worker
+    crashed or hung is measured again (see prepare)."""
     prepared = prepare(suite, device=device, budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s,
                        min_samples=min_samples, target_rel_iqr=target_rel_iqr, threads=threads, variants=variants,
                        filter=filter, processes=processes, metric=metric, shard=shard, cache=cache,
-                       profile=profile)
+                       profile=profile, retries=retries)
     opened = open_for(store) if out is not None else None  # a bad store fails before anything is timed
     done = execute(prepared, out=out, label=label, on_progress=on_progress, seed=seed)
     if opened is not None:

@@ -13,9 +13,10 @@ from pathlib import Path
 from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_EXTRA_PAIRS, DEFAULT_PAIRS, ab
 from bench.api.comparing import comparison, load
 from bench.api.running import prepare
-from bench.measure.pool import run_in_workers
+from bench.measure.workers.schedule import run_in_workers
 from bench.measure.runner import run_suite
 from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent
+from bench.cli.run import add_retries
 from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import promote, store_dir
 from bench.gate.calibrate import calibrate, save_calibration
@@ -83,6 +84,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=number(minimum=1, integer=True), default=None, help="CPU threads (default: torch's)")
     p.add_argument("--variants", default="", help="variants to run too, as `run --variants`")
     p.add_argument("--seed", type=number(integer=True), default=None, help="the random order (default: new, recorded)")
+    add_retries(p)
     add_judging(p)
     p.set_defaults(func=cmd_ab)
 
@@ -158,7 +160,7 @@ def cmd_ab(args) -> int:
                 min_samples=args.min_samples, threads=args.threads, variants=args.variants, filter=args.filter,
                 processes=args.processes, blocks=args.blocks, extra_pairs=args.extra_pairs,
                 threshold=args.threshold, out=args.out, label=args.label, seed=args.seed,
-                metric=args.metric,
+                metric=args.metric, retries=args.retries,
                 argv=args.argv, on_start=lambda f: err(f"A/B: baseline {args.base_ref or ''}"
                                                        f"{' under ' + args.base_python if args.base_python else ''} "
                                                        f"against the working tree, {args.processes} pairs of worker "

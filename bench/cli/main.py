@@ -2,8 +2,9 @@
 
 Exit statuses: 0 success; 1 some rows failed (run) or something got slower (compare); 2 a user error
 (bad config, file or argument), one line each, no traceback; 3 an internal error (a bug in bench: the
-traceback is printed); 4 a file could not be written (disk full, read-only), one line; 130 interrupted;
-141 standard output closed by its reader (as shell tools after SIGPIPE).
+traceback is printed; or a worker process killed by a signal while starting, one line); 4 a file could not
+be written (disk full, read-only), one line; 130 interrupted; 141 standard output closed by its reader (as shell
+tools after SIGPIPE).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import traceback
 from bench.cli import gate, history, report, run
 from bench.cli.common import (EXIT_BROKEN_PIPE, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
                               EXIT_USAGE, OneLineParser, err)
-from bench.errors import BenchError, WriteError
+from bench.errors import BenchError, WorkerLost, WriteError
 
 
 def build_parser() -> OneLineParser:
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         return args.func(args)
+    except WorkerLost as exc:  # neither the user's mistake (2) nor a verdict (1): the tool could not measure
+        err(f"worker process lost: {exc}")
+        return EXIT_INTERNAL
     except WriteError as exc:
         err(f"cannot write: {exc}")
         return EXIT_CANNOT_WRITE

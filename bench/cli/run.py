@@ -63,6 +63,7 @@ def register(sub) -> None:
                    "names such as bfloat16+channels_last+cudnn_benchmark, float32+no-tf32, backward, cuda_graph, "
                    "threads=1; the default variant always runs")
     add_processes(p)
+    add_retries(p)
     add_metric(p)
     p.add_argument("--profile", action="store_true",
                    help="after each row's timing, profile a few calls with torch.profiler: the kernels (CUDA) or "
@@ -88,15 +89,20 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_plot)
 
 
-def add_processes(p, *, per_side: bool = False) -> None:
-    """--processes and --seed, as `run`, `calibrate` and `ab` take them."""
-    default = "10 per side" if per_side else f"${PROCESSES_ENV} or {DEFAULT_PROCESSES}"
-    p.add_argument("--processes", type=number(minimum=1 if per_side else 0, integer=True), default=None,
-                   help=f"worker processes per row{' and side' if per_side else ''}, in random interleaved order; "
-                   f"the row's budget is split over them{'' if per_side else '; 0: in this process (no isolation)'} "
-                   f"(default: {default})")
+def add_processes(p) -> None:
+    """--processes and --seed, as `run` takes them."""
+    p.add_argument("--processes", type=number(minimum=0, integer=True), default=None,
+                   help="worker processes per row, in random interleaved order; the row's budget is split over them; "
+                   f"0: in this process (no isolation) (default: ${PROCESSES_ENV} or {DEFAULT_PROCESSES})")
     p.add_argument("--seed", type=number(integer=True), default=None,
                    help="the random order of rows and processes (default: a new one, recorded in env.json)")
+
+
+def add_retries(p) -> None:
+    """--retries, as `run` and `ab` take it."""
+    p.add_argument("--retries", type=number(minimum=0, integer=True), default=0,
+                   help="how often a row whose worker process crashed or hung is measured again in a later process "
+                   "(0: its status stands and the later processes skip it)")
 
 
 def add_metric(p) -> None:
@@ -175,7 +181,7 @@ def cmd_run(args) -> int:
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
                            processes=args.processes, metric=args.metric, shard=args.shard, cache=args.cache,
-                           profile=args.profile)
+                           profile=args.profile, retries=args.retries)
     store = open_for(args.store, root=args.root)  # a store that cannot be opened fails before anything is timed
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")
@@ -229,8 +235,9 @@ def cmd_run(args) -> int:
     workers = run.env.get("workers")
     if workers:
         print(f"\n{workers['started']} worker processes: {workers['start_s_median']:.1f} s each to start (median; "
-              f"{workers['import_s_median']:.1f} s of it importing), {workers['start_s_total']:.0f} s in all, against "
-              f"{workers['measuring_s']:.0f} s measuring. between: the spread of the per-process medians (IQR / median).")
+              f"{workers['import_s_median']:.1f} s importing torch and bench, {workers['config_s_median']:.1f} s the "
+              f"configs), {workers['start_s_total']:.0f} s in all, against {workers['measuring_s']:.0f} s measuring. "
+              "between: the spread of the per-process medians (IQR / median).")
     written = [p.name for p in sorted(run.source.glob("*.png"))]
     print(f"\nTimes are per call; median is device time (CUDA events on a GPU, the host clock on the CPU), "
           f"host/call is what the caller waits.\nWrote {run.source}/results.csv, samples.csv, env.json"

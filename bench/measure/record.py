@@ -23,13 +23,12 @@ class Record:
     status: str
     reason: str = ""
     measurement: Measurement | None = None
-    wall_s: float = 0.0
     variant: Variant = DEFAULT
     flops: int | None = None  # of one timed call under the variant; None: the plan's forward FLOPs
     bytes_moved: int | None = None  # likewise; None: the plan's bytes_moved
     max_rel_diff: float | None = None  # output vs a float64 CPU reference (see variants.max_rel_diff)
     math: str = ""  # the compute roof that applies: the dtype, or "tf32" for float32 that may use TF32
-    process: int = 0  # the worker process that measured it (bench.measure.pool), numbered from 0 within a run
+    process: int = 0  # the worker process that measured it (bench.measure.workers), numbered from 0 within a run
     instructions: float | None = None  # CPU instructions per call (callgrind), with --metric instructions
     compile_s: float | None = None  # compile rows: seconds of the first call, compiling included
     graphs: int | None = None  # compile rows: graphs torch.compile made for the row (0 fails the row)

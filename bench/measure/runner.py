@@ -26,6 +26,7 @@ from bench.measure.env import device_name
 from bench.measure.memory import PeakTracker, free_bytes
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure
+from bench.measure.workers.cost import Estimate
 from bench.schema import NOT_APPLICABLE
 from bench.suite.plan import Plan
 from bench.suite.variants import DEFAULT, Variant, skip_reason
@@ -164,7 +165,6 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
     if reason:
         return Record(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(),
                       status=NOT_APPLICABLE, reason=reason, variant=variant, cache=policy.cache)
-    started = time.perf_counter()
     with applied(variant):
         base = dict(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(), variant=variant,
                     cache=policy.cache)
@@ -183,7 +183,7 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                               reason=f"needs about {needed / 2**30:.2f} GiB ({memory_factor:g}x the planned peak "
                                      f"of {peak / 2**30:.2f} GiB{' with backward' if variant.backward else ''}), "
                                      f"{device} has {free / 2**30:.2f} GiB free")
-            with deadline(policy.row_limit_s):  # in a worker, the parent also kills it past this (bench.measure.pool)
+            with deadline(policy.row_limit_s):  # in a worker, the parent also kills it past this (bench.measure.workers)
                 row = (plan.name, device, variant)
                 if keep is not None and row in keep:
                     module, x, reference, math, tracker = keep[row]
@@ -204,12 +204,12 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
             diff = max_rel_diff(head, reference) if head.shape == reference.shape else None
             profile = extra.get("profile")
             math, math_from = math_that_ran(math, max_rel_diff=diff, tf32_kernels=profile.tf32 if profile else None)
-            return Record(**base, status="ok", measurement=m, wall_s=time.perf_counter() - started,
+            return Record(**base, status="ok", measurement=m,
                           max_rel_diff=diff, math=math, math_from=math_from, **extra)
         except (WorkloadTimeout, DeadlineExceeded) as exc:
-            return Record(**base, status="timeout", reason=str(exc), wall_s=time.perf_counter() - started)
+            return Record(**base, status="timeout", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - one row's failure must not cost the suite; it is recorded
-            return Record(**base, status=_classify(exc), reason=one_line(exc), wall_s=time.perf_counter() - started)
+            return Record(**base, status=_classify(exc), reason=one_line(exc))
         finally:
             del module, x, reference, out
             if device == "cuda":
@@ -234,17 +234,15 @@ def run_suite(
     """
     rows = [(p, d, v) for p in plans for d in devices for v in variants]
     records: list[Record] = []
-    spent, timed = 0.0, 0
+    estimate = Estimate(total=len(rows))
     for i, (plan, device, variant) in enumerate(rows):
         pol = cuda_policy if device == "cuda" else policy
-        per_row = spent / timed if timed else pol.warmup_s + pol.budget_s
         if on_progress:
             on_progress(Progress(index=i + 1, total=len(rows), workload=plan.name, device=device,
-                                 left_s=per_row * (len(rows) - i), variant=variant.name))
+                                 left_s=estimate.left_s(pol.warmup_s + pol.budget_s), variant=variant.name))
         start = time.perf_counter()
         record = run_one(plan, device, timer=timer_for(device), policy=pol, variant=variant)
-        if record.status != NOT_APPLICABLE:
-            spent, timed = spent + time.perf_counter() - start, timed + 1
+        estimate.finished(time.perf_counter() - start, timed=record.status != NOT_APPLICABLE)
         records.append(record)
         if on_record:
             on_record(record)
