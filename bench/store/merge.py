@@ -33,6 +33,7 @@ def check_shards(runs: list[Run]) -> None:
         shard = r.env.get("shard")
         if not isinstance(shard, dict) or not {"index", "count", "suite"} <= set(shard):
             raise _refuse(r, "env.json shard", "a run made with `bench run --shard K/N`", "a run without --shard")
+        _check_fields(r, shard)
         if not r.complete:
             raise _refuse(r, "complete", "a finished shard", f"an incomplete run "
                                                              f"({r.env.get('incomplete_reason', 'unfinished')})")
@@ -69,6 +70,46 @@ def check_shards(runs: list[Run]) -> None:
     if missing:
         raise BenchError(Problem(where="merge", field="RUN", expected=f"all {count} shards of the suite",
                                  found=f"no shard {', '.join(f'{i}/{count}' for i in missing)}"))
+    _check_rows(runs, suite)
+
+
+def _kind(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _check_fields(run: Run, shard: dict) -> None:
+    """The env.json fields merging reads have their types (a file edited by hand or by another tool)."""
+    index, count, suite = shard["index"], shard["count"], shard["suite"]
+    if any(isinstance(n, bool) or not isinstance(n, int) for n in (index, count)) or not 1 <= index <= count:
+        raise _refuse(run, "env.json shard", "index and count, integers with 1 <= index <= count",
+                      f"{_kind(index)}, {_kind(count)}")
+    if not isinstance(suite, list) or not all(isinstance(w, str) for w in suite):
+        raise _refuse(run, "env.json shard.suite", "a list of workload names", _kind(suite))
+    settings = run.env.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        raise _refuse(run, "env.json settings", "an object of the run's settings", _kind(settings))
+    workloads = (settings or {}).get("workloads")
+    if workloads is not None and not (isinstance(workloads, list) and all(isinstance(w, str) for w in workloads)):
+        raise _refuse(run, "env.json settings.workloads", "a list of workload names", _kind(workloads))
+
+
+def _check_rows(runs: list[Run], suite: list[str]) -> None:
+    """Each shard holds rows for every workload of its slice (settings.workloads), and the shards together for
+    every workload of the suite: a shard that stopped early or lost its rows would make a merged run that says
+    it is complete and is not."""
+    held: set[str] = set()
+    for r in runs:
+        have = set(r.results["workload"].astype(str)) if "workload" in r.results.columns else set()
+        held |= have
+        own = (r.env.get("settings") or {}).get("workloads") or []
+        lacking = [w for w in own if w not in have]
+        if lacking:
+            raise _refuse(r, "results.csv", f"rows for the {len(own)} workload(s) of its slice",
+                          f"none for {', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''}")
+    lacking = [w for w in suite if w not in held]
+    if lacking:
+        raise BenchError(Problem(where="merge", field="RUN", expected=f"rows for the {len(suite)} workloads of the "
+                                 "suite", found=f"none for {', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''}"))
 
 
 def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
