@@ -130,8 +130,10 @@ def _run_folders(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("env.json") if (p.parent / "samples.csv").is_file())
 
 
-@pytest.mark.parametrize("folder", _run_folders(ROOT / "results" / "samples") + _run_folders(ROOT / "results" / "baselines"),
-                         ids=lambda p: str(p.relative_to(ROOT)))
+OLD_FOLDERS = _run_folders(ROOT / "results" / "samples") + _run_folders(ROOT / "results" / "baselines")
+
+
+@pytest.mark.parametrize("folder", OLD_FOLDERS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_committed_run_folders_of_older_versions_load(folder):
     run = bench.load(folder)
     assert run.env["schema_version"] in READABLE_SCHEMA_VERSIONS and len(run.results) > 0

@@ -73,6 +73,10 @@ def check_shards(runs: list[Run]) -> None:
     _check_rows(runs, suite)
 
 
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
 def _kind(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
@@ -105,11 +109,11 @@ def _check_rows(runs: list[Run], suite: list[str]) -> None:
         lacking = [w for w in own if w not in have]
         if lacking:
             raise _refuse(r, "results.csv", f"rows for the {len(own)} workload(s) of its slice",
-                          f"none for {', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''}")
+                          f"none for {_names(lacking)}")
     lacking = [w for w in suite if w not in held]
     if lacking:
-        raise BenchError(Problem(where="merge", field="RUN", expected=f"rows for the {len(suite)} workloads of the "
-                                 "suite", found=f"none for {', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''}"))
+        raise BenchError(Problem(where="merge", field="RUN", expected=f"rows for the {len(suite)} workloads of the suite",
+                                 found=f"none for {_names(lacking)}"))
 
 
 def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

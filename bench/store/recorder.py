@@ -65,7 +65,8 @@ class RunRecorder:
         self._env = env if isinstance(env, RunEnv) else RunEnv.of(env)
         self._order, self._flush_s, self._clock = order, flush_s, clock
         self._rows: dict[RowKey, list[Record]] = {}  # the records of each row, rows in first-appearance order
-        self._lines: dict[RowKey, tuple[dict, dict]] = {}  # each row's results line and summary (group_row, row_summary)
+        # each row's results line and its summary (group_row, row_summary), rebuilt when the row gets a record
+        self._lines: dict[RowKey, tuple[dict, dict]] = {}
         self._key_samples: dict[RowKey, list[pd.DataFrame]] = {}
         self._arrived: list[pd.DataFrame] = []  # samples in the order they came (rows listed without `order`)
         self._kernels: list[pd.DataFrame] = []
@@ -149,9 +150,12 @@ class RunRecorder:
             keys = self._keys()
             results = pd.DataFrame([self._lines[k][0] for k in keys], columns=RESULT_COLUMNS)
             results = with_summaries(results, [self._lines[k][1] for k in keys])
-            parts = self._arrived if self._order is None else [p for k in keys for p in self._key_samples.get(k, [])]
-            self._arrived = [_concat(self._arrived, SAMPLE_COLUMNS)] if len(self._arrived) > 1 else self._arrived
-            self._built = (results, _concat(parts, SAMPLE_COLUMNS))
+            if self._order is None:  # the samples so far as one frame, the next ones appended to it
+                self._arrived = [_concat(self._arrived, SAMPLE_COLUMNS)]
+                samples = self._arrived[0]
+            else:
+                samples = _concat([p for k in keys for p in self._key_samples.get(k, [])], SAMPLE_COLUMNS)
+            self._built = (results, samples)
         return self._built
 
     def so_far(self) -> Run:
@@ -192,7 +196,8 @@ class RunRecorder:
             folder = self.run_dir / "profiles"
             folder.mkdir(exist_ok=True)
             write_atomic(folder / f"{key.stem}.json", trace)
-            write_atomic(self.run_dir / "kernels.csv", neutralize(_concat(self._kernels, KERNEL_COLUMNS)).to_csv(index=False))
+            kernels = _concat(self._kernels, KERNEL_COLUMNS)
+            write_atomic(self.run_dir / "kernels.csv", neutralize(kernels).to_csv(index=False))
         except OSError as exc:
             raise cannot_write(self.run_dir, exc) from None
 
