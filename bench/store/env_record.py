@@ -61,7 +61,7 @@ class RunEnv:
         the versions are the writer's (this bench's) whatever the mapping said."""
         names = {f.name for f in fields(cls)} - {"machine", "other"}
         given = {k: v for k, v in env.items() if k in names}
-        if given.get("merged_from") is not None:
+        if isinstance(given.get("merged_from"), list):
             given["merged_from"] = tuple(given["merged_from"])
         for name in ("label", "finished_utc", "incomplete_reason"):  # texts: null is the empty text
             if name in given and given[name] is None:
@@ -78,7 +78,7 @@ class RunEnv:
                      "incomplete_reason"):
             value = getattr(self, name)
             if value is not None and value != "":
-                out[name] = list(value) if name == "merged_from" else value
+                out[name] = list(value) if isinstance(value, tuple) else value
         out.update(self.other)
         return out
 
