@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -33,6 +33,7 @@ from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for
 from bench.measure.sampling import Policy
 from bench.schema import RESULTS_DIR, RowKey
+from bench.store.env_record import RunEnv
 from bench.store.files import write_atomic
 from bench.store.folder import Run
 from bench.store.recorder import RowOrder, RunRecorder
@@ -200,15 +201,15 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
              threshold: float, seed: int, job_id: str,
              settings: dict, argv: Sequence[str], commit: str, base_ref: str | None, base_python: str | None,
              on_progress, on_record, metric: str = "time") -> AB:
-    env = envmod.capture(devices=list(job.devices), argv=["bench", *argv], threads=job.threads)
+    env = RunEnv.of(envmod.capture(devices=list(job.devices), argv=["bench", *argv], threads=job.threads))
     recorders: dict[str, RunRecorder] = {}
     order = RowOrder()  # both runs list rows in the order either side first measured them
     for side in (base, cand):
-        side_env = dict(env, settings=settings, seed=seed,
-                        ab=dict(id=job_id, side=side.name, pairs=pairs, blocks=blocks, base_ref=base_ref,
-                                base_python=base_python))
-        if side is base and commit:
-            side_env["git_commit"] = commit[:12]
+        side_env = replace(env, settings=settings, seed=seed,
+                           ab=dict(id=job_id, side=side.name, pairs=pairs, blocks=blocks, base_ref=base_ref,
+                                   base_python=base_python))
+        if side is base and commit:  # the baseline's tree is the base ref's, not the working tree's
+            side_env = side_env.with_machine(git_commit=commit[:12])
         (folder / side.name).mkdir()
         # not rewritten after every block (hundreds of them): at most every FLUSH_S, and at the end
         recorders[side.name] = RunRecorder(folder / side.name, side_env, order=order, flush_s=FLUSH_S)

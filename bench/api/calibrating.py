@@ -50,5 +50,5 @@ def calibrate(suite: SuiteSpec, *, repeats: int = DEFAULT_REPEATS, device: str =
         return records
 
     cal = measure_noise(repeat, repeats=repeats)
-    folders = save_calibration(cal, dict(prepared.env), root=root)
+    folders = save_calibration(cal, prepared.env.to_dict(), root=root)
     return Calibrated(calibration=cal, prepared=prepared, folders=tuple(folders))

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -146,7 +146,7 @@ def merge(runs: Sequence[str | Path | Run], *, out: str | Path, label: str = "")
     (bench.store.merge)."""
     loaded = [r if isinstance(r, Run) else read_run_dir(_one_run(r)) for r in runs]
     results, samples, env = merge_shards(loaded)
-    recorder = RunRecorder(new_run_dir(Path(out), label=label), dict(env, label=label) if label else env)
+    recorder = RunRecorder(new_run_dir(Path(out), label=label), replace(env, label=label) if label else env)
     recorder.add_frames(results, samples)
     run = recorder.finish(complete=True)
     try:

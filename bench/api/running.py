@@ -5,7 +5,7 @@ import os
 import random
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,6 +19,7 @@ from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
+from bench.store.env_record import RunEnv
 from bench.store.folder import Run
 from bench.store.history import open_for, rows_of_run
 from bench.store.recorder import RunRecorder
@@ -118,7 +119,7 @@ class Prepared:
     policy: Policy
     cuda_policy: Policy
     threads: int
-    env: dict
+    env: RunEnv
     processes: int = 0
     side: Side = field(default_factory=Side)
     metric: str = "time"  # or "instructions": also count each CPU row's instructions under callgrind
@@ -175,15 +176,15 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise BenchError(Problem(where="run", field="threads", expected="an integer >= 1, or None", found=repr(threads)))
     count = threads or torch.get_num_threads()
-    env = envmod.capture(devices=devices, argv=["bench", *argv], threads=count)
-    env["cache"] = cache
     # What was measured and how, whatever the caller (CLI or Python): rounds pool only when these agree.
-    env["settings"] = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
-                           budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
-                           target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric,
-                           cache=cache, profile=bool(profile))
-    if shard is not None:  # which slice of which suite: `bench merge` joins the slices of one suite only
-        env["shard"] = dict(index=shard.index, count=shard.count, suite=suite_names)
+    settings = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
+                    budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
+                    target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric,
+                    cache=cache, profile=bool(profile))
+    # which slice of which suite: `bench merge` joins the slices of one suite only
+    sliced = dict(index=shard.index, count=shard.count, suite=suite_names) if shard is not None else None
+    env = replace(RunEnv.of(envmod.capture(devices=devices, argv=["bench", *argv], threads=count)), cache=cache,
+                  settings=settings, shard=sliced)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
                     cuda_policy=cuda_policy, threads=count, env=env, processes=processes, side=side, metric=metric)
 
@@ -200,7 +201,7 @@ def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "
     removed. A file that cannot be written (a full disk) raises WriteError; the run folder then holds the
     last rows that could be saved, whole, marked incomplete when even that can be written."""
     check_label(label)
-    env = dict(prepared.env, label=label) if label else prepared.env
+    env = replace(prepared.env, label=label)
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     run_dir = recorder = None
     try:

@@ -6,9 +6,10 @@ file's, a newer bench's) are kept in `other` and written back as they were, neve
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from bench.schema import SCHEMA_VERSION
 
@@ -33,13 +34,13 @@ def _now_utc() -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunEnv:
+class RunEnv(Mapping):
     """One run's env.json. machine: bench.measure.env.capture's keys; settings: what was measured and how
     (rounds pool and shards merge only when these agree); cache: warm or cold; label: the run folder's label;
     shard: {index, count, suite} of `run --shard`; ab: the A/B job's side, pairs, blocks and rows extended;
     merged_from: the shards a merged run joins; seed: the schedule's random order; workers: the worker
     processes' cost (bench.measure.pool); complete, finished_utc, incomplete_reason: how the run ended;
-    other: keys this version does not know, kept as they were."""
+    other: keys this version does not know, kept as they were. Read as a mapping it is env.json's object."""
 
     machine: Mapping[str, Any] = field(default_factory=dict)
     settings: Mapping[str, Any] | None = None
@@ -82,9 +83,22 @@ class RunEnv:
         out.update(self.other)
         return out
 
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+    def with_machine(self, **values: Any) -> "RunEnv":
+        """The machine part with these keys replaced (the git commit of the tree measured, say)."""
+        return replace(self, machine={**self.machine, **values})
+
     def with_versions(self, versions: Mapping[str, Any]) -> "RunEnv":
         """The python, torch and cuda the worker processes ran (another interpreter with `ab --base-python`)."""
-        return replace(self, machine={**self.machine, **{k: versions[k] for k in WORKER_VERSIONS if k in versions}})
+        return self.with_machine(**{k: versions[k] for k in WORKER_VERSIONS if k in versions})
 
     def with_extended(self, *, extra_pairs: int, rows: list[str]) -> "RunEnv":
         """ab: the extra pairs given to the rows still unsure, and those rows (their labels)."""

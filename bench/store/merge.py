@@ -9,10 +9,13 @@ of the gate's statistics), and env.json the first shard's with `merged_from` lis
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from bench.errors import BenchError, Problem
 from bench.measure.env import env_differences
+from bench.store.env_record import RunEnv
 from bench.store.folder import Run
 from bench.store.summary import concat_processes
 
@@ -116,7 +119,7 @@ def _check_rows(runs: list[Run], suite: list[str]) -> None:
                                  found=f"none for {_names(lacking)}"))
 
 
-def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, RunEnv]:
     """The shards as one run's results, samples and env (see the module's docstring)."""
     check_shards(runs)
     runs = sorted(runs, key=lambda r: r.env["shard"]["index"])
@@ -125,9 +128,11 @@ def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     results = pd.concat([r.results for r in runs], ignore_index=True)
     results = results.iloc[sorted(range(len(results)), key=lambda i: order.get(results.at[i, "workload"], len(order)))]
     samples = concat_processes([r.samples for r in runs])
-    env = {k: v for k, v in runs[0].env.items() if k not in ("shard", "complete", "finished_utc", "workers")}
-    env["settings"] = dict(runs[0].env.get("settings") or {}, workloads=list(suite))
-    env["merged_from"] = [dict(shard=f"{r.env['shard']['index']}/{r.env['shard']['count']}",
-                               run=str(r.source or r.name), host=r.env.get("host", ""),
-                               time_utc=r.env.get("time_utc", "")) for r in runs]
+    merged_from = tuple(dict(shard=f"{r.env['shard']['index']}/{r.env['shard']['count']}",
+                             run=str(r.source or r.name), host=r.env.get("host", ""),
+                             time_utc=r.env.get("time_utc", "")) for r in runs)
+    # the first shard's environment, as the whole suite's, without what belonged to that shard's own course
+    env = replace(RunEnv.of(runs[0].env), shard=None, complete=False, finished_utc="", incomplete_reason="",
+                  workers=None, settings=dict(runs[0].env.get("settings") or {}, workloads=list(suite)),
+                  merged_from=merged_from)
     return results.reset_index(drop=True), samples, env
