@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-SCHEMA_VERSION = 1
+# Run folder format history (env.json "schema_version"; the env.json object itself has its own history, see
+# bench.store.env_record.ENV_SCHEMA_VERSION):
+# 1: results.csv, samples.csv and env.json. results.csv grew under this version from the timing columns to the
+#    61 of RESULT_COLUMNS (variants, worker processes, instructions, compile, memory, cache, clocks, kernels) and
+#    samples.csv gained `variant` and `process`; a reader fills what an older file lacks (REQUIRED_* below).
+# 2: the columns of version 1's last files, unchanged; the version is bumped so that a file names the columns it
+#    has, and env.json carries env_version. Readers accept every version in READABLE_SCHEMA_VERSIONS.
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 RESULTS_DIR = Path("results")  # the default results root (--root): runs, baselines/ and peaks/
 RUN_FILES = ("results.csv", "samples.csv", "env.json")
 

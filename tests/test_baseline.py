@@ -76,7 +76,7 @@ def scripted_runner(scales):
     """A stand-in for run_suite: repeat i gives every row samples around 1 ms * scales[i]."""
     calls = []
 
-    def run(plans, devices, *, policy, cuda_policy):
+    def run(plans):
         i = len(calls)
         calls.append(i)
         return [Record(plan=p, device="cpu", device_name="Test CPU", threads=1, status="ok",
@@ -89,17 +89,17 @@ def scripted_runner(scales):
 
 def test_calibrate_runs_the_suite_k_times_and_measures_the_spread(smoke_plans):
     run, calls = scripted_runner([1.0, 1.04, 1.02])
-    cal = calibrate(smoke_plans, ["cpu"], repeats=3, run=run)
+    cal = calibrate(lambda: run(smoke_plans), repeats=3)
     assert len(calls) == 3
     assert len(cal.medians) == 3 * len(smoke_plans)
     assert cal.noise["noise"].between(0.02, 0.07).all()  # 4% apart, give or take the samples' own 1% noise
     with pytest.raises(BenchError, match="at least 2"):
-        calibrate(smoke_plans, ["cpu"], repeats=1, run=run)
+        calibrate(lambda: run(smoke_plans), repeats=1)
 
 
 def test_saved_calibration_seeds_a_baseline_and_widens_thresholds(smoke_plans, tmp_path):
     run, _ = scripted_runner([1.0, 1.10, 1.05])
-    cal = calibrate(smoke_plans, ["cpu"], repeats=3, run=run)
+    cal = calibrate(lambda: run(smoke_plans), repeats=3)
     env = dict(ENV, machine_keys={"cpu": KEY})
     (folder,) = save_calibration(cal, env, root=tmp_path)
     assert (folder / "noise.csv").is_file() and (folder / "calibration.csv").is_file()
@@ -170,8 +170,8 @@ def test_noise_needs_at_least_two_repeats():
 def test_calibrate_gives_no_noise_to_a_row_that_ran_once(smoke_plans):
     run, _ = scripted_runner([1.0, 1.05, 1.02])
 
-    def flaky(plans, devices, **kw):
-        records = run(plans, devices, **kw)
+    def flaky():
+        records = run(smoke_plans)
         if len(_calls) > 0:  # the first workload fails in every repeat but the first
             records[0] = Record(plan=records[0].plan, device="cpu", device_name="Test CPU", threads=1,
                                 status="error", reason="boom")
@@ -179,7 +179,7 @@ def test_calibrate_gives_no_noise_to_a_row_that_ran_once(smoke_plans):
         return records
 
     _calls: list[int] = []
-    cal = calibrate(smoke_plans, ["cpu"], repeats=3, run=flaky)
+    cal = calibrate(flaky, repeats=3)
     assert smoke_plans[0].name not in set(cal.noise["workload"])
     assert len(cal.noise) == len(smoke_plans) - 1 and (cal.noise["repeats"] == 3).all()
 

@@ -102,7 +102,7 @@ def test_interrupted_before_the_folder_holds_anything_leaves_no_empty_folder(cfg
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt("signal 15")
 
-    monkeypatch.setattr("bench.api.running.RunWriter", interrupted)
+    monkeypatch.setattr("bench.api.running.RunRecorder", interrupted)
     assert main(["run", str(cfg), "--out", str(tmp_path / "runs"), *FAST]) == 130
     assert list((tmp_path / "runs").iterdir()) == []
 
@@ -127,9 +127,9 @@ def test_interrupted_after_the_last_row_still_draws_the_plot_and_records_why(cfg
 
 def test_a_run_folder_is_a_loadable_incomplete_run_from_its_first_moment(tmp_path):
     from bench import load
-    from bench.store.writer import RunWriter
+    from bench.store.recorder import RunRecorder
 
-    RunWriter(tmp_path, {"torch": "x"})
+    RunRecorder(tmp_path, {"torch": "x"})
     run = load(tmp_path)
     assert not run.complete and len(run.results) == 0 and len(run.samples) == 0
 

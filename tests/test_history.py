@@ -430,3 +430,30 @@ def test_fastest_process_median_is_stored_per_row_and_followed_by_default():
     assert change_points(frame).empty
     frame["fastest_process_median_s"] = np.nan  # runs measured in one process: the median is followed
     assert len(change_points(frame)) == 2
+
+
+@pytest.fixture
+def shards(tmp_path, write_config):
+    cfg = write_config(CONFIG)
+    return [bench.run(str(cfg), out=tmp_path / f"s{k}", shard=f"{k}/2", **FAST).source for k in (1, 2)]
+
+
+def test_merge_refuses_a_shard_without_the_rows_of_its_slice(shards, tmp_path, capsys, one_line):
+    lost = shards[0]
+    workloads = json.loads((lost / "env.json").read_text())["settings"]["workloads"]
+    for name in ("results.csv", "samples.csv"):  # header only: a shard that lost its rows, still marked complete
+        text = (lost / name).read_text()
+        (lost / name).write_text(text.splitlines()[0] + "\n")
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "m")]) == 2
+    one_line(capsys.readouterr().err, str(lost), "results.csv", *workloads)
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+@pytest.mark.parametrize("settings", [["budget_s", 1], "fast", {"workloads": "flat"}])
+def test_merge_refuses_settings_that_are_not_an_object_in_one_line(shards, tmp_path, capsys, one_line, settings):
+    env = json.loads((shards[1] / "env.json").read_text())
+    if isinstance(settings, dict):  # the other settings as they were: only the list of workloads is not a list
+        settings = dict(env["settings"], **settings)
+    (shards[1] / "env.json").write_text(json.dumps(dict(env, settings=settings)))
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "m")]) == 2
+    one_line(capsys.readouterr().err, str(shards[1]), "settings")

@@ -20,7 +20,7 @@ from bench.measure.sampling import Policy
 from bench import api
 from bench.report.build import MIN_SPEEDUP, best_variants
 from bench.report.figures import speedup_table
-from helpers import RecordWriter as RunWriter
+from bench.store.recorder import RunRecorder
 from bench.measure.runner import run_suite
 from bench.suite.variants import parse_variants
 
@@ -75,7 +75,7 @@ def _cpu_run(root: Path) -> Path:
 
     run_dir = root / "cpu-run"
     run_dir.mkdir()
-    writer = RunWriter(run_dir, envmod.capture(devices=["cpu"], argv=["test"], threads=2))
+    writer = RunRecorder(run_dir, envmod.capture(devices=["cpu"], argv=["test"], threads=2))
     run_suite(plans, ["cpu"], policy=FAST, timer_for=timer_for, variants=variants, on_record=writer.add)
     writer.finish(complete=True)
     return run_dir

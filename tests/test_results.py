@@ -18,7 +18,8 @@ from bench.store.files import write_atomic
 from bench.store.frames import to_frame, to_samples
 from bench.store.runs import load as read_run
 from bench.store.writer import new_run_dir
-from helpers import RecordWriter as RunWriter, frames
+from bench.store.recorder import RunRecorder
+from helpers import frames
 from bench.measure.record import Record
 
 DEVICE_S = (1e-3, 2e-3, 3e-3, 4e-3, 10e-3)
@@ -109,7 +110,7 @@ def test_launch_bound_flag_on_cuda(plans, device_s, enqueue_s, expected):
 # ---------------------------------------------------------------- the run folder
 def test_writer_leaves_valid_files_after_each_record(plans, tmp_path):
     run_dir = new_run_dir(tmp_path)
-    writer = RunWriter(run_dir, {"torch": "x.y", "devices": ["cpu"]})
+    writer = RunRecorder(run_dir, {"torch": "x.y", "devices": ["cpu"]})
     env = json.loads((run_dir / "env.json").read_text())
     assert env["schema_version"] == SCHEMA_VERSION and env["complete"] is False and env["torch"] == "x.y"
 
@@ -131,9 +132,9 @@ def test_writer_leaves_valid_files_after_each_record(plans, tmp_path):
 
 
 def test_interrupted_run_is_marked_incomplete(plans, tmp_path):
-    writer = RunWriter(new_run_dir(tmp_path), {})
+    writer = RunRecorder(new_run_dir(tmp_path), {})
     writer.add(ok(plans["smoke-linear"]))
-    writer.finish(complete=False, note="interrupted")
+    writer.finish(complete=False, reason="interrupted")
     _, _, env = frames(read_run(writer.run_dir))
     assert env["complete"] is False and env["incomplete_reason"] == "interrupted"
 
@@ -166,7 +167,7 @@ def test_write_atomic_replaces_and_leaves_no_temp(tmp_path):
 # ---------------------------------------------------------------- unreadable run folders
 @pytest.fixture
 def run_dir(plans, tmp_path):
-    writer = RunWriter(new_run_dir(tmp_path), {"torch": "x"})
+    writer = RunRecorder(new_run_dir(tmp_path), {"torch": "x"})
     for name in ("smoke-linear", "smoke-mlp"):
         writer.add(ok(plans[name]))
     writer.finish(complete=True)

@@ -27,7 +27,7 @@ from bench.store.peaks import read_peaks_file
 from bench.store.runs import load
 from bench.suite.plan import plan_one
 from bench.suite.workload import Workload
-from helpers import RecordWriter
+from bench.store.recorder import RunRecorder
 from test_compare import ENV, samples, write_run
 
 KEY = ENV["machine_keys"]["cpu"]
@@ -387,7 +387,7 @@ NAMES = ["NA", "None", "1", "1.0", "007"]
 def _named_run(folder: Path, scale: float) -> Path:
     """A run as `bench run` writes it (every column), of workloads named NAMES, per-call times around scale ms."""
     folder.mkdir(parents=True)
-    writer = RecordWriter(folder, {k: v for k, v in ENV.items() if k not in ("schema_version", "complete")})
+    writer = RunRecorder(folder, {k: v for k, v in ENV.items() if k not in ("schema_version", "complete")})
     for i, name in enumerate(NAMES):
         plan = plan_one(Workload(name=name, module=lambda: nn.Linear(8, 4), input_shape=(2, 8)), "test")
         times = tuple(samples(1e-3 * scale, seed=i))
@@ -454,7 +454,8 @@ def test_a_root_that_is_a_file_is_one_line_before_anything_is_measured(tmp_path,
     run = write_run(tmp_path / "r", {"a": samples(1e-3)})
     afile = tmp_path / "afile"
     afile.write_text("")
-    monkeypatch.setattr("bench.cli.gate.calibrate", lambda *a, **k: pytest.fail("measured before checking --root"))
+    monkeypatch.setattr("bench.api.calibrating.measure_noise",
+                        lambda *a, **k: pytest.fail("measured before checking --root"))
     monkeypatch.setattr("bench.api.reporting.probe", lambda *a, **k: pytest.fail("probed before checking --root"))
     for argv in (["baseline", run], ["calibrate", "smoke", "--device", "cpu"], ["peaks", "--device", "cpu"]):
         refused(capsys, one_line, *argv, "--root", afile, needles=(str(afile), "--root", "expected a folder"))

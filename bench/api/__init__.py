@@ -10,12 +10,13 @@
 Functions return data and never print; user errors raise bench.BenchError (one line per problem).
 """
 from bench.api.ab import AB, ab
+from bench.api.calibrating import Calibrated, calibrate
 from bench.api.comparing import compare, comparison, load
 from bench.api.history import History, Imported, history, import_runs, merge, record
 from bench.api.reporting import default_report_dir, gather_peaks, peaks, report
 from bench.api.running import Prepared, check, execute, prepare, run
 from bench.measure.runner import devices_for
 
-__all__ = ["AB", "History", "Imported", "Prepared", "ab", "check", "compare", "comparison", "default_report_dir",
-           "devices_for", "execute", "gather_peaks", "history", "import_runs", "load", "merge", "peaks", "prepare",
-           "record", "report", "run"]
+__all__ = ["AB", "Calibrated", "History", "Imported", "Prepared", "ab", "calibrate", "check", "compare", "comparison",
+           "default_report_dir", "devices_for", "execute", "gather_peaks", "history", "import_runs", "load", "merge",
+           "peaks", "prepare", "record", "report", "run"]

@@ -19,9 +19,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -36,10 +35,11 @@ from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for
 from bench.measure.sampling import Policy
 from bench.schema import RESULTS_DIR, RowKey
+from bench.store.env_record import RunEnv
 from bench.store.files import write_atomic
 from bench.store.folder import Run
-from bench.store.frames import to_frame, to_samples
-from bench.store.writer import RunWriter, cannot_write, check_label, new_run_dir
+from bench.store.recorder import RowOrder, RunRecorder
+from bench.store.writer import cannot_write, check_label, new_run_dir
 from bench.suite.config import resolve
 from bench.suite.variants import parse_variants
 
@@ -204,46 +204,35 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
              threshold: float, seed: int, job_id: str,
              settings: dict, argv: Sequence[str], commit: str, base_ref: str | None, base_python: str | None,
              on_progress, on_record, metric: str = "time", retries: int = 0) -> AB:
-    env = envmod.capture(devices=list(job.devices), argv=["bench", *argv], threads=job.threads)
-    writers: dict[str, RunWriter] = {}
-    records: dict[str, list[Record]] = {base.name: [], cand.name: []}
+    env = RunEnv.of(envmod.capture(devices=list(job.devices), argv=["bench", *argv], threads=job.threads))
+    recorders: dict[str, RunRecorder] = {}
+    order = RowOrder()  # both runs list rows in the order either side first measured them
     for side in (base, cand):
-        side_env = dict(env, settings=settings, seed=seed,
-                        ab=dict(id=job_id, side=side.name, pairs=pairs, blocks=blocks, base_ref=base_ref,
-                                base_python=base_python))
-        if side is base and commit:
-            side_env["git_commit"] = commit[:12]
+        side_env = replace(env, settings=settings, seed=seed,
+                           ab=dict(id=job_id, side=side.name, pairs=pairs, blocks=blocks, base_ref=base_ref,
+                                   base_python=base_python))
+        if side is base and commit:  # the baseline's tree is the base ref's, not the working tree's
+            side_env = side_env.with_machine(git_commit=commit[:12])
         (folder / side.name).mkdir()
-        writers[side.name] = RunWriter(folder / side.name, side_env)
-    order: dict[RowKey, int] = {}
-    written = [time.monotonic()]
-
-    def flush() -> None:
-        for side, rs in records.items():
-            rs = sorted(rs, key=lambda x: order[x.key])
-            writers[side].update(to_frame(rs), to_samples(rs))
-        written[0] = time.monotonic()
+        # not rewritten after every block (hundreds of them): at most every FLUSH_S, and at the end
+        recorders[side.name] = RunRecorder(folder / side.name, side_env, order=order, flush_s=FLUSH_S)
 
     def record(side: str, r: Record) -> None:
-        order.setdefault(r.key, len(order))
-        records[side].append(r)
-        if time.monotonic() - written[0] >= FLUSH_S:  # not after every block: hundreds of them
-            flush()
+        kept = recorders[side].add(r)
         if on_record:
-            on_record(side, r)
+            on_record(side, kept)
 
     try:
         rng = random.Random(seed)
         costs = run_pairs(base, cand, job, pairs=pairs, blocks=blocks, rng=rng, on_record=record,
-                          on_progress=on_progress, versions=lambda side, v: _versions(writers[side].env, v),
+                          on_progress=on_progress, versions=lambda side, v: recorders[side].set_versions(v),
                           retries=retries)
-        so_far = [Run(results=to_frame(records[side.name]), samples=to_samples(records[side.name]),
-                      env=writers[side.name].env) for side in (base, cand)]
+        so_far = [recorders[side.name].so_far() for side in (base, cand)]
         # fewer first pairs than the sign test needs: the caller chose a quick look, not a verdict
         extend = could_be_slower(*so_far, threshold=threshold) if extra_pairs and pairs >= Rule().min_pairs else []
         for side in (base, cand):
-            writers[side.name].env["ab"].update(extra_pairs=extra_pairs if extend else 0,
-                                                extended=[k.label for k in extend])
+            recorders[side.name].set_extended(extra_pairs=extra_pairs if extend else 0,
+                                              rows=[k.label for k in extend])
         if extend:
             keys = {(k.workload, k.device, k.variant) for k in extend}
             more = run_pairs(base, cand, job, pairs=extra_pairs, blocks=blocks, rng=rng, on_record=record,
@@ -253,18 +242,13 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
         if metric == "instructions":
             for side in (base, cand):
                 count_instructions(side, job, on_record=record)
-        flush()
         for side in (base, cand):
-            writers[side.name].env["workers"] = costs[side.name].as_dict()
-        runs = {name: w.finish(complete=True) for name, w in writers.items()}
+            recorders[side.name].set_worker_cost(costs[side.name].as_dict())
+        runs = {name: w.finish(complete=True) for name, w in recorders.items()}
     except BaseException as exc:  # KeyboardInterrupt, a write error: keep what was measured, marked incomplete
-        try:
-            flush()
-        except BaseException:  # noqa: BLE001 - a full disk: the last files written stay
-            pass
-        for w in writers.values():
+        for w in recorders.values():
             try:
-                w.finish(complete=False, note=f"interrupted ({type(exc).__name__})")
+                w.finish(complete=False, reason=f"interrupted ({type(exc).__name__})")
             except BaseException:  # noqa: BLE001 - best effort; the first error is the one raised
                 pass
         raise
@@ -280,10 +264,3 @@ def could_be_slower(base: Run, cand: Run, *, threshold: float) -> list[RowKey]:
     return [RowKey(v.workload, v.device, v.dtype, v.variant) for v in cmp.verdicts
             if v.verdict == "unsure" and math.isfinite(v.baseline_median_s) and math.isfinite(v.candidate_median_s)
             and not v.ratio_high < 1 + v.threshold]
-
-
-def _versions(env: dict, versions: dict) -> None:
-    """A side's env.json gets the python and torch its workers really ran (another with --base-python)."""
-    for name in ("python", "torch", "cuda"):
-        if name in versions:
-            env[name] = versions[name]

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +23,8 @@ from bench.store.files import write_atomic, writable_folder
 from bench.store.folder import Run, read_run_dir, run_dirs_in
 from bench.store.history import Store, open_for, rows_of_folder, rows_of_run
 from bench.store.merge import merge_shards
-from bench.store.writer import RunWriter, cannot_write, new_run_dir
+from bench.store.recorder import RunRecorder
+from bench.store.writer import cannot_write, new_run_dir
 from bench.suite.config import matches
 from bench.suite.workload import Workload
 
@@ -145,9 +146,9 @@ def merge(runs: Sequence[str | Path | Run], *, out: str | Path, label: str = "")
     (bench.store.merge)."""
     loaded = [r if isinstance(r, Run) else read_run_dir(_one_run(r)) for r in runs]
     results, samples, env = merge_shards(loaded)
-    writer = RunWriter(new_run_dir(Path(out), label=label), dict(env, label=label) if label else env)
-    writer.update(results, samples)
-    run = writer.finish(complete=True)
+    recorder = RunRecorder(new_run_dir(Path(out), label=label), replace(env, label=label) if label else env)
+    recorder.add_frames(results, samples)
+    run = recorder.finish(complete=True)
     try:
         save_plots(run.source, run.results, run.samples)
     except OSError as exc:

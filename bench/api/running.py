@@ -21,10 +21,11 @@ from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
+from bench.store.env_record import RunEnv
 from bench.store.folder import Run
-from bench.store.frames import to_frame, to_kernels, to_samples
 from bench.store.history import open_for, rows_of_run
-from bench.store.writer import RunWriter, cannot_write, check_label, new_run_dir
+from bench.store.recorder import RunRecorder
+from bench.store.writer import cannot_write, check_label, new_run_dir
 from bench.suite.config import Suite, from_workloads, load_suite, matches
 from bench.suite.pickling import dumps_workloads
 from bench.suite.plan import Plan, check as check_plans
@@ -121,7 +122,7 @@ class Prepared:
     policy: Policy
     cuda_policy: Policy
     threads: int
-    env: dict
+    env: RunEnv
     processes: int = 0
     side: Side = field(default_factory=Side)
     metric: str = "time"  # or "instructions": also count each CPU row's instructions under callgrind
@@ -181,15 +182,15 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise BenchError(Problem(where="run", field="threads", expected="an integer >= 1, or None", found=repr(threads)))
     count = threads or torch.get_num_threads()
-    env = envmod.capture(devices=devices, argv=["bench", *argv], threads=count)
-    env["cache"] = cache
     # What was measured and how, whatever the caller (CLI or Python): rounds pool only when these agree.
-    env["settings"] = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
-                           budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
-                           target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric,
-                           cache=cache, profile=bool(profile))
-    if shard is not None:  # which slice of which suite: `bench merge` joins the slices of one suite only
-        env["shard"] = dict(index=shard.index, count=shard.count, suite=suite_names)
+    settings = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
+                    budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
+                    target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric,
+                    cache=cache, profile=bool(profile))
+    # which slice of which suite: `bench merge` joins the slices of one suite only
+    sliced = dict(index=shard.index, count=shard.count, suite=suite_names) if shard is not None else None
+    env = replace(RunEnv.of(envmod.capture(devices=devices, argv=["bench", *argv], threads=count)), cache=cache,
+                  settings=settings, shard=sliced)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
                     cuda_policy=cuda_policy, threads=count, env=env, processes=processes, side=side, metric=metric,
                     retries=retries)
@@ -207,56 +208,54 @@ def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "
     removed. A file that cannot be written (a full disk) raises WriteError; the run folder then holds the
     last rows that could be saved, whole, marked incomplete when even that can be written."""
     check_label(label)
-    env = dict(prepared.env, label=label) if label else prepared.env
+    env = replace(prepared.env, label=label)
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
-    run_dir = writer = None
+    run_dir = recorder = None
     try:
         run_dir = new_run_dir(Path(out), label=label) if out is not None else None
-        writer = RunWriter(run_dir, env)
+        recorder = RunRecorder(run_dir, env)
         if on_start:
             on_start(run_dir)
-        records: list[Record] = []
 
         def record(r: Record) -> None:
-            first_profile = r.profile is not None and not any(x.profile is not None and x.key == r.key for x in records)
-            if r.profile is not None and not first_profile:  # one trace per row is written; the others are let go
-                r = replace(r, profile=replace(r.profile, trace=""))
-            records.append(r)
-            writer.update(to_frame(records), to_samples(records))
-            if first_profile:
-                writer.save_profile(r.key, r.profile.trace, to_kernels(records))
+            kept = recorder.add(r)
             if on_record:
-                on_record(r)
+                on_record(kept)
 
         if prepared.processes:
             seed = random.SystemRandom().randrange(2**32) if seed is None else seed
-            writer.env["seed"] = seed  # the schedule's: rows and processes in the same order again
-            cost = run_in_workers([prepared.side], prepared.job, processes=prepared.processes, rng=random.Random(seed),
-                                  on_record=lambda _side, r: record(r), on_progress=on_progress,
-                                  retries=prepared.retries)
-            writer.env["workers"] = cost[prepared.side.name].as_dict()
-            if prepared.metric == "instructions":
-                count_instructions(prepared.side, prepared.job, on_record=lambda _side, r: record(r))
+            recorder.set_seed(seed)  # the schedule's: rows and processes in the same order again
+            _in_workers(prepared, recorder, seed, record, on_progress)
         else:
             with applied(Variant(threads=prepared.threads)):
                 run_suite(list(prepared.plans), list(prepared.devices), policy=prepared.policy,
                           cuda_policy=prepared.cuda_policy, on_progress=on_progress, on_record=record,
                           variants=prepared.variants)
-        run = writer.finish(complete=True)
+        run = recorder.finish(complete=True)
         _plots(run)
         return run
     except KeyboardInterrupt:
-        _stop(run_dir, writer, "interrupted")
+        _stop(run_dir, recorder, "interrupted")
         raise
     except WriteError as exc:
-        _stop(run_dir, writer, f"cannot write: {exc}")
+        _stop(run_dir, recorder, f"cannot write: {exc}")
         raise
     except WorkerLost as exc:
-        _stop(run_dir, writer, f"worker process lost: {exc}")
+        _stop(run_dir, recorder, f"worker process lost: {exc}")
         raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _in_workers(prepared: Prepared, recorder: RunRecorder, seed: int, record: Callable[[Record], None],
+                on_progress: Callable[[Progress], None] | None) -> None:
+    """The prepared run measured in worker processes (bench.measure.workers), their cost kept in the recorder."""
+    cost = run_in_workers([prepared.side], prepared.job, processes=prepared.processes, rng=random.Random(seed),
+                          on_record=lambda _side, r: record(r), on_progress=on_progress, retries=prepared.retries)
+    recorder.set_worker_cost(cost[prepared.side.name].as_dict())
+    if prepared.metric == "instructions":
+        count_instructions(prepared.side, prepared.job, on_record=lambda _side, r: record(r))
 
 
 def _plots(run: Run) -> None:
@@ -267,14 +266,14 @@ def _plots(run: Run) -> None:
             raise cannot_write(run.source, exc) from None
 
 
-def _stop(run_dir: Path | None, writer: RunWriter | None, reason: str) -> None:
+def _stop(run_dir: Path | None, recorder: RunRecorder | None, reason: str) -> None:
     """After an interruption or a failed write: keep what was measured, marked incomplete with the reason (best
     effort), with the plots of the finished rows; remove a run folder that never held anything."""
-    if writer is None:
+    if recorder is None:
         if run_dir is not None and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
         return
-    run = writer.finish(complete=False, note=reason)
+    run = recorder.finish(complete=False, reason=reason)
     try:
         _plots(run)
     except (WriteError, KeyboardInterrupt):

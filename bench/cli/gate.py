@@ -5,28 +5,22 @@ compare exits 0 when no row is slower, 1 when some row is, 2 for bad input (one 
 from __future__ import annotations
 
 import json
-import random
 import sys
 from pathlib import Path
 
 
 from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_EXTRA_PAIRS, DEFAULT_PAIRS, ab
+from bench.api.calibrating import DEFAULT_REPEATS, calibrate
 from bench.api.comparing import comparison, load
-from bench.api.running import prepare
-from bench.measure.workers.schedule import run_in_workers
-from bench.measure.runner import run_suite
 from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent
 from bench.cli.run import add_retries
 from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import promote, store_dir
-from bench.gate.calibrate import calibrate, save_calibration
 from bench.gate.render import console, markdown, ratio_figure, save_figure
 from bench.gate.rule import Rule
-from bench.measure.apply import applied
 from bench.measure.sampling import Policy
 from bench.store.export import to_pytest_benchmark
 from bench.store.files import writable_folder, write_output
-from bench.suite.variants import Variant
 
 RUN_HELP = "a run folder, the folder given to `run --out` (one run, or rounds to pool), or a run's results.csv"
 
@@ -97,7 +91,8 @@ def register(sub) -> None:
 
     p = command(sub, "calibrate", help="A/A: run the suite several times, store each row's noise with the baseline")
     p.add_argument("configs", nargs="+", help="config names in configs/ (seed) or paths to .py files")
-    p.add_argument("--repeats", type=number(minimum=2, integer=True), default=5, help="A/A runs, at least 2")
+    p.add_argument("--repeats", type=number(minimum=2, integer=True), default=DEFAULT_REPEATS,
+                   help="A/A runs, at least 2")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="where to time")
     p.add_argument("--filter", default="", help="only workloads whose name contains one of these comma-separated "
                    "parts, or with one as a tag")
@@ -111,6 +106,8 @@ def register(sub) -> None:
     p.add_argument("--threads", type=number(minimum=1, integer=True), default=None, help="CPU threads (default: torch's)")
     p.add_argument("--processes", type=number(minimum=0, integer=True), default=None,
                    help="worker processes per row in each repeat; 0: in this process (default: $BENCH_PROCESSES or 7)")
+    p.add_argument("--seed", type=number(integer=True), default=None,
+                   help="the random order of the repeats' schedules (default: new ones)")
     add_root(p)
     p.set_defaults(func=cmd_calibrate)
 
@@ -219,40 +216,25 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    writable_folder(Path(args.root), option="--root")  # before minutes of measuring
-    prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
-                       min_samples=args.min_samples, threads=args.threads, variants=args.variants, filter=args.filter,
-                       argv=args.argv, processes=args.processes)
-    rng = random.Random(args.seed if getattr(args, "seed", None) is not None else None)
+    def started(prepared) -> None:
+        err(f"calibrating: {len(prepared.plans)} workloads x {len(prepared.devices)} device(s) x "
+            f"{len(prepared.variants)} variant(s), {args.repeats} repeats, each row in "
+            f"{prepared.processes or 'this'} process{'es' if prepared.processes != 1 else ''}")
 
-    def repeat(plans, devices, *, policy, cuda_policy) -> list:
-        """One A/A repeat, measured as `run` measures: in worker processes (or in this process with 0)."""
-        records: list = []
-        if prepared.processes:
-            run_in_workers([prepared.side], prepared.job, processes=prepared.processes, rng=rng,
-                           on_record=lambda _side, r: records.append(r))
-        else:
-            with applied(Variant(threads=prepared.threads)):
-                records = run_suite(plans, devices, policy=policy, cuda_policy=cuda_policy,
-                                    variants=prepared.variants)
-        return records
-
-    err(f"calibrating: {len(prepared.plans)} workloads x {len(prepared.devices)} device(s) x "
-        f"{len(prepared.variants)} variant(s), {args.repeats} repeats, each row in "
-        f"{prepared.processes or 'this'} process{'es' if prepared.processes != 1 else ''}")
-    cal = calibrate(list(prepared.plans), list(prepared.devices), repeats=args.repeats, policy=prepared.policy,
-                    cuda_policy=prepared.cuda_policy, run=repeat)
-    env = prepared.env
-    folders = save_calibration(cal, env, root=Path(args.root))
+    done = calibrate(args.configs, repeats=args.repeats, device=args.device, budget_s=args.budget_s,
+                     warmup_s=args.warmup_s, min_samples=args.min_samples, threads=args.threads,
+                     variants=args.variants, filter=args.filter, processes=args.processes, seed=args.seed,
+                     root=args.root, argv=args.argv, on_start=started)
+    cal, factor = done.calibration, Rule().noise_factor
     table = cal.noise.assign(noise=cal.noise["noise"].map(lambda x: f"{x:.1%}"),
-                             threshold=cal.noise["noise"].map(lambda x: f"{Rule().noise_factor * x:.1%}"))
+                             threshold=cal.noise["noise"].map(lambda x: f"{factor * x:.1%}"))
     print(table.to_string(index=False))
     unmeasured = len(cal.medians.drop_duplicates(["workload", "device", "dtype", "variant"])) - len(cal.noise)
     if unmeasured > 0:
         print(f"{unmeasured} row(s) ran in fewer than 2 repeats: no noise stored for them (their threshold is not widened).")
     print("noise: max/min - 1 of each row's medians over the repeats; `bench compare` widens a row's "
-          "threshold to noise_factor (3) x its noise when that exceeds the threshold it would use.")
-    print("Wrote " + ", ".join(str(f / "noise.csv") for f in folders))
+          f"threshold to noise_factor ({factor:g}) x its noise when that exceeds the threshold it would use.")
+    print("Wrote " + ", ".join(str(f / "noise.csv") for f in done.folders))
     return EXIT_OK
 
 

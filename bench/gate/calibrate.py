@@ -14,14 +14,12 @@ import pandas as pd
 from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import CALIBRATION_FILE, NOISE_FILE, has_baseline, promote, store_dir
 from bench.measure.record import Record
-from bench.measure.runner import CUDA_POLICY, run_suite
-from bench.measure.sampling import Policy
-from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR, SCHEMA_VERSION
+from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR
 from bench.store.cells import neutralize
+from bench.store.env_record import RunEnv
 from bench.store.files import writable_folder, write_together
 from bench.store.folder import Run
 from bench.store.frames import to_frame, to_samples
-from bench.suite.plan import Plan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,14 +42,14 @@ def noise_of(medians: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["repeats"] >= 2].dropna(subset=["noise"]).reset_index(drop=True)
 
 
-def calibrate(plans: list[Plan], devices: list[str], *, repeats: int = 5, policy: Policy = Policy(),
-              cuda_policy: Policy = CUDA_POLICY, run: Callable[..., list[Record]] = run_suite) -> Calibration:
-    """Run the suite `repeats` times (an A/A experiment) and measure how much each row's median moves."""
+def calibrate(repeat: Callable[[], list[Record]], *, repeats: int = 5) -> Calibration:
+    """Measure the suite `repeats` times (an A/A experiment: `repeat` measures it once, as `run` does) and how much
+    each row's median moves."""
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 2:
         raise BenchError(Problem(where="calibrate", field="--repeats", expected="at least 2", found=repr(repeats)))
     frames, first = [], ()
     for i in range(repeats):
-        records = run(plans, devices, policy=policy, cuda_policy=cuda_policy)
+        records = repeat()
         first = first or tuple(records)
         frame = to_frame(records)
         frame = frame[frame["status"] == "ok"][[*KEY_COLUMNS, "median_s"]].assign(repeat=i)
@@ -69,7 +67,7 @@ def save_calibration(cal: Calibration, env: dict, *, root: Path = RESULTS_DIR) -
         folder = writable_folder(store_dir(device, root=root, key=keys.get(device)), option="--root")
         if not has_baseline(folder) and all(r.status in ("ok", NOT_APPLICABLE) for r in cal.records):
             first = Run(results=to_frame(list(cal.records)), samples=to_samples(list(cal.records)),
-                        env={"schema_version": SCHEMA_VERSION, **env, "complete": True})
+                        env=RunEnv.of(env).finished(complete=True).to_dict())
             promote(first, root=root, source="bench calibrate (its first repeat)")
         try:
             write_together({

@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench.errors import BenchError, Problem
 from bench.schema import (DEFAULT_VARIANT, KEY_COLUMNS, REQUIRED_RESULT_COLUMNS, REQUIRED_SAMPLE_COLUMNS, RUN_FILES,
-                          SCHEMA_VERSION, STATUSES, RowKey)
+                          READABLE_SCHEMA_VERSIONS, STATUSES, RowKey)
 from bench.store.cells import FORMULA_STARTS
 from bench.store.files import first_row, read_csv, read_json_object
 from bench.store.summary import with_process
@@ -72,14 +72,14 @@ class Run:
 
 
 def read_env(run_dir: Path) -> dict:
-    """env.json of a run folder: this schema_version, `complete` true or false, `machine_keys` (when given) an
-    object of device -> key strings; BenchError (one line naming the field) otherwise."""
+    """env.json of a run folder: a schema_version this bench reads, `complete` true or false, `machine_keys` (when
+    given) an object of device -> key strings; BenchError (one line naming the field) otherwise."""
     where = str(run_dir / "env.json")
     env = read_json_object(run_dir / "env.json", what="a run folder's env.json")
     version = env.get("schema_version")
-    if isinstance(version, bool) or version != SCHEMA_VERSION:
-        raise BenchError(Problem(where=where, field="schema_version",
-                                 expected=f"{SCHEMA_VERSION} (this version of bench)", found=repr(version)[:80]))
+    if isinstance(version, bool) or version not in READABLE_SCHEMA_VERSIONS:
+        raise BenchError(Problem(where=where, field="schema_version", found=repr(version)[:80],
+                                 expected=f"{' or '.join(map(str, READABLE_SCHEMA_VERSIONS))} (this version of bench)"))
     if "complete" in env and not isinstance(env["complete"], bool):
         raise BenchError(Problem(where=where, field="complete", expected="true or false",
                                  found=repr(env["complete"])[:80]))

@@ -48,33 +48,36 @@ def to_frame(records: list[Record]) -> pd.DataFrame:
     by_key: dict[RowKey, list[Record]] = {}
     for r in records:
         by_key.setdefault(r.key, []).append(r)
-    rows = []
-    for group in by_key.values():
-        bad = _failed(group)
-        row = _row(bad or group[0])
-        if bad is not None and len(group) > 1:
-            row["reason"] = f"in process {bad.process} ({len(group)} measured the row): {bad.reason}"
-        counts = [r.instructions for r in group if r.instructions is not None]
-        if counts:  # --metric instructions: the lowest of the layouts' counts (bench.measure.instructions.LAYOUTS)
-            row["instructions"] = float(min(counts))
-            row["instructions_spread"] = max(counts) / min(counts) - 1 if min(counts) > 0 else float("nan")
-        peaks = [r.peak_memory_bytes for r in group if r.peak_memory_bytes is not None]
-        if peaks:  # the most any of its processes held
-            row["peak_memory_bytes"] = max(peaks)
-        planned = [r.planned_peak_bytes for r in group if r.planned_peak_bytes is not None]
-        if planned:
-            row["planned_peak_bytes"] = planned[0]
-        compiled = [r for r in group if r.compile_s is not None]
-        if compiled:  # each process compiled the row afresh: the median time, the fewest graphs
-            row["compile_s"] = float(pd.Series([r.compile_s for r in compiled]).median())
-            row["graphs"] = min(r.graphs for r in compiled)
-        row.update(_hardware(group))
-        profiled = next((r.profile for r in group if r.profile is not None), None)
-        if profiled is not None:  # one process's profile stands for the row
-            row.update(top_kernels=profiled.top(), tensor_cores=profiled.tensor_cores, tf32=profiled.tf32)
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    frame = pd.DataFrame([group_row(group) for group in by_key.values()], columns=RESULT_COLUMNS)
     return summarize_rows(frame, to_samples(records))
+
+
+def group_row(group: list[Record]) -> dict:
+    """The results row of one row identity from the records of its processes, before the statistics of its
+    samples (bench.store.summary.row_summary) are written into it."""
+    bad = _failed(group)
+    row = _row(bad or group[0])
+    if bad is not None and len(group) > 1:
+        row["reason"] = f"in process {bad.process} ({len(group)} measured the row): {bad.reason}"
+    counts = [r.instructions for r in group if r.instructions is not None]
+    if counts:  # --metric instructions: the lowest of the layouts' counts (bench.measure.instructions.LAYOUTS)
+        row["instructions"] = float(min(counts))
+        row["instructions_spread"] = max(counts) / min(counts) - 1 if min(counts) > 0 else float("nan")
+    peaks = [r.peak_memory_bytes for r in group if r.peak_memory_bytes is not None]
+    if peaks:  # the most any of its processes held
+        row["peak_memory_bytes"] = max(peaks)
+    planned = [r.planned_peak_bytes for r in group if r.planned_peak_bytes is not None]
+    if planned:
+        row["planned_peak_bytes"] = planned[0]
+    compiled = [r for r in group if r.compile_s is not None]
+    if compiled:  # each process compiled the row afresh: the median time, the fewest graphs
+        row["compile_s"] = float(pd.Series([r.compile_s for r in compiled]).median())
+        row["graphs"] = min(r.graphs for r in compiled)
+    row.update(_hardware(group))
+    profiled = next((r.profile for r in group if r.profile is not None), None)
+    if profiled is not None:  # one process's profile stands for the row
+        row.update(top_kernels=profiled.top(), tensor_cores=profiled.tensor_cores, tf32=profiled.tf32)
+    return row
 
 
 def _hardware(group: list[Record]) -> dict:

@@ -9,10 +9,13 @@ of the gate's statistics), and env.json the first shard's with `merged_from` lis
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from bench.errors import BenchError, Problem
 from bench.measure.env import env_differences
+from bench.store.env_record import RunEnv
 from bench.store.folder import Run
 from bench.store.summary import concat_processes
 
@@ -33,6 +36,7 @@ def check_shards(runs: list[Run]) -> None:
         shard = r.env.get("shard")
         if not isinstance(shard, dict) or not {"index", "count", "suite"} <= set(shard):
             raise _refuse(r, "env.json shard", "a run made with `bench run --shard K/N`", "a run without --shard")
+        _check_fields(r, shard)
         if not r.complete:
             raise _refuse(r, "complete", "a finished shard", f"an incomplete run "
                                                              f"({r.env.get('incomplete_reason', 'unfinished')})")
@@ -69,9 +73,53 @@ def check_shards(runs: list[Run]) -> None:
     if missing:
         raise BenchError(Problem(where="merge", field="RUN", expected=f"all {count} shards of the suite",
                                  found=f"no shard {', '.join(f'{i}/{count}' for i in missing)}"))
+    _check_rows(runs, suite)
 
 
-def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _kind(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _check_fields(run: Run, shard: dict) -> None:
+    """The env.json fields merging reads have their types (a file edited by hand or by another tool)."""
+    index, count, suite = shard["index"], shard["count"], shard["suite"]
+    if any(isinstance(n, bool) or not isinstance(n, int) for n in (index, count)) or not 1 <= index <= count:
+        raise _refuse(run, "env.json shard", "index and count, integers with 1 <= index <= count",
+                      f"{_kind(index)}, {_kind(count)}")
+    if not isinstance(suite, list) or not all(isinstance(w, str) for w in suite):
+        raise _refuse(run, "env.json shard.suite", "a list of workload names", _kind(suite))
+    settings = run.env.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        raise _refuse(run, "env.json settings", "an object of the run's settings", _kind(settings))
+    workloads = (settings or {}).get("workloads")
+    if workloads is not None and not (isinstance(workloads, list) and all(isinstance(w, str) for w in workloads)):
+        raise _refuse(run, "env.json settings.workloads", "a list of workload names", _kind(workloads))
+
+
+def _check_rows(runs: list[Run], suite: list[str]) -> None:
+    """Each shard holds rows for every workload of its slice (settings.workloads), and the shards together for
+    every workload of the suite: a shard that stopped early or lost its rows would make a merged run that says
+    it is complete and is not."""
+    held: set[str] = set()
+    for r in runs:
+        have = set(r.results["workload"].astype(str)) if "workload" in r.results.columns else set()
+        held |= have
+        own = (r.env.get("settings") or {}).get("workloads") or []
+        lacking = [w for w in own if w not in have]
+        if lacking:
+            raise _refuse(r, "results.csv", f"rows for the {len(own)} workload(s) of its slice",
+                          f"none for {_names(lacking)}")
+    lacking = [w for w in suite if w not in held]
+    if lacking:
+        raise BenchError(Problem(where="merge", field="RUN", expected=f"rows for the {len(suite)} workloads of the suite",
+                                 found=f"none for {_names(lacking)}"))
+
+
+def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, RunEnv]:
     """The shards as one run's results, samples and env (see the module's docstring)."""
     check_shards(runs)
     runs = sorted(runs, key=lambda r: r.env["shard"]["index"])
@@ -80,9 +128,11 @@ def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     results = pd.concat([r.results for r in runs], ignore_index=True)
     results = results.iloc[sorted(range(len(results)), key=lambda i: order.get(results.at[i, "workload"], len(order)))]
     samples = concat_processes([r.samples for r in runs])
-    env = {k: v for k, v in runs[0].env.items() if k not in ("shard", "complete", "finished_utc", "workers")}
-    env["settings"] = dict(runs[0].env.get("settings") or {}, workloads=list(suite))
-    env["merged_from"] = [dict(shard=f"{r.env['shard']['index']}/{r.env['shard']['count']}",
-                               run=str(r.source or r.name), host=r.env.get("host", ""),
-                               time_utc=r.env.get("time_utc", "")) for r in runs]
+    merged_from = tuple(dict(shard=f"{r.env['shard']['index']}/{r.env['shard']['count']}",
+                             run=str(r.source or r.name), host=r.env.get("host", ""),
+                             time_utc=r.env.get("time_utc", "")) for r in runs)
+    # the first shard's environment, as the whole suite's, without what belonged to that shard's own course
+    env = replace(RunEnv.of(runs[0].env), shard=None, complete=False, finished_utc="", incomplete_reason="",
+                  workers=None, settings=dict(runs[0].env.get("settings") or {}, workloads=list(suite)),
+                  merged_from=merged_from)
     return results.reset_index(drop=True), samples, env

@@ -9,6 +9,8 @@ unit of noise, and the gate's statistics work on per-process medians (bench.gate
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -58,29 +60,41 @@ def process_spread(group: pd.DataFrame) -> dict:
 def summarize_rows(results: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     """results with the summary columns of each ok row recomputed from its samples: median, spread, counts,
     the process spread, throughput and launch-bound. Rows that are not ok, or have no samples, are kept as they are."""
-    out = results.copy()
     groups = {RowKey(*k): g for k, g in with_process(samples).groupby(list(KEY_COLUMNS), sort=False)}
-    for i, row in out.iterrows():
-        g = groups.get(RowKey.of(row)) if row["status"] == "ok" else None
-        if g is None:
-            continue
-        s = summarize(g["device_s"].tolist())
-        values = dict(median_s=s.median_s, iqr_s=s.iqr_s, mean_s=s.mean_s, std_s=s.std_s, min_s=s.min_s,
-                      max_s=s.max_s, n_samples=s.n_samples, rel_iqr=s.rel_iqr, noisy=bool(s.rel_iqr > NOISY_REL_IQR),
-                      **process_spread(g))
-        for column, name in (("host_s", "host"), ("enqueue_s", "enqueue")):
-            if column in g.columns and g[column].notna().all():
-                part = summarize(g[column].tolist())
-                values[f"{name}_median_s"] = part.median_s
-                if name == "host":
-                    values["host_iqr_s"] = part.iqr_s
-        if "enqueue_median_s" in values:
-            values["launch_bound"] = is_launch_bound(device=str(row["device"]), median_s=s.median_s,
-                                                     enqueue_median_s=values["enqueue_median_s"])
-        for column, total in (("flops_per_s", "flops"), ("bytes_per_s", "bytes")):
-            if total in out.columns and pd.notna(row.get(total)):
-                values[column] = float(row[total]) / s.median_s
+    return with_summaries(results, [row_summary(row, groups.get(RowKey.of(row)))
+                                    for row in results.to_dict("records")])
+
+
+def row_summary(row: Mapping, samples: pd.DataFrame | None) -> dict:
+    """The summary columns of one results row from its samples (all of them, every process's); {} for a row that
+    is not ok or has none."""
+    if row["status"] != "ok" or samples is None or not len(samples):
+        return {}
+    g = with_process(samples)
+    s = summarize(g["device_s"].tolist())
+    values = dict(median_s=s.median_s, iqr_s=s.iqr_s, mean_s=s.mean_s, std_s=s.std_s, min_s=s.min_s,
+                  max_s=s.max_s, n_samples=s.n_samples, rel_iqr=s.rel_iqr, noisy=bool(s.rel_iqr > NOISY_REL_IQR),
+                  **process_spread(g))
+    for column, name in (("host_s", "host"), ("enqueue_s", "enqueue")):
+        if column in g.columns and g[column].notna().all():
+            part = summarize(g[column].tolist())
+            values[f"{name}_median_s"] = part.median_s
+            if name == "host":
+                values["host_iqr_s"] = part.iqr_s
+    if "enqueue_median_s" in values:
+        values["launch_bound"] = is_launch_bound(device=str(row["device"]), median_s=s.median_s,
+                                                 enqueue_median_s=values["enqueue_median_s"])
+    for column, total in (("flops_per_s", "flops"), ("bytes_per_s", "bytes")):
+        if total in row and pd.notna(row.get(total)):
+            values[column] = float(row[total]) / s.median_s
+    return values
+
+
+def with_summaries(results: pd.DataFrame, summaries: list[dict]) -> pd.DataFrame:
+    """A copy of results with each row's summary (row_summary, in row order) written into its columns."""
+    out = results.copy()
+    for label, values in zip(out.index, summaries):
         for column, value in values.items():
             if column in out.columns:
-                out.at[i, column] = value
+                out.at[label, column] = value
     return out
