@@ -241,3 +241,22 @@ def test_pooled_rounds_are_summarized_from_the_pooled_samples_in_the_first_round
     pooled = run.samples[run.samples["workload"] == "a"]["device_s"]
     assert len(pooled) == 22
     assert run.results.set_index("workload").loc["a", "median_s"] == pytest.approx(pooled.median())
+
+
+def test_calibrate_measures_each_repeat_as_run_does_with_seeds_drawn_from_its_own(smoke_plans, tmp_path,
+                                                                                 monkeypatch):
+    from bench.api import calibrate as api_calibrate
+
+    run, _ = scripted_runner([1.0, 1.1, 1.05] * 2)
+    seeds = []
+
+    def execute(prepared, *, on_record, seed):  # bench.api.execute as calibrate calls it: one repeat
+        seeds.append(seed)
+        for r in run([p for p in smoke_plans if p.name in {q.name for q in prepared.plans}]):
+            on_record(r)
+
+    monkeypatch.setattr("bench.api.calibrating.execute", execute)
+    done = [api_calibrate("smoke", repeats=3, device="cpu", processes=0, seed=5, root=tmp_path) for _ in range(2)]
+    assert len(seeds) == 6 and seeds[:3] == seeds[3:] and len(set(seeds)) == 3
+    (folder,) = done[0].folders
+    assert (folder / "noise.csv").is_file() and len(done[0].calibration.noise) == len(smoke_plans)

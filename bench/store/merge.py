@@ -1,8 +1,8 @@
 """The shards of one suite (`bench run --shard K/N` on N machines of one type) joined into one run.
 
 They join only when they are slices of one measurement: every one a complete shard of the same suite (the same
-workloads before slicing) and count, each slice once, all of them there, with the same settings and
-environment (machine type, torch, threads, TF32...); otherwise a one-line BenchError naming the folder and
+workloads before slicing) and count, each slice once, all of them there, each holding rows for every workload
+of its slice, with the same settings and environment (machine type, torch, threads, TF32...); otherwise a one-line BenchError naming the folder and
 what differs. The merged run is what one unsharded run of the suite would have written: its rows in the
 suite's order, each shard's worker processes numbered after the previous shards' (the process stays the unit
 of the gate's statistics), and env.json the first shard's with `merged_from` listing the shards.
