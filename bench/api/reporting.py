@@ -15,7 +15,7 @@ from bench.measure.runner import available_devices, devices_for
 from bench.report.build import build_report, check_columns
 from bench.report.model import Report
 from bench.report.render import write_report
-from bench.schema import RESULTS_DIR
+from bench.schema import OK, RESULTS_DIR
 from bench.store import peaks as peakstore
 from bench.store.folder import Run, is_run_dir
 from bench.store.runs import load
@@ -43,7 +43,7 @@ def _needed(runs: Sequence[Run]) -> set[tuple[str, str, int]]:
     need = set()
     for run in runs:
         keys = run.env.get("machine_keys") or {}
-        ok = run.results[run.results["status"] == "ok"]
+        ok = run.results[run.results["status"] == OK]
         for device, threads in ok[["device", "threads"]].drop_duplicates().itertuples(index=False):
             need.add((keys.get(device, f"{device}-{run.env.get('host', '?')}"), device,
                       int(threads) if device == "cpu" else 0))

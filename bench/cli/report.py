@@ -9,6 +9,7 @@ from bench.api.comparing import load
 from bench.api.reporting import default_report_dir, peaks, report
 from bench.cli.common import EXIT_OK, add_root, command, err, number
 from bench.errors import BenchError, Problem
+from bench.schema import OK
 from bench.store.files import writable_folder
 from bench.store.folder import latest_run_dir
 
@@ -51,7 +52,7 @@ def cmd_report(args) -> int:
                         quick_peaks=args.quick_peaks, root=args.root, on_step=lambda s: err(f"measuring peaks: {s}"))
     for note in written.notes:
         err(f"note: {note}")
-    ok = written.frame[written.frame["status"] == "ok"]
+    ok = written.frame[written.frame["status"] == OK]
     print(f"{len(ok)} of {len(written.frame)} rows ran, from {len(written.runs)} run(s); "
           f"{(ok['verdict'] == 'launch-bound').sum()} launch-bound, {ok['noisy'].astype(bool).sum()} noisy.")
     if len(written.best):

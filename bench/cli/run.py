@@ -23,7 +23,7 @@ from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
-from bench.schema import NOT_APPLICABLE
+from bench.schema import FAILED, OK
 from bench.stats import summarize
 from bench.store.history import STORE_ENV
 from bench.store.files import writable_folder
@@ -146,7 +146,7 @@ def summary(frame: pd.DataFrame) -> str:
     """The console table of a run: one line per row, with its flags."""
     rows = []
     for _, r in frame.iterrows():
-        ok = r["status"] == "ok"
+        ok = r["status"] == OK
         flags = [] if ok else [f"{r['status']}: {r['reason']}"]
         if ok and r["noisy"]:
             flags.append("noisy")
@@ -198,10 +198,10 @@ def cmd_run(args) -> int:
     where = (lambda r: f" [process {r.process}]") if prepared.processes else (lambda r: "")
 
     def record(r: Record) -> None:
-        if r.status == "ok" and r.measurement is None and r.instructions is not None:
+        if r.status == OK and r.measurement is None and r.instructions is not None:
             err(f"    {r.plan.name}: {r.instructions:,.0f} instructions per call (callgrind, memory layout "
                 f"{-1 - r.process})")
-        elif r.status == "ok":
+        elif r.status == OK:
             m = r.measurement
             s = summarize(m.device_s)
             err(f"    {fmt_s(s.median_s)} per call, IQR {100 * s.rel_iqr:.1f}%, {s.n_samples} samples x "
@@ -240,7 +240,7 @@ def cmd_run(args) -> int:
         for note in rep.notes:
             err(f"note: {note}")
         print(f"Wrote {run.source}/report.html, report.md")
-    failed = run.results[~run.results["status"].isin(["ok", NOT_APPLICABLE])]  # a variant that does not apply is no failure
+    failed = run.results[run.results["status"].isin(FAILED)]  # skipped fails the run; not-applicable does not
     if len(failed):
         err(f"{len(failed)} of {len(run.results)} rows did not run: see the status and reason columns.")
         return EXIT_FAILED

@@ -16,7 +16,7 @@ from bench.gate.baseline import CALIBRATION_FILE, NOISE_FILE, has_baseline, prom
 from bench.measure.record import Record
 from bench.measure.runner import CUDA_POLICY, run_suite
 from bench.measure.sampling import Policy
-from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR, SCHEMA_VERSION
+from bench.schema import FAILED, KEY_COLUMNS, OK, RESULTS_DIR, SCHEMA_VERSION
 from bench.store.cells import neutralize
 from bench.store.files import writable_folder, write_together
 from bench.store.folder import Run
@@ -54,7 +54,7 @@ def calibrate(plans: list[Plan], devices: list[str], *, repeats: int = 5, policy
         records = run(plans, devices, policy=policy, cuda_policy=cuda_policy)
         first = first or tuple(records)
         frame = to_frame(records)
-        frame = frame[frame["status"] == "ok"][[*KEY_COLUMNS, "median_s"]].assign(repeat=i)
+        frame = frame[frame["status"] == OK][[*KEY_COLUMNS, "median_s"]].assign(repeat=i)
         frames.append(frame)
     medians = pd.concat(frames, ignore_index=True)
     return Calibration(medians=medians, noise=noise_of(medians), records=first)
@@ -67,7 +67,7 @@ def save_calibration(cal: Calibration, env: dict, *, root: Path = RESULTS_DIR) -
     keys = env.get("machine_keys") or {}
     for device in sorted(set(cal.noise["device"])):
         folder = writable_folder(store_dir(device, root=root, key=keys.get(device)), option="--root")
-        if not has_baseline(folder) and all(r.status in ("ok", NOT_APPLICABLE) for r in cal.records):
+        if not has_baseline(folder) and not any(r.status in FAILED for r in cal.records):
             first = Run(results=to_frame(list(cal.records)), samples=to_samples(list(cal.records)),
                         env={"schema_version": SCHEMA_VERSION, **env, "complete": True})
             promote(first, root=root, source="bench calibrate (its first repeat)")

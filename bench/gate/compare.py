@@ -12,7 +12,7 @@ import pandas as pd
 from bench.errors import BenchError, Problem
 from bench.gate.rule import Rule, decide, decide_count, decide_paired, detectable, detectable_paired
 from bench.measure.env import EnvDiff, env_differences
-from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RowKey
+from bench.schema import FAILED, KEY_COLUMNS, NOT_APPLICABLE, OK, RowKey
 from bench.store.folder import Run, check_run
 from bench.store.summary import process_medians
 
@@ -147,7 +147,7 @@ def machine_differs(verdicts: list["Verdict"], base_env, cand_env, *, threshold:
 def _status(row: dict) -> str:
     """A row's status, with its reason when it has one and did not run: "not-applicable (TF32 is a CUDA setting)"."""
     reason = row.get("reason")
-    if row["status"] == "ok" or reason is None or pd.isna(reason) or not str(reason).strip():
+    if row["status"] == OK or reason is None or pd.isna(reason) or not str(reason).strip():
         return str(row["status"])
     return f"{row['status']} ({str(reason).strip().splitlines()[0]})"
 
@@ -205,7 +205,7 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
         raise BenchError(Problem(where=f"{names[1]}/env.json", field=d.field,
                                  expected=f"{d.baseline} as in {names[0]}/env.json (--allow-env-mismatch to compare anyway)",
                                  found=d.candidate))
-    broken = [k for k in common if rb[k]["status"] == "ok" and rc[k]["status"] not in ("ok", NOT_APPLICABLE)]
+    broken = [k for k in common if rb[k]["status"] == OK and rc[k]["status"] in FAILED]  # skipped included
     if broken and not allow_failed:
         k = broken[0]
         raise BenchError(Problem(where=f"{names[1]}/results.csv", workload=k.workload, field=f"status ({k.label})",
@@ -225,7 +225,7 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
         empty = (np.array([]), pd.Series(dtype=float))
         (xb, ub), (xc, uc) = sb.get(k, empty), sc.get(k, empty)
         smallest = float("inf")
-        if row_b["status"] != "ok" or row_c["status"] != "ok":
+        if row_b["status"] != OK or row_c["status"] != OK:
             verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
             figures = decide([], [], threshold=threshold, rule=rule)[2]
         elif metric == "instructions":

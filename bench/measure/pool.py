@@ -44,13 +44,14 @@ from typing import Callable, Sequence
 from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
+from bench.schema import FAILED_RUNNING
 from bench.suite.plan import Plan
 from bench.suite.variants import Variant, skip_reason
 
 ENGINE = Path(__file__).resolve().parents[2]  # the folder holding this `bench` package: the workers' engine
 START_LIMIT_S = 300.0  # a worker that is not ready by then (interpreter start, torch import, planning) is killed
 GRACE_S = 30.0  # on top of a row's own limit (Policy.row_limit_s) before the parent kills a silent worker
-FAILED = ("error", "oom", "timeout", "unsupported", "crashed")
+FAILED = FAILED_RUNNING  # bench.schema: a failure while running in the worker; skipped leaves the worker as it is
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.report.plots import png  # noqa: E402
-from bench.schema import KEY_COLUMNS  # noqa: E402
+from bench.schema import KEY_COLUMNS, OK  # noqa: E402
 from bench.store.cells import mpl_text  # noqa: E402
 
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
@@ -60,7 +60,7 @@ def trend_figure(trend: pd.DataFrame, changes: pd.DataFrame, *, title: str):
 
 def trend_figures(history: pd.DataFrame, changes: pd.DataFrame) -> dict[tuple, bytes]:
     """Identity (workload, device, dtype, variant) -> PNG of its trend, for identities with ok rows."""
-    ok = history[(history["status"] == "ok") & (history["median_s"] > 0)]
+    ok = history[(history["status"] == OK) & (history["median_s"] > 0)]
     out = {}
     for key, trend in ok.groupby(list(KEY_COLUMNS), sort=True):
         mine = changes

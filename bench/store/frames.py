@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.measure.record import Record
-from bench.schema import KERNEL_COLUMNS, NOT_APPLICABLE, RESULT_COLUMNS, SAMPLE_COLUMNS, RowKey
+from bench.schema import FAILED, KERNEL_COLUMNS, RESULT_COLUMNS, SAMPLE_COLUMNS, RowKey
 from bench.store.summary import summarize_rows
 
 
@@ -37,8 +37,8 @@ def _row(r: Record) -> dict:
 
 
 def _failed(records: list[Record]) -> Record | None:
-    """The first record of a row that failed (a row that fails in any of its processes is failed)."""
-    return next((r for r in records if r.status not in ("ok", NOT_APPLICABLE)), None)
+    """The first record of a row that failed (a row that fails in any of its processes is failed; skipped too)."""
+    return next((r for r in records if r.status in FAILED), None)
 
 
 def to_frame(records: list[Record]) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.schema import KEY_COLUMNS, RowKey, is_launch_bound
+from bench.schema import KEY_COLUMNS, OK, RowKey, is_launch_bound
 from bench.stats import NOISY_REL_IQR, summarize
 
 
@@ -61,7 +61,7 @@ def summarize_rows(results: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame
     out = results.copy()
     groups = {RowKey(*k): g for k, g in with_process(samples).groupby(list(KEY_COLUMNS), sort=False)}
     for i, row in out.iterrows():
-        g = groups.get(RowKey.of(row)) if row["status"] == "ok" else None
+        g = groups.get(RowKey.of(row)) if row["status"] == OK else None
         if g is None:
             continue
         s = summarize(g["device_s"].tolist())
