@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from bench.checks import strict_int
 from bench.errors import BenchError, Problem
 from bench.gate.compare import compare_runs
 from bench.gate.rule import Rule
@@ -140,9 +141,7 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
     check_label(label)
     if metric not in ("time", "instructions"):
         raise BenchError(Problem(where="ab", field="--metric", expected="time or instructions", found=repr(metric)))
-    if isinstance(extra_pairs, bool) or not isinstance(extra_pairs, int) or extra_pairs < 0:
-        raise BenchError(Problem(where="ab", field="--extra-pairs", expected="an integer >= 0",
-                                 found=repr(extra_pairs)))
+    strict_int(extra_pairs, where="ab", field="--extra-pairs")
     Rule(threshold=threshold)  # a threshold compare would refuse: refused now, before anything is measured
     if metric == "instructions":
         from bench.measure.instructions import build_library, default_folder

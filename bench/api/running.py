@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from bench.checks import strict_int
 from bench.errors import BenchError, Problem, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
@@ -77,10 +78,7 @@ def default_processes() -> int:
 
 
 def check_processes(processes: object) -> int:
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
-        raise BenchError(Problem(where="run", field="processes", found=repr(processes),
-                                 expected="an integer >= 0 (0: in this process)"))
-    return processes
+    return strict_int(processes, where="run", field="processes", expected="an integer >= 0 (0: in this process)")
 
 
 METRICS = ("time", "instructions")
@@ -172,8 +170,8 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     else:
         chosen = parse_variants(",".join(v if isinstance(v, str) else v.name for v in variants))
     all_variants = tuple(dict.fromkeys(chosen + chosen_suite.variants))
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise BenchError(Problem(where="run", field="threads", expected="an integer >= 1, or None", found=repr(threads)))
+    if threads is not None:
+        strict_int(threads, where="run", field="threads", minimum=1, expected="an integer >= 1, or None")
     count = threads or torch.get_num_threads()
     env = envmod.capture(devices=devices, argv=["bench", *argv], threads=count)
     env["cache"] = cache

@@ -11,7 +11,8 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.errors import BenchError, Problem, WriteError
+from bench.checks import strict_int
+from bench.errors import Problem, WriteError
 from bench.gate.baseline import CALIBRATION_FILE, NOISE_FILE, has_baseline, promote, store_dir
 from bench.measure.record import Record
 from bench.measure.runner import CUDA_POLICY, run_suite
@@ -47,8 +48,7 @@ def noise_of(medians: pd.DataFrame) -> pd.DataFrame:
 def calibrate(plans: list[Plan], devices: list[str], *, repeats: int = 5, policy: Policy = Policy(),
               cuda_policy: Policy = CUDA_POLICY, run: Callable[..., list[Record]] = run_suite) -> Calibration:
     """Run the suite `repeats` times (an A/A experiment) and measure how much each row's median moves."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 2:
-        raise BenchError(Problem(where="calibrate", field="--repeats", expected="at least 2", found=repr(repeats)))
+    strict_int(repeats, where="calibrate", field="--repeats", minimum=2, expected="at least 2")
     frames, first = [], ()
     for i in range(repeats):
         records = run(plans, devices, policy=policy, cuda_policy=cuda_policy)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.errors import BenchError, Problem
+from bench.checks import finite_number, fraction, strict_int
 from bench.stats import mann_whitney_p, ratio_interval
 
 VERDICTS = ("slower", "unsure", "same", "faster")  # in the order reports list them
@@ -49,23 +49,14 @@ class Rule:
     launch_bound_threshold: float = 4.0
 
     def __post_init__(self) -> None:
-        def bad(field: str, expected: str) -> BenchError:
-            return BenchError(Problem(where="compare", field=field, expected=expected, found=repr(getattr(self, field))))
-
         for name in ("threshold", "launch_bound_threshold"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 10):
-                raise bad(name, "a fraction in (0, 10), such as 0.1 for 10%")
+            fraction(getattr(self, name), where="compare", field=name, high=10,
+                     expected="a fraction in (0, 10), such as 0.1 for 10%")
         for name in ("alpha", "confidence", "paired_alpha"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1):
-                raise bad(name, "a number strictly between 0 and 1")
+            fraction(getattr(self, name), where="compare", field=name)
         for name in ("min_processes", "min_pairs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise bad(name, "an integer >= 2")
-        if not isinstance(self.noise_factor, (int, float)) or not math.isfinite(self.noise_factor) or self.noise_factor < 0:
-            raise bad("noise_factor", "a finite number >= 0")
+            strict_int(getattr(self, name), where="compare", field=name, minimum=2)
+        finite_number(self.noise_factor, where="compare", field="noise_factor")
 
 
 def _judge(figures: dict, *, threshold: float, alpha: float, test: str) -> tuple[str, str, dict]:
