@@ -119,6 +119,18 @@ class RowKey:
         return cls(str(row["workload"]), str(row["device"]), str(row["dtype"]),
                    DEFAULT_VARIANT if variant is None or variant != variant or variant == "" else str(variant))
 
+    @classmethod
+    def of_group(cls, values: tuple) -> "RowKey":
+        """The key of a pandas groupby over KEY_COLUMNS (its group's values in that order, made strings)."""
+        return cls(*(str(v) for v in values))
+
+    def names(self, scheduled: Any) -> bool:
+        """Whether a row as the workers schedule it (bench.measure.pool.Row: workload, device, and a Variant
+        object, its dtype left to the variant or the workload) is this row. Within one suite the workload and
+        the variant decide the dtype, so the three names suffice."""
+        return (scheduled.workload, scheduled.device, scheduled.variant.name) == (self.workload, self.device,
+                                                                                 self.variant)
+
     @property
     def label(self) -> str:
         """"seed-conv11 / bfloat16 / cuda / bfloat16" (the default variant is left out)."""
@@ -131,4 +143,9 @@ class RowKey:
         return re.sub(r"[^A-Za-z0-9._+-]", "_", "__".join(self.astuple()))
 
     def astuple(self) -> tuple[str, str, str, str]:
+        """The key's values in the order of KEY_COLUMNS."""
         return (self.workload, self.device, self.dtype, self.variant)
+
+    def as_dict(self) -> dict[str, str]:
+        """{column of KEY_COLUMNS: value}: the key as the columns of a results or samples row."""
+        return dict(zip(KEY_COLUMNS, self.astuple()))

@@ -240,10 +240,9 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
             writers[side.name].env["ab"].update(extra_pairs=extra_pairs if extend else 0,
                                                 extended=[k.label for k in extend])
         if extend:
-            keys = {(k.workload, k.device, k.variant) for k in extend}
             more = run_pairs(base, cand, job, pairs=extra_pairs, blocks=blocks, rng=rng, on_record=record,
                              on_progress=on_progress, first_pair=pairs,
-                             only=lambda row: (row.workload, row.device, row.variant.name) in keys)
+                             only=lambda row: any(k.names(row) for k in extend))
             costs = {name: costs[name].merged(more[name]) for name in costs}
         if metric == "instructions":
             for side in (base, cand):
@@ -272,7 +271,7 @@ def could_be_slower(base: Run, cand: Run, *, threshold: float) -> list[RowKey]:
     rows' own thresholds); rows without a median on both sides (failed) are left out."""
     cmp = compare_runs(base, cand, rule=Rule(threshold=threshold), allow_env_mismatch=True, allow_missing=True,
                        allow_incomplete=True, allow_failed=True)
-    return [RowKey(v.workload, v.device, v.dtype, v.variant) for v in cmp.verdicts
+    return [v.key for v in cmp.verdicts
             if v.verdict == "unsure" and math.isfinite(v.baseline_median_s) and math.isfinite(v.candidate_median_s)
             and not v.ratio_high < 1 + v.threshold]
 

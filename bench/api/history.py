@@ -18,7 +18,8 @@ import pandas as pd
 from bench.errors import BenchError, Problem
 from bench.gate.changes import IDENTITY, STATISTICS, SUITE, judge
 from bench.report.plots import save_plots
-from bench.report.trends import file_stem, render_page, suite_figure, trend_figures
+from bench.report.trends import render_page, suite_figure, trend_figures
+from bench.schema import RowKey
 from bench.store.files import write_atomic, writable_folder
 from bench.store.folder import Run, read_run_dir, run_dirs_in
 from bench.store.history import Store, open_for, rows_of_folder, rows_of_run
@@ -123,9 +124,9 @@ def history(*, store: str | Path | None = None, filter: str = "", device: str = 
             suite = suite_figure(values, changes[changes["workload"] == SUITE])
             if suite is not None:
                 written.append(write_atomic(folder / "trend-whole-suite.png", suite))
-                figures[(SUITE, "", "", "")] = "trend-whole-suite.png"
+                figures[RowKey(SUITE, "", "")] = "trend-whole-suite.png"
             for key, data in trend_figures(values, changes).items():
-                name = f"trend-{file_stem(key)}.png"
+                name = f"trend-{key.stem}.png"
                 written.append(write_atomic(folder / name, data))
                 figures[key] = name
             written.append(write_atomic(folder / "changes.csv", changes.to_csv(index=False)))

@@ -26,7 +26,7 @@ from bench.measure.env import device_name
 from bench.measure.memory import PeakTracker, free_bytes
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure
-from bench.schema import ERROR, NOT_APPLICABLE, OK, OOM, SKIPPED, TIMEOUT, UNSUPPORTED
+from bench.schema import ERROR, NOT_APPLICABLE, OK, OOM, SKIPPED, TIMEOUT, UNSUPPORTED, RowKey
 from bench.suite.plan import Plan
 from bench.suite.variants import DEFAULT, Variant, skip_reason
 
@@ -184,7 +184,7 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                                      f"of {peak / 2**30:.2f} GiB{' with backward' if variant.backward else ''}), "
                                      f"{device} has {free / 2**30:.2f} GiB free")
             with deadline(policy.row_limit_s):  # in a worker, the parent also kills it past this (bench.measure.pool)
-                row = (plan.name, device, variant)
+                row = RowKey(plan.name, device, variant.dtype or plan.workload.dtype, variant.name)
                 if keep is not None and row in keep:
                     module, x, reference, math, tracker = keep[row]
                 else:

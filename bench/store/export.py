@@ -93,7 +93,7 @@ def to_pytest_benchmark(run: Run) -> dict:
             "group": f"{row['device']}",
             "name": f"test_workload[{param}]",
             "fullname": f"{TEST_FILE}::test_workload[{param}]",
-            "params": dict(zip(KEY_COLUMNS, key.astuple())),
+            "params": key.as_dict(),
             "param": param,
             "extra_info": {k: _plain(row[k]) for k in EXTRA_INFO if k in row},
             "options": {"disable_gc": False, "timer": "cuda events" if row["device"] == "cuda" else "perf_counter",
