@@ -248,8 +248,8 @@ def cmd_calibrate(args) -> int:
     unmeasured = len(cal.medians.drop_duplicates(["workload", "device", "dtype", "variant"])) - len(cal.noise)
     if unmeasured > 0:
         print(f"{unmeasured} row(s) ran in fewer than 2 repeats: no noise stored for them (their threshold is not widened).")
-    print("noise: max/min - 1 of each row's medians over the repeats; `bench compare` widens a row's "
-          "threshold to noise_factor (3) x its noise when that exceeds the threshold it would use.")
+    print("noise: max/min - 1 of each row's medians over the repeats; `bench compare` widens a row's threshold to "
+          f"noise_factor ({Rule().noise_factor:g}) x its noise when that exceeds the threshold it would use.")
     print("Wrote " + ", ".join(str(f / "noise.csv") for f in folders))
     return EXIT_OK
 
