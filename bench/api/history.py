@@ -1,7 +1,7 @@
 """History from Python: add runs to the store, read trends and change points, and merge a suite's shards.
 
     import bench
-    bench.record(run)                                   # done by bench.run(out=...) already
+    bench.add_to_history(run)                           # done by bench.run(out=...) already
     bench.import_runs(["results"])                      # run folders measured before the store existed
     h = bench.history(filter="conv", out="history")     # h.frame, h.changes; history/index.html
     merged = bench.merge(["shard1", "shard2"], out="results")
@@ -29,7 +29,7 @@ from bench.suite.config import matches
 from bench.suite.workload import Workload
 
 
-def record(run: Run, store: str | Path | Store | None = None) -> int:
+def add_to_history(run: Run, store: str | Path | Store | None = None) -> int:
     """Add a run's rows to the history store (once; `store` as bench.store.history.resolve takes it); the number
     of rows added."""
     if not isinstance(store, Store):

@@ -1,4 +1,5 @@
-"""Roofs and reports from Python: this machine's peaks (cached, probed on request) and a report over runs."""
+"""Roofs and reports from Python: this machine's peaks (cached, probed on request) and a report over runs
+(make_report; bench.report is the package that builds and renders it)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,7 @@ from bench.schema import OK, RESULTS_DIR
 from bench.store import peaks as peakstore
 from bench.store.folder import Run, is_run_dir
 from bench.store.runs import load
-from bench.suite.config import load as load_config
+from bench.suite.config import load_config
 from bench.suite.variants import Variant
 
 def peaks(device: str = "all", *, threads: int = 0, quick: bool = False, refresh: bool = False,
@@ -86,7 +87,7 @@ def gather_peaks(runs: Sequence[Run], *, peaks: str | Path | Sequence[Peaks] | N
     return list(found.values())
 
 
-def report(runs: Sequence[str | Path | Run], *, out: str | Path | None = None,
+def make_report(runs: Sequence[str | Path | Run], *, out: str | Path | None = None,
            peaks: str | Path | Sequence[Peaks] | None = None, probe_peaks: bool = False, quick_peaks: bool = False,
            root: str | Path = RESULTS_DIR, on_step: Callable[[str], None] | None = None) -> Report:
     """A report over runs (paths as `load` takes them, or Run objects), from one or many machines. The roofs come

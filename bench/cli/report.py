@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.api.comparing import load
-from bench.api.reporting import default_report_dir, peaks, report
+from bench.api.reporting import default_report_dir, make_report, peaks
 from bench.cli.common import EXIT_OK, add_root, command, err, number
 from bench.errors import BenchError, Problem
 from bench.schema import OK
@@ -48,7 +48,7 @@ def cmd_report(args) -> int:
         raise BenchError(Problem(where="report", field="RUNS", expected="one or more runs (or --latest)", found="none"))
     loaded = [load(r) for r in runs]
     out = Path(args.out) if args.out else default_report_dir(loaded[0])
-    written = report(loaded, out=out, peaks=args.peaks or None, probe_peaks=args.probe_peaks,
+    written = make_report(loaded, out=out, peaks=args.peaks or None, probe_peaks=args.probe_peaks,
                         quick_peaks=args.quick_peaks, root=args.root, on_step=lambda s: err(f"measuring peaks: {s}"))
     for note in written.notes:
         err(f"note: {note}")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.api.comparing import load
-from bench.api.history import record as record_history
+from bench.api.history import add_to_history
 from bench.store.history import open_for
-from bench.api.reporting import default_report_dir, report
+from bench.api.reporting import default_report_dir, make_report
 from bench.api.running import DEFAULT_PROCESSES, PROCESSES_ENV, execute, prepare
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
                               number)
@@ -197,7 +197,7 @@ def cmd_run(args) -> int:
 
     where = (lambda r: f" [process {r.process}]") if prepared.processes else (lambda r: "")
 
-    def record(r: Record) -> None:
+    def show_record(r: Record) -> None:
         if r.status == OK and r.measurement is None and r.instructions is not None:
             err(f"    {r.plan.name}: {r.instructions:,.0f} instructions per call (callgrind, memory layout "
                 f"{-1 - r.process})")
@@ -211,7 +211,7 @@ def cmd_run(args) -> int:
 
     try:
         run = execute(prepared, out=args.out, label=args.label, on_start=start, on_progress=progress,
-                      on_record=record, seed=args.seed)
+                      on_record=show_record, seed=args.seed)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))  # a second Ctrl-C exits at once
         err(f"interrupted: the rows finished so far are saved under {args.out} (marked incomplete)")
@@ -219,7 +219,7 @@ def cmd_run(args) -> int:
     print(summary(run.results))
     if store is not None:
         try:
-            added = record_history(run, store)
+            added = add_to_history(run, store)
         except BenchError as exc:  # the run is on disk whatever happens to the store
             err(f"{exc.problems[0]}; the run is saved in {run.source}: `bench history import {run.source}` adds it "
                 "later")
@@ -235,7 +235,7 @@ def cmd_run(args) -> int:
           f"host/call is what the caller waits.\nWrote {run.source}/results.csv, samples.csv, env.json"
           + "".join(f", {name}" for name in written))
     if args.report:
-        rep = report([run], out=run.source, root=args.root, probe_peaks=args.probe_peaks,
+        rep = make_report([run], out=run.source, root=args.root, probe_peaks=args.probe_peaks,
                          on_step=lambda s: err(f"measuring peaks: {s}"))
         for note in rep.notes:
             err(f"note: {note}")

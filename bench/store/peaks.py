@@ -43,17 +43,17 @@ def from_json(data: object, *, where: str, default: dict | None = None) -> Peaks
     for name in TEXT_FIELDS:
         if name in entry and not isinstance(entry[name], str):
             raise BenchError(Problem(where=where, field=name, expected="a string", found=repr(entry[name])[:80]))
-    threads, load = entry.get("threads", 0), entry.get("load_avg_1m")
+    threads, load_avg = entry.get("threads", 0), entry.get("load_avg_1m")
     strict_int(threads, where=where, field="threads")
-    if load is not None and not is_number(load):
+    if load_avg is not None and not is_number(load_avg):
         raise BenchError(Problem(where=where, field="load_avg_1m", expected="a finite number or null",
-                                 found=repr(load)[:80]))
+                                 found=repr(load_avg)[:80]))
     others, cores = entry.get("others_busy_cores"), entry.get("cores", 0)
     if others is not None:
         finite_number(others, where=where, field="others_busy_cores", expected="a number >= 0 or null")
     strict_int(cores, where=where, field="cores")
     text = {"device_name": "", **{f: entry[f] for f in TEXT_FIELDS if f in entry}}  # a hand-written file may omit the name
-    return Peaks(**text, threads=threads, load_avg_1m=load, others_busy_cores=others, cores=cores,
+    return Peaks(**text, threads=threads, load_avg_1m=load_avg, others_busy_cores=others, cores=cores,
                  flops_per_s={str(k): float(v) for k, v in flops.items()}, bytes_per_s=float(bw))
 
 
