@@ -1,7 +1,8 @@
 """layerbench: time PyTorch layers truthfully on CPU and CUDA, and gate CI on regressions.
 
-The Python API (bench.api): check, run, ab, load, compare, report, peaks, history, import_runs, merge, record; the records they return: Run,
-Workload. Names are imported on first use (PEP 562), so `from bench import Workload` in a config, or a worker
+The Python API (bench.api): check, run, ab, load, compare, make_report, peaks, history, import_runs, merge,
+add_to_history; the records they return: Run, Workload. `bench.report` is the package that builds and renders
+reports. Names are imported on first use (PEP 562), so `from bench import Workload` in a config, or a worker
 process, does not pay for pandas and matplotlib.
 """
 from __future__ import annotations
@@ -11,18 +12,11 @@ import importlib
 _WHERE = {
     "BenchError": "bench.errors", "Problem": "bench.errors", "Run": "bench.store.folder",
     "Variant": "bench.suite.variants", "Workload": "bench.suite.workload",
-    **{name: "bench.api" for name in ("ab", "check", "compare", "comparison", "history", "import_runs", "load", "merge",
-                                            "peaks", "record", "report", "run")},
+    **{name: "bench.api" for name in ("ab", "add_to_history", "check", "compare", "comparison", "history",
+                                      "import_runs", "load", "make_report", "merge", "peaks", "run")},
 }
 __all__ = sorted(_WHERE)
 __version__ = "0.1.0"
-
-# `bench.report` is both a subpackage and an API function. Importing a subpackage binds its name on the parent
-# once, when it is first loaded: load it now (its __init__ is light), then unbind the name, so that `bench.report`
-# is the function (resolved below) whatever is imported later.
-import bench.report  # noqa: E402
-
-del report  # noqa: F821 - bound by the import above
 
 
 def __getattr__(name: str):

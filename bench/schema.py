@@ -80,9 +80,24 @@ KERNEL_COLUMNS = ["workload", "device", "dtype", "variant", "kernel", "calls", "
 REQUIRED_RESULT_COLUMNS = ("workload", "device", "dtype", "status", "median_s")
 REQUIRED_SAMPLE_COLUMNS = ("workload", "device", "dtype", "sample", "device_s")
 
-# crashed: the worker process measuring the row died (a signal, an exit) and took only that row down
-STATUSES = ("ok", "error", "oom", "timeout", "unsupported", "skipped", "not-applicable", "crashed")
-NOT_APPLICABLE = "not-applicable"  # a variant that cannot run on a device: a reason, not a failure
+# A row's status, one of STATUSES (results.csv "status"; a row that is not "ok" says why in "reason"):
+OK = "ok"  # measured
+ERROR = "error"  # the layer raised (a wrong shape, a failed check, a compile that made no graph)
+OOM = "oom"  # out of memory while building or running the row (CUDA, CPU allocator, MemoryError)
+TIMEOUT = "timeout"  # the row ran past its limit (Policy.row_limit_s): stopped in process, or its worker killed
+UNSUPPORTED = "unsupported"  # the device has no kernel for the row's dtype (e.g. Half on some CPU operators)
+SKIPPED = "skipped"  # not started: its planned memory does not fit the device's free memory
+NOT_APPLICABLE = "not-applicable"  # a variant that cannot run on a device (TF32 on a CPU): a reason, not a failure
+CRASHED = "crashed"  # the worker process measuring the row died (a signal, an exit) and took only that row down
+STATUSES = (OK, ERROR, OOM, TIMEOUT, UNSUPPORTED, SKIPPED, NOT_APPLICABLE, CRASHED)
+# Failed: a row asked for that has no measurement (skipped included: the run did not measure what it was asked
+# to). The gate refuses a row failed in the candidate, a baseline has none, `run` exits 1 on one.
+FAILED = frozenset(STATUSES) - {OK, NOT_APPLICABLE}
+# The failures that happened while the row ran in a worker, so that the worker may be left in a bad state (a failed
+# CUDA call can poison its context) and is replaced: all but skipped, which is decided before anything runs.
+FAILED_RUNNING = FAILED - {SKIPPED}
+# The failures that end the worker process itself: it is killed, never asked to close.
+WORKER_LOST = frozenset({CRASHED, TIMEOUT})
 
 # Launch-bound, one definition for results.csv, the roofline verdict and the gate: a CUDA row whose device
 # time per call is under LAUNCH_BOUND_S, or whose host needed LAUNCH_BOUND_ENQUEUE of the device time just to
@@ -112,6 +127,18 @@ class RowKey:
         return cls(str(row["workload"]), str(row["device"]), str(row["dtype"]),
                    DEFAULT_VARIANT if variant is None or variant != variant or variant == "" else str(variant))
 
+    @classmethod
+    def of_group(cls, values: tuple) -> "RowKey":
+        """The key of a pandas groupby over KEY_COLUMNS (its group's values in that order, made strings)."""
+        return cls(*(str(v) for v in values))
+
+    def names(self, scheduled: Any) -> bool:
+        """Whether a row as the workers schedule it (bench.measure.pool.Row: workload, device, and a Variant
+        object, its dtype left to the variant or the workload) is this row. Within one suite the workload and
+        the variant decide the dtype, so the three names suffice."""
+        return (scheduled.workload, scheduled.device, scheduled.variant.name) == (self.workload, self.device,
+                                                                                 self.variant)
+
     @property
     def label(self) -> str:
         """"seed-conv11 / bfloat16 / cuda / bfloat16" (the default variant is left out)."""
@@ -124,4 +151,9 @@ class RowKey:
         return re.sub(r"[^A-Za-z0-9._+-]", "_", "__".join(self.astuple()))
 
     def astuple(self) -> tuple[str, str, str, str]:
+        """The key's values in the order of KEY_COLUMNS."""
         return (self.workload, self.device, self.dtype, self.variant)
+
+    def as_dict(self) -> dict[str, str]:
+        """{column of KEY_COLUMNS: value}: the key as the columns of a results or samples row."""
+        return dict(zip(KEY_COLUMNS, self.astuple()))

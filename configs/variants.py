@@ -4,10 +4,10 @@ VARIANTS is read by `bench run` for this config (as if given with --variants); w
 recorded there as "not-applicable" with the reason (TF32, cudnn.benchmark and CUDA graphs on the CPU; channels_last on
 an input that is not 4-d; a CPU thread count on CUDA). Sweeps are plain Python: `sweep` is a cross product.
 """
-from bench.suite.config import load
+from bench.suite.config import load_config
 from bench.suite.variants import Variant, sweep
 
-WORKLOADS = list(load("seed").workloads)
+WORKLOADS = list(load_config("seed").workloads)
 
 VARIANTS = [
     # precision x layout: the default, bfloat16 and float16, each in NCHW and channels_last (+ cudnn.benchmark)

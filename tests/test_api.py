@@ -1,4 +1,4 @@
-"""The Python API (bench.run, load, compare, report) and the records it returns, on tiny real measurements."""
+"""The Python API (bench.run, load, compare, make_report) and the records it returns, on tiny real measurements."""
 from __future__ import annotations
 
 import dataclasses
@@ -29,7 +29,7 @@ def test_run_a_config_by_name_returns_a_frame_and_writes_nothing(in_empty_dir, m
     run = bench.run("smoke", **FAST)
     assert isinstance(run, bench.Run) and isinstance(run.frame, pd.DataFrame)
     assert list(run.frame.columns) == RESULT_COLUMNS and list(run.samples.columns) == SAMPLE_COLUMNS
-    assert run.frame["workload"].tolist() == [w.name for w in bench.suite.config.load("smoke").workloads]
+    assert run.frame["workload"].tolist() == [w.name for w in bench.suite.config.load_config("smoke").workloads]
     assert (run.frame["status"] == "ok").all() and (run.frame["median_s"] > 0).all()
     assert run.source is None and run.run_dirs == () and run.complete
     assert {p for p in os.listdir(".")} == before  # nothing written: no run folder, no results/, no plot
@@ -71,7 +71,7 @@ def test_compare_returns_verdicts_as_a_frame_and_report_writes_a_page(in_empty_d
     assert set(verdicts["verdict"]) <= {"slower", "unsure", "same", "faster"}
     assert {"ratio", "ratio_low", "ratio_high", "p_value", "threshold"} <= set(verdicts.columns)
     assert bench.compare(a, b)["workload"].tolist() == ["lin", "relu"]  # Run objects work as well as paths
-    report = bench.report([a.source, b], out="rep")
+    report = bench.make_report([a.source, b], out="rep")
     assert (in_empty_dir / "rep" / "report.html").is_file() and len(report.frame) == 4
     assert report.peaks == () and any("no peaks" in n for n in report.notes)  # it never measured
 

@@ -69,7 +69,7 @@ def test_noise_is_max_over_min_of_medians():
 
 @pytest.fixture(scope="module")
 def smoke_plans():
-    return planning.check(config.load("smoke").declared)
+    return planning.check(config.load_config("smoke").declared)
 
 
 def scripted_runner(scales):

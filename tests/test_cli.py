@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench.cli.main import main
-from bench.suite.config import load
+from bench.suite.config import load_config
 
 RUN_ARGS = ["--device", "cpu", "--budget-s", "0.05", "--warmup-s", "0.01", "--min-samples", "3"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -42,7 +42,7 @@ def at_repo_root(repo_root):
 def test_list_seed_table():
     status, out, err = cli("list", "seed")
     assert status == 0 and err == ""
-    for d in load("seed").declared:
+    for d in load_config("seed").declared:
         assert d.workload.name in out
     assert "[256, 3, 217, 217]" in out and "26.3 G" in out
     assert "seed-conv11: module H: floor((227 + 2*0 - 1*(11 - 1) - 1) / 1) + 1 = 217" in out
@@ -53,7 +53,7 @@ def test_list_seed_json():
     status, out, _ = cli("list", "seed", "--json")
     assert status == 0
     rows = {r["name"]: r for r in json.loads(out)}
-    assert list(rows) == [d.workload.name for d in load("seed").declared]
+    assert list(rows) == [d.workload.name for d in load_config("seed").declared]
     for row in rows.values():
         assert {"name", "input_shape", "output_shape", "flops", "params", "bytes"} <= set(row)
     conv = rows["seed-conv11"]
@@ -66,7 +66,7 @@ def test_list_broken_one_line_per_problem():
     status, out, err = cli("list", "broken")
     assert status == 2
     lines = error_lines(err)
-    names = [d.workload.name for d in load("broken").declared]
+    names = [d.workload.name for d in load_config("broken").declared]
     problems = [line for line in lines if line.startswith("configs/broken.py: workload '")]
     assert len(problems) == len(names) == len(lines) - 1  # plus one closing count line
     for name in names:
@@ -79,7 +79,7 @@ def test_list_reports_good_and_bad_configs_together():
     status, out, err = cli("list", "seed", "broken")
     assert status == 2
     assert "seed-conv11" in out  # the good config is still listed
-    assert len(error_lines(err)) == len(load("broken").declared) + 1
+    assert len(error_lines(err)) == len(load_config("broken").declared) + 1
 
 
 @pytest.mark.parametrize("spec", ["no-such-config", "configs/no_such.py"])
@@ -112,7 +112,7 @@ def test_run_smoke_writes_a_complete_run_folder(smoke_run):
     status, out, err, out_dir = smoke_run
     assert status == 0, err
     [run_dir] = list(out_dir.iterdir())
-    names = [d.workload.name for d in load("smoke").declared]
+    names = [d.workload.name for d in load_config("smoke").declared]
 
     results = pd.read_csv(run_dir / "results.csv")
     for column in ("workload", "device", "dtype", "status", "median_s", "iqr_s", "host_median_s", "n_samples",
@@ -158,7 +158,7 @@ def test_plot_of_a_missing_folder(tmp_path):
 def test_run_refuses_a_broken_suite_before_timing(tmp_path):
     status, out, err = cli("run", "smoke", "broken", "--out", str(tmp_path / "out"), *RUN_ARGS)
     assert status == 2
-    assert len(error_lines(err)) == len(load("broken").declared)
+    assert len(error_lines(err)) == len(load_config("broken").declared)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

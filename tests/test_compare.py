@@ -66,22 +66,22 @@ def test_identical_samples_are_same():
     x = samples(1e-3)
     verdict, reason, fig = decide(x, x.copy(), threshold=0.1)
     assert verdict == "same", reason
-    assert fig["ratio"] == pytest.approx(1.0)
-    assert fig["p_value"] > 0.5
+    assert fig.ratio == pytest.approx(1.0)
+    assert fig.p_value > 0.5
 
 
 @pytest.mark.parametrize("shift, expected", [(1.25, "slower"), (1.10, "slower"), (0.80, "faster"), (1.04, "same")])
 def test_shifted_samples(shift, expected):
     verdict, reason, fig = decide(samples(1e-3, seed=1), samples(1e-3 * shift, seed=2), threshold=0.1)
     assert verdict == expected, reason
-    assert fig["ratio"] == pytest.approx(shift, rel=0.02)
-    assert fig["ratio_low"] < fig["ratio"] < fig["ratio_high"]
+    assert fig.ratio == pytest.approx(shift, rel=0.02)
+    assert fig.ratio_low < fig.ratio < fig.ratio_high
 
 
 def test_slowdown_below_half_the_threshold_is_not_slower_even_when_significant():
     verdict, _, fig = decide(samples(1e-3, rel_noise=0.001, seed=1), samples(1.04e-3, rel_noise=0.001, seed=2),
                              threshold=0.1)
-    assert fig["p_value"] < 1e-6  # clearly different...
+    assert fig.p_value < 1e-6  # clearly different...
     assert verdict == "same"  # ...but a 4% change is not what a 10% threshold asks to catch
 
 
@@ -102,7 +102,7 @@ def test_large_effect_without_significance_is_unsure():
     base = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0]) * 1e-3
     cand = np.array([1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0]) * 1e-3
     verdict, _, fig = decide(base, cand, threshold=0.1)
-    assert fig["p_value"] > 0.001
+    assert fig.p_value > 0.001
     assert verdict == "unsure"
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench.measure.clock import CudaTimer
-from bench.suite.config import load
+from bench.suite.config import load_config
 from bench.measure.sampling import Policy
 from bench.suite.plan import plan_one
 from bench.store.frames import to_frame
@@ -20,11 +20,11 @@ POLICY = Policy(warmup_s=0.3, min_block_s=0.01, min_samples=5, floor_samples=3, 
 
 
 def plan(config: str, name: str):
-    [d] = [d for d in load(config) if d.workload.name == name]
+    [d] = [d for d in load_config(config) if d.workload.name == name]
     return plan_one(d.workload, d.source)
 
 
-@pytest.mark.parametrize("name", [d.workload.name for d in load("smoke").declared])
+@pytest.mark.parametrize("name", [d.workload.name for d in load_config("smoke").declared])
 def test_smoke_workload_runs_on_cuda(name):
     record = run_one(plan("smoke", name), "cuda", timer=CudaTimer(), policy=POLICY)
     assert record.status == "ok", record.reason

@@ -139,10 +139,10 @@ def test_a_row_across_processes_reports_medians_the_hottest_and_every_reason():
     from bench.measure.record import Record
     from bench.measure.sampling import Measurement
     from bench.store.frames import to_frame
-    from bench.suite.config import load
+    from bench.suite.config import load_config
     from bench.suite.plan import plan_one
 
-    declared = load("smoke").declared[0]
+    declared = load_config("smoke").declared[0]
     m = Measurement(device_s=(1e-3,) * 3, host_s=(1e-3,) * 3, enqueue_s=(0.0,) * 3, calls_per_sample=1,
                     warmup_calls=1, first_call_s=1e-3, stop_reason="budget")
     make_record = lambda process: Record(plan=plan_one(declared.workload, declared.source), device="cuda",  # noqa: E731

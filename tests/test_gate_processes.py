@@ -67,7 +67,7 @@ def test_a_real_2x_effect_through_process_bias_is_slower():
         base, cand = biased_processes(rng, 10), biased_processes(rng, 10, effect=2.0)
         verdict, _, figures = decide(medians_of(base, 10), medians_of(cand, 10), threshold=0.1)
         verdicts[verdict] += 1
-        assert figures["ratio"] == pytest.approx(2.0, rel=0.35)
+        assert figures.ratio == pytest.approx(2.0, rel=0.35)
     assert verdicts["slower"] >= 195 and verdicts["slower"] + verdicts["unsure"] == 200, verdicts
 
 
@@ -136,13 +136,13 @@ def test_fourteen_of_sixteen_pairs_slower_with_two_outliers_is_slower():
     ratios = np.concatenate([1.10 * (1 + 0.005 * rng.standard_normal(14)), [0.6, 0.6]])
     verdict, reason, figures = decide_paired(rng.permutation(ratios), threshold=0.1)
     assert verdict == "slower", reason
-    assert figures["ratio"] == pytest.approx(1.10, rel=0.01)
-    assert figures["ratio_low"] > 1
-    assert figures["p_value"] == pytest.approx(2 * (1 + 16 + 120) / 2**16)
+    assert figures.ratio == pytest.approx(1.10, rel=0.01)
+    assert figures.ratio_low > 1
+    assert figures.p_value == pytest.approx(2 * (1 + 16 + 120) / 2**16)
     assert np.mean(ratios) < 1.05  # a mean would have said "no change"
     # at 0.9999 the interval reaches the outliers (x_(1)): the sign test alone (p=0.004) is not enough for slower
     strict = decide_paired(ratios, threshold=0.1, rule=Rule(confidence=0.9999))
-    assert strict[2]["ratio_low"] == 0.6 and strict[0] == "unsure", strict[1]
+    assert strict[2].ratio_low == 0.6 and strict[0] == "unsure", strict[1]
 
 
 def test_symmetric_pair_noise_is_never_slower():
@@ -564,9 +564,9 @@ def test_could_be_slower_picks_the_unsure_rows_a_slowdown_is_not_ruled_out_for()
 ])
 def test_an_unsure_row_says_which_side_is_left_open(lo, hi, says):
     """unsure with the interval wide on one side only: the reason says whether a slowdown is ruled out."""
-    from bench.gate.rule import _judge
+    from bench.gate.rule import Figures, _judge
 
-    verdict, reason, _ = _judge(dict(ratio=1.0, ratio_low=lo, ratio_high=hi, p_value=0.5), threshold=0.1, alpha=0.01,
+    verdict, reason, _ = _judge(Figures(ratio=1.0, ratio_low=lo, ratio_high=hi, p_value=0.5), threshold=0.1, alpha=0.01,
                                 test="p")
     assert verdict == "unsure" and says in reason
 

@@ -12,6 +12,7 @@ import bench
 from bench.cli.main import main
 from bench.gate.changes import (CHANGE_COLUMNS, SUITE, breakpoints, change_points, locate, noise, suite_factors,
                                 trend_values)
+from bench.schema import RowKey
 from bench.store.history import HISTORY_COLUMNS, STORE_SCHEMA_VERSION, history_rows, open_store, resolve
 from bench.suite.shard import Shard, assign, parse_shard, planned_cost_s, select
 
@@ -418,7 +419,8 @@ def test_fastest_process_median_is_stored_per_row_and_followed_by_default():
 
     samples = pd.DataFrame(dict(workload="w", device="cpu", dtype="float32", variant="default",
                                 process=[0, 0, 0, 1, 1, 1, 2, 2, 2], device_s=[2, 2.2, 2.1, 1, 1.1, 0.9, 2, 2, 2]))
-    assert process_statistics(samples) == {("w", "cpu", "float32", "default"): (1.0, 2.0)}  # medians 2.1, 1.0, 2.0
+    # the process medians are 2.1, 1.0 and 2.0
+    assert process_statistics(samples) == {RowKey("w", "cpu", "float32", "default"): (1.0, 2.0)}
     # a row whose runs drew fast and slow processes: the pooled median jumps for four runs, the fastest does not
     rng = np.random.default_rng(10)
     fastest = series(rng, sd=0.01)

@@ -351,7 +351,7 @@ def test_every_shipped_config_follows_the_name_rule(repo_root):
     names = sorted(p.stem for p in (repo_root / "configs").glob("*.py"))
     assert {"seed", "smoke", "linear", "conv2d", "variants", "broken"} <= set(names)
     for name in names:
-        for d in config.load(name).declared:
+        for d in config.load_config(name).declared:
             assert not [p for p in d.workload.problems(d.source) if p.field == "name" or p.field.startswith("tags")], \
                 (name, d.workload.name)
 

@@ -13,12 +13,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import BenchError, Workload
-from bench.suite.config import CONFIG_DIR, load
+from bench.suite.config import CONFIG_DIR, load_config
 from bench.suite.workload import Declared
 from bench.suite.plan import check, plan_one, plan_suite
 
 SHIPPED = [c for c in ("seed", "smoke", "linear", "conv2d") if (CONFIG_DIR / f"{c}.py").is_file()]
-DECLARED = [d for c in SHIPPED for d in load(c).declared]
+DECLARED = [d for c in SHIPPED for d in load_config(c).declared]
 
 
 def assert_one_line(text: str, *needles: str) -> None:
@@ -83,7 +83,7 @@ def test_every_shipped_config_plans_cleanly():
 
 
 def _seed(name: str):
-    [d] = [d for d in load("seed").declared if d.workload.name == name]
+    [d] = [d for d in load_config("seed").declared if d.workload.name == name]
     return plan_one(d.workload, d.source)
 
 
@@ -233,7 +233,7 @@ def error_config(write_config):
 
 
 def test_every_error_case_is_one_line_naming_file_workload_field(error_config, repo_root):
-    declared = load(str(error_config)).declared
+    declared = load_config(str(error_config)).declared
     plans, problems = plan_suite(declared)
     assert sorted(p.name for p in plans) == sorted(GOOD)
     by_name = {p.workload: p for p in problems}
@@ -249,7 +249,7 @@ def test_every_error_case_is_one_line_naming_file_workload_field(error_config, r
 
 
 def test_broken_config_reports_each_workload_once(repo_root):
-    declared = load("broken").declared
+    declared = load_config("broken").declared
     plans, problems = plan_suite(declared)
     assert plans == []
     assert [p.workload for p in problems] == [d.workload.name for d in declared]

@@ -64,7 +64,7 @@ class Broken(nn.Module):
 
 
 def _cpu_run(root: Path) -> Path:
-    plans = [p for p in planning.check(config.load("smoke").declared) if p.name in TIMES]
+    plans = [p for p in planning.check(config.load_config("smoke").declared) if p.name in TIMES]
     plans.append(planning.plan_one(Workload(name="broken", module=Broken, input_shape=(2, 4)), "test"))
     variants = parse_variants("bfloat16,cuda_graph,backward")
     rows = iter([(p.name, v.name) for p in plans for v in variants])
@@ -135,7 +135,7 @@ class Page(HTMLParser):
 @pytest.fixture(scope="module")
 def written(runs):
     cpu, gpu, root = runs
-    report = api.report([cpu, gpu], out=root / "out", probe_peaks=True, quick_peaks=True, root=root)
+    report = api.make_report([cpu, gpu], out=root / "out", probe_peaks=True, quick_peaks=True, root=root)
     html_path, md_path = root / "out" / "report.html", root / "out" / "report.md"
     page = Page()
     page.feed(html_path.read_text(encoding="utf-8"))

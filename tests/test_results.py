@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bench import BenchError
-from bench.suite.config import load
+from bench.suite.config import load_config
 from bench.measure.sampling import Measurement
 from bench.suite.plan import plan_one
 from bench.schema import SCHEMA_VERSION
@@ -32,7 +32,7 @@ REQUIRED = ["workload", "device", "dtype", "status", "reason", "input_shape", "o
 
 @pytest.fixture(scope="module")
 def plans():
-    return {d.workload.name: plan_one(d.workload, d.source) for d in load("smoke").declared}
+    return {d.workload.name: plan_one(d.workload, d.source) for d in load_config("smoke").declared}
 
 
 def measurement(device_s=DEVICE_S, host_s=HOST_S, enqueue_s=ENQUEUE_S) -> Measurement:

@@ -24,7 +24,7 @@ F32 = 4  # bytes per float32
 
 @pytest.fixture(scope="module")
 def seed_plans():
-    return {p.name: p for p in planning.check(config.load("seed").declared)}
+    return {p.name: p for p in planning.check(config.load_config("seed").declared)}
 
 
 def test_seed_conv_is_26_3_gflop_with_a_multiply_add_counted_as_two(seed_plans):

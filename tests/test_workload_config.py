@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bench import BenchError, Workload
-from bench.suite.config import CONFIG_DIR, load, load_suite, resolve
+from bench.suite.config import CONFIG_DIR, load_config, load_suite, resolve
 
 VALID = """
 from torch import nn
@@ -73,8 +73,8 @@ def test_every_field_problem_is_reported_at_once():
 
 # ---------------------------------------------------------------- resolve / load
 def test_config_by_name_or_path_gives_same_workloads(repo_root):
-    by_name = load("seed").declared
-    by_path = load("configs/seed.py").declared
+    by_name = load_config("seed").declared
+    by_path = load_config("configs/seed.py").declared
     assert [d.workload.name for d in by_name] == [d.workload.name for d in by_path]
     assert len(by_name) == 6
     assert {d.source for d in by_name} == {"configs/seed.py"}
@@ -83,13 +83,13 @@ def test_config_by_name_or_path_gives_same_workloads(repo_root):
 
 def test_config_anywhere_on_disk(write_config):
     path = write_config(VALID)
-    [declared] = load(str(path)).declared
+    [declared] = load_config(str(path)).declared
     assert declared.workload.name == "ok" and declared.source == str(path)
 
 
 def _error(spec: str) -> BenchError:
     with pytest.raises(BenchError) as info:
-        load(spec)
+        load_config(spec)
     return info.value
 
 
@@ -162,9 +162,9 @@ def test_load_suite_reports_every_file_at_once(write_config, tmp_path):
     assert len(wheres) == 3
     assert wheres[0].startswith(str(broken) + ":")
     assert wheres[1:] == [str(empty), str(tmp_path / "gone.py")]
-    assert len(load_suite([str(good), "smoke"]).declared) == 1 + len(load("smoke").declared)
+    assert len(load_suite([str(good), "smoke"]).declared) == 1 + len(load_config("smoke").declared)
 
 
 def test_tuple_of_workloads_is_accepted(write_config):
     path = write_config(VALID.replace("WORKLOADS = [", "WORKLOADS = (").replace("))]", ")),)"))
-    assert [d.workload.name for d in load(str(path)).declared] == ["ok"]
+    assert [d.workload.name for d in load_config(str(path)).declared] == ["ok"]

@@ -4,7 +4,7 @@
     run = bench.run("smoke", device="cpu", budget_s=0.2)       # writes nothing; run.frame is a DataFrame
     run = bench.run([bench.Workload(...)], out="results")      # writes one run folder under results/
     bench.compare("results/baselines/<machine>", run.source)   # verdicts as a DataFrame
-    bench.report([run], out="report")                          # report.html, report.md, figures
+    bench.make_report([run], out="report")                     # report.html, report.md, figures
     bench.history(filter="conv", out="history")                # trends and change points of the history store
 
 Functions return data and never print; user errors raise bench.BenchError (one line per problem).
@@ -12,11 +12,11 @@ Functions return data and never print; user errors raise bench.BenchError (one l
 from bench.api.ab import AB, ab
 from bench.api.calibrating import Calibrated, calibrate
 from bench.api.comparing import compare, comparison, load
-from bench.api.history import History, Imported, history, import_runs, merge, record
-from bench.api.reporting import default_report_dir, gather_peaks, peaks, report
+from bench.api.history import History, Imported, add_to_history, history, import_runs, merge
+from bench.api.reporting import default_report_dir, gather_peaks, make_report, peaks
 from bench.api.running import Prepared, check, execute, prepare, run
 from bench.measure.runner import devices_for
 
-__all__ = ["AB", "Calibrated", "History", "Imported", "Prepared", "ab", "calibrate", "check", "compare", "comparison",
-           "default_report_dir", "devices_for", "execute", "gather_peaks", "history", "import_runs", "load", "merge",
-           "peaks", "prepare", "record", "report", "run"]
+__all__ = ["AB", "Calibrated", "History", "Imported", "Prepared", "ab", "add_to_history", "calibrate", "check",
+           "compare", "comparison", "default_report_dir", "devices_for", "execute", "gather_peaks", "history",
+           "import_runs", "load", "make_report", "merge", "peaks", "prepare", "run"]

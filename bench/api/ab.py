@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from bench.checks import strict_int
 from bench.errors import BenchError, Problem
 from bench.gate.compare import compare_runs
 from bench.gate.rule import Rule
@@ -143,9 +144,7 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
     check_label(label)
     if metric not in ("time", "instructions"):
         raise BenchError(Problem(where="ab", field="--metric", expected="time or instructions", found=repr(metric)))
-    if isinstance(extra_pairs, bool) or not isinstance(extra_pairs, int) or extra_pairs < 0:
-        raise BenchError(Problem(where="ab", field="--extra-pairs", expected="an integer >= 0",
-                                 found=repr(extra_pairs)))
+    strict_int(extra_pairs, where="ab", field="--extra-pairs")
     Rule(threshold=threshold)  # a threshold compare would refuse: refused now, before anything is measured
     if metric == "instructions":
         from bench.measure.instructions import build_library, default_folder
@@ -234,10 +233,9 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
             recorders[side.name].set_extended(extra_pairs=extra_pairs if extend else 0,
                                               rows=[k.label for k in extend])
         if extend:
-            keys = {(k.workload, k.device, k.variant) for k in extend}
             more = run_pairs(base, cand, job, pairs=extra_pairs, blocks=blocks, rng=rng, on_record=record,
                              on_progress=on_progress, first_pair=pairs,
-                             only=lambda row: (row.workload, row.device, row.variant.name) in keys, retries=retries)
+                             only=lambda row: any(k.names(row) for k in extend), retries=retries)
             costs = {name: costs[name].merged(more[name]) for name in costs}
         if metric == "instructions":
             for side in (base, cand):
@@ -261,6 +259,6 @@ def could_be_slower(base: Run, cand: Run, *, threshold: float) -> list[RowKey]:
     rows' own thresholds); rows without a median on both sides (failed) are left out."""
     cmp = compare_runs(base, cand, rule=Rule(threshold=threshold), allow_env_mismatch=True, allow_missing=True,
                        allow_incomplete=True, allow_failed=True)
-    return [RowKey(v.workload, v.device, v.dtype, v.variant) for v in cmp.verdicts
+    return [v.key for v in cmp.verdicts
             if v.verdict == "unsure" and math.isfinite(v.baseline_median_s) and math.isfinite(v.candidate_median_s)
             and not v.ratio_high < 1 + v.threshold]

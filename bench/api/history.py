@@ -1,7 +1,7 @@
 """History from Python: add runs to the store, read trends and change points, and merge a suite's shards.
 
     import bench
-    bench.record(run)                                   # done by bench.run(out=...) already
+    bench.add_to_history(run)                           # done by bench.run(out=...) already
     bench.import_runs(["results"])                      # run folders measured before the store existed
     h = bench.history(filter="conv", out="history")     # h.frame, h.changes; history/index.html
     merged = bench.merge(["shard1", "shard2"], out="results")
@@ -18,7 +18,8 @@ import pandas as pd
 from bench.errors import BenchError, Problem
 from bench.gate.changes import IDENTITY, STATISTICS, SUITE, judge
 from bench.report.plots import save_plots
-from bench.report.trends import file_stem, render_page, suite_figure, trend_figures
+from bench.report.trends import render_page, suite_figure, trend_figures
+from bench.schema import RowKey
 from bench.store.files import write_atomic, writable_folder
 from bench.store.folder import Run, read_run_dir, run_dirs_in
 from bench.store.history import Store, open_for, rows_of_folder, rows_of_run
@@ -29,7 +30,7 @@ from bench.suite.config import matches
 from bench.suite.workload import Workload
 
 
-def record(run: Run, store: str | Path | Store | None = None) -> int:
+def add_to_history(run: Run, store: str | Path | Store | None = None) -> int:
     """Add a run's rows to the history store (once; `store` as bench.store.history.resolve takes it); the number
     of rows added."""
     if not isinstance(store, Store):
@@ -124,9 +125,9 @@ def history(*, store: str | Path | None = None, filter: str = "", device: str = 
             suite = suite_figure(values, changes[changes["workload"] == SUITE])
             if suite is not None:
                 written.append(write_atomic(folder / "trend-whole-suite.png", suite))
-                figures[(SUITE, "", "", "")] = "trend-whole-suite.png"
+                figures[RowKey(SUITE, "", "")] = "trend-whole-suite.png"
             for key, data in trend_figures(values, changes).items():
-                name = f"trend-{file_stem(key)}.png"
+                name = f"trend-{key.stem}.png"
                 written.append(write_atomic(folder / name, data))
                 figures[key] = name
             written.append(write_atomic(folder / "changes.csv", changes.to_csv(index=False)))

@@ -1,4 +1,5 @@
-"""Roofs and reports from Python: this machine's peaks (cached, probed on request) and a report over runs."""
+"""Roofs and reports from Python: this machine's peaks (cached, probed on request) and a report over runs
+(make_report; bench.report is the package that builds and renders it)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,11 +16,11 @@ from bench.measure.runner import available_devices, devices_for
 from bench.report.build import build_report, check_columns
 from bench.report.model import Report
 from bench.report.render import write_report
-from bench.schema import RESULTS_DIR
+from bench.schema import OK, RESULTS_DIR
 from bench.store import peaks as peakstore
 from bench.store.folder import Run, is_run_dir
 from bench.store.runs import load
-from bench.suite.config import load as load_config
+from bench.suite.config import load_config
 from bench.suite.variants import Variant
 
 def peaks(device: str = "all", *, threads: int = 0, quick: bool = False, refresh: bool = False,
@@ -43,7 +44,7 @@ def _needed(runs: Sequence[Run]) -> set[tuple[str, str, int]]:
     need = set()
     for run in runs:
         keys = run.env.get("machine_keys") or {}
-        ok = run.results[run.results["status"] == "ok"]
+        ok = run.results[run.results["status"] == OK]
         for device, threads in ok[["device", "threads"]].drop_duplicates().itertuples(index=False):
             need.add((keys.get(device, f"{device}-{run.env.get('host', '?')}"), device,
                       int(threads) if device == "cpu" else 0))
@@ -86,7 +87,7 @@ def gather_peaks(runs: Sequence[Run], *, peaks: str | Path | Sequence[Peaks] | N
     return list(found.values())
 
 
-def report(runs: Sequence[str | Path | Run], *, out: str | Path | None = None,
+def make_report(runs: Sequence[str | Path | Run], *, out: str | Path | None = None,
            peaks: str | Path | Sequence[Peaks] | None = None, probe_peaks: bool = False, quick_peaks: bool = False,
            root: str | Path = RESULTS_DIR, on_step: Callable[[str], None] | None = None) -> Report:
     """A report over runs (paths as `load` takes them, or Run objects), from one or many machines. The roofs come

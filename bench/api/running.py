@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from bench.checks import strict_int
 from bench.errors import BenchError, Problem, WorkerLost, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
@@ -81,10 +82,7 @@ def default_processes() -> int:
 
 
 def check_processes(processes: object) -> int:
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
-        raise BenchError(Problem(where="run", field="processes", found=repr(processes),
-                                 expected="an integer >= 0 (0: in this process)"))
-    return processes
+    return strict_int(processes, where="run", field="processes", expected="an integer >= 0 (0: in this process)")
 
 
 METRICS = ("time", "instructions")
@@ -179,8 +177,8 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     else:
         chosen = parse_variants(",".join(v if isinstance(v, str) else v.name for v in variants))
     all_variants = tuple(dict.fromkeys(chosen + chosen_suite.variants))
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise BenchError(Problem(where="run", field="threads", expected="an integer >= 1, or None", found=repr(threads)))
+    if threads is not None:
+        strict_int(threads, where="run", field="threads", minimum=1, expected="an integer >= 1, or None")
     count = threads or torch.get_num_threads()
     # What was measured and how, whatever the caller (CLI or Python): rounds pool only when these agree.
     settings = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],

@@ -7,6 +7,7 @@ from pathlib import Path
 from bench.api.history import history, import_runs, merge
 from bench.cli.common import EXIT_OK, RESULTS, command, err
 from bench.gate.changes import MIN_SUITE_ROWS, STATISTICS
+from bench.schema import KEY_COLUMNS
 from bench.store.history import DEFAULT_STORE, STORE_ENV
 from bench.units import fmt_s
 
@@ -58,7 +59,7 @@ def cmd_history(args) -> int:
     h = history(store=args.store, filter=args.filter, device=args.device, machine=args.machine, out=args.out,
                 statistic=args.statistic, relative=args.relative)
     runs = h.frame["run_id"].nunique()
-    trends = h.frame.groupby(["workload", "device", "dtype", "variant", "machine_key"]).ngroups
+    trends = h.frame.groupby([*KEY_COLUMNS, "machine_key"]).ngroups
     print(f"{runs} runs, {trends} trends (row x machine) in {h.store}; read in {h.query_s:.2f} s")
     if h.relative:
         judged = h.values.drop_duplicates(["run_id", "device", "machine_key"])

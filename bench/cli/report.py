@@ -6,9 +6,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.api.comparing import load
-from bench.api.reporting import default_report_dir, peaks, report
+from bench.api.reporting import default_report_dir, make_report, peaks
 from bench.cli.common import EXIT_OK, add_root, command, err, number
 from bench.errors import BenchError, Problem
+from bench.schema import OK
 from bench.store.files import writable_folder
 from bench.store.folder import latest_run_dir
 
@@ -47,11 +48,11 @@ def cmd_report(args) -> int:
         raise BenchError(Problem(where="report", field="RUNS", expected="one or more runs (or --latest)", found="none"))
     loaded = [load(r) for r in runs]
     out = Path(args.out) if args.out else default_report_dir(loaded[0])
-    written = report(loaded, out=out, peaks=args.peaks or None, probe_peaks=args.probe_peaks,
+    written = make_report(loaded, out=out, peaks=args.peaks or None, probe_peaks=args.probe_peaks,
                         quick_peaks=args.quick_peaks, root=args.root, on_step=lambda s: err(f"measuring peaks: {s}"))
     for note in written.notes:
         err(f"note: {note}")
-    ok = written.frame[written.frame["status"] == "ok"]
+    ok = written.frame[written.frame["status"] == OK]
     print(f"{len(ok)} of {len(written.frame)} rows ran, from {len(written.runs)} run(s); "
           f"{(ok['verdict'] == 'launch-bound').sum()} launch-bound, {ok['noisy'].astype(bool).sum()} noisy.")
     if len(written.best):

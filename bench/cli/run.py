@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.api.comparing import load
-from bench.api.history import record as record_history
+from bench.api.history import add_to_history
 from bench.store.history import open_for
-from bench.api.reporting import default_report_dir, report
+from bench.api.reporting import default_report_dir, make_report
 from bench.api.running import DEFAULT_PROCESSES, PROCESSES_ENV, execute, prepare
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
                               number)
@@ -23,7 +23,7 @@ from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
-from bench.schema import NOT_APPLICABLE
+from bench.schema import FAILED, OK
 from bench.stats import summarize
 from bench.store.history import STORE_ENV
 from bench.store.files import writable_folder
@@ -153,7 +153,7 @@ def summary(frame: pd.DataFrame) -> str:
     """The console table of a run: one line per row, with its flags."""
     rows = []
     for _, r in frame.iterrows():
-        ok = r["status"] == "ok"
+        ok = r["status"] == OK
         flags = [] if ok else [f"{r['status']}: {r['reason']}"]
         if ok and r["noisy"]:
             flags.append("noisy")
@@ -204,11 +204,11 @@ def cmd_run(args) -> int:
 
     where = (lambda r: f" [process {r.process}]") if prepared.processes else (lambda r: "")
 
-    def record(r: Record) -> None:
-        if r.status == "ok" and r.measurement is None and r.instructions is not None:
+    def show_record(r: Record) -> None:
+        if r.status == OK and r.measurement is None and r.instructions is not None:
             err(f"    {r.plan.name}: {r.instructions:,.0f} instructions per call (callgrind, memory layout "
                 f"{-1 - r.process})")
-        elif r.status == "ok":
+        elif r.status == OK:
             m = r.measurement
             s = summarize(m.device_s)
             err(f"    {fmt_s(s.median_s)} per call, IQR {100 * s.rel_iqr:.1f}%, {s.n_samples} samples x "
@@ -218,7 +218,7 @@ def cmd_run(args) -> int:
 
     try:
         run = execute(prepared, out=args.out, label=args.label, on_start=start, on_progress=progress,
-                      on_record=record, seed=args.seed)
+                      on_record=show_record, seed=args.seed)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))  # a second Ctrl-C exits at once
         err(f"interrupted: the rows finished so far are saved under {args.out} (marked incomplete)")
@@ -226,7 +226,7 @@ def cmd_run(args) -> int:
     print(summary(run.results))
     if store is not None:
         try:
-            added = record_history(run, store)
+            added = add_to_history(run, store)
         except BenchError as exc:  # the run is on disk whatever happens to the store
             err(f"{exc.problems[0]}; the run is saved in {run.source}: `bench history import {run.source}` adds it "
                 "later")
@@ -243,12 +243,12 @@ def cmd_run(args) -> int:
           f"host/call is what the caller waits.\nWrote {run.source}/results.csv, samples.csv, env.json"
           + "".join(f", {name}" for name in written))
     if args.report:
-        rep = report([run], out=run.source, root=args.root, probe_peaks=args.probe_peaks,
+        rep = make_report([run], out=run.source, root=args.root, probe_peaks=args.probe_peaks,
                          on_step=lambda s: err(f"measuring peaks: {s}"))
         for note in rep.notes:
             err(f"note: {note}")
         print(f"Wrote {run.source}/report.html, report.md")
-    failed = run.results[~run.results["status"].isin(["ok", NOT_APPLICABLE])]  # a variant that does not apply is no failure
+    failed = run.results[run.results["status"].isin(FAILED)]  # skipped fails the run; not-applicable does not
     if len(failed):
         err(f"{len(failed)} of {len(run.results)} rows did not run: see the status and reason columns.")
         return EXIT_FAILED

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.errors import BenchError, Problem, WriteError
 from bench.measure.env import machine_key
-from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR
+from bench.schema import FAILED, KEY_COLUMNS, RESULTS_DIR
 from bench.store.cells import neutralize
 from bench.store.files import first_row, read_csv, writable_folder, write_together
 from bench.store.folder import Run
@@ -55,7 +55,7 @@ def promote(run: Run, *, root: Path = RESULTS_DIR, source: str = "") -> list[Pat
     if results.empty:
         raise BenchError(Problem(where=str((run.source or Path("run")) / "results.csv"), field="rows",
                                  expected="at least one row to promote", found="none (a header only)"))
-    failed = results[~results["status"].isin(["ok", NOT_APPLICABLE])]
+    failed = results[results["status"].isin(FAILED)]  # skipped included: a baseline has every row
     if len(failed):
         raise BenchError(Problem(where=str((run.source or Path("run")) / "results.csv"), field="status",
                                  expected="ok on every row", found=f"{len(failed)} failed row(s), e.g. "

@@ -11,10 +11,11 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.errors import BenchError, Problem, WriteError
+from bench.checks import strict_int
+from bench.errors import Problem, WriteError
 from bench.gate.baseline import CALIBRATION_FILE, NOISE_FILE, has_baseline, promote, store_dir
 from bench.measure.record import Record
-from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RESULTS_DIR
+from bench.schema import FAILED, KEY_COLUMNS, OK, RESULTS_DIR
 from bench.store.cells import neutralize
 from bench.store.env_record import RunEnv
 from bench.store.files import writable_folder, write_together
@@ -45,14 +46,13 @@ def noise_of(medians: pd.DataFrame) -> pd.DataFrame:
 def calibrate(repeat: Callable[[], list[Record]], *, repeats: int = 5) -> Calibration:
     """Measure the suite `repeats` times (an A/A experiment: `repeat` measures it once, as `run` does) and how much
     each row's median moves."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 2:
-        raise BenchError(Problem(where="calibrate", field="--repeats", expected="at least 2", found=repr(repeats)))
+    strict_int(repeats, where="calibrate", field="--repeats", minimum=2, expected="at least 2")
     frames, first = [], ()
     for i in range(repeats):
         records = repeat()
         first = first or tuple(records)
         frame = to_frame(records)
-        frame = frame[frame["status"] == "ok"][[*KEY_COLUMNS, "median_s"]].assign(repeat=i)
+        frame = frame[frame["status"] == OK][[*KEY_COLUMNS, "median_s"]].assign(repeat=i)
         frames.append(frame)
     medians = pd.concat(frames, ignore_index=True)
     return Calibration(medians=medians, noise=noise_of(medians), records=first)
@@ -65,7 +65,7 @@ def save_calibration(cal: Calibration, env: dict, *, root: Path = RESULTS_DIR) -
     keys = env.get("machine_keys") or {}
     for device in sorted(set(cal.noise["device"])):
         folder = writable_folder(store_dir(device, root=root, key=keys.get(device)), option="--root")
-        if not has_baseline(folder) and all(r.status in ("ok", NOT_APPLICABLE) for r in cal.records):
+        if not has_baseline(folder) and not any(r.status in FAILED for r in cal.records):
             first = Run(results=to_frame(list(cal.records)), samples=to_samples(list(cal.records)),
                         env=RunEnv.of(env).finished(complete=True).to_dict())
             promote(first, root=root, source="bench calibrate (its first repeat)")

@@ -23,7 +23,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.schema import KEY_COLUMNS
+from bench.schema import KEY_COLUMNS, OK
 
 IDENTITY = (*KEY_COLUMNS, "machine_key")  # a trend: one row identity on one machine type
 MIN_RUNS = 3  # runs on each side of a change: a single odd run is not a change of level
@@ -153,7 +153,7 @@ def trend_values(history: pd.DataFrame, *, statistic: str = "fastest", relative:
     (identity -> positions in its series, by breakpoints on the log relative values)."""
     history = history.assign(value=pd.to_numeric(history[STATISTICS[statistic]], errors="coerce").fillna(
         pd.to_numeric(history["median_s"], errors="coerce")))
-    ok = history[(history["status"] == "ok") & (history["value"] > 0)]
+    ok = history[(history["status"] == OK) & (history["value"] > 0)]
     ok = ok.sort_values(["time_utc", "run_id"], kind="stable").reset_index(drop=True)
     y = np.log(ok["value"].to_numpy(dtype=float))
     groups = {key: idx for key, idx in ok.groupby(list(IDENTITY), sort=True).indices.items()}

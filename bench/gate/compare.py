@@ -10,20 +10,21 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.gate.rule import Rule, decide, decide_count, decide_paired, detectable, detectable_paired
+from bench.gate.rule import Figures, Rule, decide, decide_count, decide_paired, detectable, detectable_paired
 from bench.measure.env import EnvDiff, env_differences
-from bench.schema import KEY_COLUMNS, NOT_APPLICABLE, RowKey
+from bench.schema import FAILED, KEY_COLUMNS, NOT_APPLICABLE, OK, RowKey
 from bench.store.folder import Run, check_run
 from bench.store.summary import process_medians
 
 
 @dataclass(frozen=True, kw_only=True)
 class Verdict:
-    """One matched row. ratio: candidate / baseline (>1 slower), the Hodges-Lehmann estimate (median of all
-    pairwise ratios of per-call samples), with its interval [ratio_low, ratio_high] at the rule's confidence;
-    the medians are per-call seconds (of all samples); threshold: the fraction this row was judged against;
-    n_baseline, n_candidate: the processes on each side (the rule's unit); detectable_ratio: the smallest
-    ratio this comparison could have called slower at the row's noise (inf: none)."""
+    """One matched row. figures (bench.gate.rule.Figures): the ratio candidate / baseline (>1 slower; the
+    Hodges-Lehmann ratio of process medians, the median of the pairs' ratios, or the ratio of instruction counts)
+    with its interval at the rule's confidence and the test's p-value; the medians are per-call seconds (of all
+    samples); threshold: the fraction this row was judged against; n_baseline, n_candidate: the processes on each
+    side (the rule's unit); detectable_ratio: the smallest ratio this comparison could have called slower at the
+    row's noise (inf: none)."""
 
     workload: str
     device: str
@@ -33,10 +34,7 @@ class Verdict:
     reason: str
     baseline_median_s: float
     candidate_median_s: float
-    ratio: float
-    ratio_low: float
-    ratio_high: float
-    p_value: float
+    figures: Figures
     threshold: float
     threshold_source: str  # "default" | "workload" | "launch-bound" | "noise"
     n_baseline: int
@@ -51,8 +49,32 @@ class Verdict:
     def label(self) -> str:
         return self.key.label
 
+    # The figures' fields read as the verdict's own, as the frame's columns name them.
+    @property
+    def ratio(self) -> float:
+        return self.figures.ratio
 
-VERDICT_COLUMNS = [f.name for f in fields(Verdict)]
+    @property
+    def ratio_low(self) -> float:
+        return self.figures.ratio_low
+
+    @property
+    def ratio_high(self) -> float:
+        return self.figures.ratio_high
+
+    @property
+    def p_value(self) -> float:
+        return self.figures.p_value
+
+    def as_row(self) -> dict:
+        """The verdict as one row of Comparison.frame: VERDICT_COLUMNS, the figures spread into their own."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "figures"}
+        return {c: own[c] if c in own else getattr(self.figures, c) for c in VERDICT_COLUMNS}
+
+
+# Comparison.frame's columns: the verdict's fields, with the figures' fields where `figures` stands.
+VERDICT_COLUMNS = [c for f in fields(Verdict) for c in ([g.name for g in fields(Figures)] if f.name == "figures"
+                                                         else [f.name])]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +103,7 @@ class Comparison:
     @property
     def frame(self) -> pd.DataFrame:
         """One row per verdict, the columns of Verdict."""
-        return pd.DataFrame([{c: getattr(v, c) for c in VERDICT_COLUMNS} for v in self.verdicts], columns=VERDICT_COLUMNS)
+        return pd.DataFrame([v.as_row() for v in self.verdicts], columns=VERDICT_COLUMNS)
 
 
 def _by_key(run: Run) -> dict[RowKey, dict]:
@@ -147,7 +169,7 @@ def machine_differs(verdicts: list["Verdict"], base_env, cand_env, *, threshold:
 def _status(row: dict) -> str:
     """A row's status, with its reason when it has one and did not run: "not-applicable (TF32 is a CUDA setting)"."""
     reason = row.get("reason")
-    if row["status"] == "ok" or reason is None or pd.isna(reason) or not str(reason).strip():
+    if row["status"] == OK or reason is None or pd.isna(reason) or not str(reason).strip():
         return str(row["status"])
     return f"{row['status']} ({str(reason).strip().splitlines()[0]})"
 
@@ -205,7 +227,7 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
         raise BenchError(Problem(where=f"{names[1]}/env.json", field=d.field,
                                  expected=f"{d.baseline} as in {names[0]}/env.json (--allow-env-mismatch to compare anyway)",
                                  found=d.candidate))
-    broken = [k for k in common if rb[k]["status"] == "ok" and rc[k]["status"] not in ("ok", NOT_APPLICABLE)]
+    broken = [k for k in common if rb[k]["status"] == OK and rc[k]["status"] in FAILED]  # skipped included
     if broken and not allow_failed:
         k = broken[0]
         raise BenchError(Problem(where=f"{names[1]}/results.csv", workload=k.workload, field=f"status ({k.label})",
@@ -225,9 +247,9 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
         empty = (np.array([]), pd.Series(dtype=float))
         (xb, ub), (xc, uc) = sb.get(k, empty), sc.get(k, empty)
         smallest = float("inf")
-        if row_b["status"] != "ok" or row_c["status"] != "ok":
+        if row_b["status"] != OK or row_c["status"] != OK:
             verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
-            figures = decide([], [], threshold=threshold, rule=rule)[2]
+            figures = Figures.unknown()
         elif metric == "instructions":
             count = lambda row: float(pd.to_numeric(row.get("instructions"), errors="coerce"))  # noqa: E731
             verdict, reason, figures = decide_count(count(row_b), count(row_c), threshold=threshold)
@@ -246,7 +268,7 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
             baseline_median_s=float(np.median(xb)) if len(xb) else float("nan"),
             candidate_median_s=float(np.median(xc)) if len(xc) else float("nan"),
             threshold=threshold, threshold_source=source, n_baseline=len(ub), n_candidate=len(uc),
-            detectable_ratio=smallest, **figures))
+            figures=figures, detectable_ratio=smallest))
     notes = [f"{name} run is marked incomplete ({run.env.get('incomplete_reason', 'unfinished')}): compared anyway, "
              "as --allow-incomplete asked" for name, run in zip(names, (base, cand)) if not run.complete]
     if allow_missing and any(k not in rc for k in rb):

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.gate.compare import Comparison, Verdict  # noqa: E402
-from bench.gate.rule import VERDICTS  # noqa: E402
+from bench.gate.compare import Comparison  # noqa: E402
+from bench.gate.rule import VERDICTS, Figures  # noqa: E402
 from bench.store.cells import md_text, mpl_text  # noqa: E402
 from bench.store.files import write_atomic  # noqa: E402
 from bench.units import fmt_s  # noqa: E402
@@ -23,10 +23,15 @@ MARK = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same", "unsur
 COLORS = {"slower": "#d62728", "faster": "#2ca02c", "same": "#7f7f7f", "unsure": "#ff7f0e"}
 
 
-def _change(v: Verdict) -> str:
-    if v.ratio != v.ratio:
+def _change(f: Figures) -> str:
+    """The ratio as a change with its interval: "+12.0% [+8.1%, +15.2%]", "-" without one."""
+    if not f.known:
         return "-"
-    return f"{v.ratio - 1:+.1%} [{v.ratio_low - 1:+.1%}, {v.ratio_high - 1:+.1%}]"
+    return f"{f.ratio - 1:+.1%} [{f.ratio_low - 1:+.1%}, {f.ratio_high - 1:+.1%}]"
+
+
+def _p(f: Figures) -> str:
+    return "-" if f.p_value != f.p_value else f"{f.p_value:.2g}"
 
 
 def table(cmp: Comparison, *, marks: bool = False) -> pd.DataFrame:
@@ -34,7 +39,7 @@ def table(cmp: Comparison, *, marks: bool = False) -> pd.DataFrame:
     return pd.DataFrame([{
         "row": v.label, "verdict": MARK[v.verdict] if marks else v.verdict,
         "baseline": fmt_s(v.baseline_median_s), "candidate": fmt_s(v.candidate_median_s),
-        "change [99% interval]": _change(v), "p": "-" if v.p_value != v.p_value else f"{v.p_value:.2g}",
+        "change [99% interval]": _change(v.figures), "p": _p(v.figures),
         "threshold": f"{v.threshold:.0%} ({v.threshold_source})",
         "detectable": "-" if v.detectable_ratio == float("inf") else f"{v.detectable_ratio - 1:+.1%}",
         "processes": f"{v.n_baseline}/{v.n_candidate}", "why": v.reason,
@@ -142,15 +147,16 @@ def markdown(cmp: Comparison) -> str:
 def ratio_figure(cmp: Comparison):
     """Each row's ratio (candidate / baseline) as a change in %, with its interval and the decision line
     (1 + threshold/2); None when no row has a ratio."""
-    rows = [v for v in cmp.verdicts if v.ratio == v.ratio]
+    rows = [v for v in cmp.verdicts if v.figures.known]
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(9, 1.8 + 0.4 * len(rows)))
     for i, v in enumerate(rows):
-        lo, hi = max(v.ratio_low, v.ratio / 3), min(v.ratio_high, v.ratio * 3)  # an unbounded interval: clipped
-        ax.errorbar(v.ratio, i, xerr=[[v.ratio - lo], [hi - v.ratio]], fmt="o", color=COLORS[v.verdict], capsize=3)
+        f = v.figures
+        lo, hi = max(f.ratio_low, f.ratio / 3), min(f.ratio_high, f.ratio * 3)  # an unbounded interval: clipped
+        ax.errorbar(f.ratio, i, xerr=[[f.ratio - lo], [hi - f.ratio]], fmt="o", color=COLORS[v.verdict], capsize=3)
         ax.plot([1 + v.threshold / 2] * 2, [i - 0.4, i + 0.4], color="black", linestyle=":", linewidth=1)
-        ax.text(hi, i, f"  {v.ratio - 1:+.1%} {v.verdict}", va="center", fontsize=8, parse_math=False)
+        ax.text(hi, i, f"  {f.ratio - 1:+.1%} {v.verdict}", va="center", fontsize=8, parse_math=False)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x - 1:+.0%}"))
     ax.set_yticks(range(len(rows)), labels=[mpl_text(v.label) for v in rows])  # names are never mathtext

@@ -21,10 +21,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.errors import BenchError, Problem
+from bench.checks import finite_number, fraction, strict_int
 from bench.stats import mann_whitney_p, ratio_interval
 
 VERDICTS = ("slower", "unsure", "same", "faster")  # in the order reports list them
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The figures a verdict rests on. ratio: candidate / baseline of the per-call time (or of the instructions per
+    call), > 1 slower; [ratio_low, ratio_high]: its interval at the rule's confidence (both equal to ratio for a
+    count, which has no spread); p_value: the test's (nan where no test applies: counts, or no data)."""
+
+    ratio: float
+    ratio_low: float
+    ratio_high: float
+    p_value: float
+
+    @classmethod
+    def unknown(cls) -> "Figures":
+        """No figures: a side without samples or counts."""
+        nan = float("nan")
+        return cls(nan, nan, nan, nan)
+
+    @property
+    def known(self) -> bool:
+        """Whether there is a ratio (NaN is the only value unequal to itself)."""
+        return self.ratio == self.ratio
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,28 +72,19 @@ class Rule:
     launch_bound_threshold: float = 4.0
 
     def __post_init__(self) -> None:
-        def bad(field: str, expected: str) -> BenchError:
-            return BenchError(Problem(where="compare", field=field, expected=expected, found=repr(getattr(self, field))))
-
         for name in ("threshold", "launch_bound_threshold"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 10):
-                raise bad(name, "a fraction in (0, 10), such as 0.1 for 10%")
+            fraction(getattr(self, name), where="compare", field=name, high=10,
+                     expected="a fraction in (0, 10), such as 0.1 for 10%")
         for name in ("alpha", "confidence", "paired_alpha"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1):
-                raise bad(name, "a number strictly between 0 and 1")
+            fraction(getattr(self, name), where="compare", field=name)
         for name in ("min_processes", "min_pairs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise bad(name, "an integer >= 2")
-        if not isinstance(self.noise_factor, (int, float)) or not math.isfinite(self.noise_factor) or self.noise_factor < 0:
-            raise bad("noise_factor", "a finite number >= 0")
+            strict_int(getattr(self, name), where="compare", field=name, minimum=2)
+        finite_number(self.noise_factor, where="compare", field="noise_factor")
 
 
-def _judge(figures: dict, *, threshold: float, alpha: float, test: str) -> tuple[str, str, dict]:
+def _judge(figures: Figures, *, threshold: float, alpha: float, test: str) -> tuple[str, str, Figures]:
     """The rule of the module on an effect (ratio), its interval and a test's p-value, for paired runs or not."""
-    ratio, lo, hi, p = figures["ratio"], figures["ratio_low"], figures["ratio_high"], figures["p_value"]
+    ratio, lo, hi, p = figures.ratio, figures.ratio_low, figures.ratio_high, figures.p_value
     line, t = 1 + threshold / 2, f"{threshold:.0%}"
     if ratio >= line and lo > 1 and p < alpha:
         return "slower", f"{ratio - 1:+.1%}, above half the {t} threshold, interval above 1, {test}={p:.1g}", figures
@@ -89,16 +103,13 @@ def _judge(figures: dict, *, threshold: float, alpha: float, test: str) -> tuple
     return "unsure", f"too noisy: interval [{lo:.3f}, {hi:.3f}] cannot rule out a {t} change", figures
 
 
-def decide(base, cand, *, threshold: float, rule: Rule = Rule()) -> tuple[str, str, dict]:
-    """Verdict, reason and figures (ratio, ratio_low, ratio_high, p_value) for two sets of per-process median
-    per-call seconds."""
+def decide(base, cand, *, threshold: float, rule: Rule = Rule()) -> tuple[str, str, Figures]:
+    """Verdict, reason and figures for two sets of per-process median per-call seconds."""
     nb, nc = len(base), len(cand)
-    nan = float("nan")
     if nb == 0 or nc == 0:
-        return "unsure", "no samples on one side", dict(ratio=nan, ratio_low=nan, ratio_high=nan, p_value=nan)
+        return "unsure", "no samples on one side", Figures.unknown()
     ratio, lo, hi = ratio_interval(base, cand, confidence=rule.confidence)
-    p = mann_whitney_p(base, cand)
-    figures = dict(ratio=ratio, ratio_low=lo, ratio_high=hi, p_value=p)
+    figures = Figures(ratio, lo, hi, mann_whitney_p(base, cand))
     if min(nb, nc) < rule.min_processes:
         return "unsure", (f"too few processes ({nb} and {nc}; at least {rule.min_processes} each: run with "
                           f"--processes {rule.min_processes} or more)"), figures
@@ -137,17 +148,15 @@ def median_interval(ratios, *, confidence: float) -> tuple[float, float, float]:
     return median, float(x[j - 1]), float(x[n - j])
 
 
-def decide_paired(ratios, *, threshold: float, rule: Rule = Rule()) -> tuple[str, str, dict]:
+def decide_paired(ratios, *, threshold: float, rule: Rule = Rule()) -> tuple[str, str, Figures]:
     """The rule of the module for paired runs: one ratio candidate / baseline per pair of processes that ran side
     by side (bench ab). The effect is the median ratio with its order-statistic interval, the evidence the sign
     test at paired_alpha; slower, faster, same and unsure as for unpaired runs."""
     n = len(ratios)
-    nan = float("nan")
     if n == 0:
-        return "unsure", "no pairs", dict(ratio=nan, ratio_low=nan, ratio_high=nan, p_value=nan)
+        return "unsure", "no pairs", Figures.unknown()
     ratio, lo, hi = median_interval(ratios, confidence=rule.confidence)
-    p = sign_test_p(ratios)
-    figures = dict(ratio=ratio, ratio_low=lo, ratio_high=hi, p_value=p)
+    figures = Figures(ratio, lo, hi, sign_test_p(ratios))
     if n < rule.min_pairs:
         return "unsure", f"too few pairs ({n}; at least {rule.min_pairs}: bench ab --processes {rule.min_pairs})", figures
     return _judge(figures, threshold=threshold, alpha=rule.paired_alpha, test="sign test p")
@@ -187,16 +196,14 @@ def detectable(base, cand, *, threshold: float, rule: Rule = Rule()) -> float:
     return _smallest(lambda r: decide(base, null * r, threshold=threshold, rule=rule)[0] == "slower")
 
 
-def decide_count(base: float, cand: float, *, threshold: float) -> tuple[str, str, dict]:
+def decide_count(base: float, cand: float, *, threshold: float) -> tuple[str, str, Figures]:
     """The rule for a deterministic metric (instructions per call, counted by callgrind): no test, since the same
     code gives the same count within a fraction of a percent; slower when the count grew by at least half the
     threshold, faster when it shrank as much, same otherwise."""
-    nan = float("nan")
     if not (np.isfinite(base) and np.isfinite(cand) and base > 0 and cand > 0):
-        return "unsure", "no instruction count on one side (run with --metric instructions)", dict(
-            ratio=nan, ratio_low=nan, ratio_high=nan, p_value=nan)
+        return "unsure", "no instruction count on one side (run with --metric instructions)", Figures.unknown()
     ratio = cand / base
-    figures = dict(ratio=ratio, ratio_low=ratio, ratio_high=ratio, p_value=nan)
+    figures = Figures(ratio, ratio, ratio, float("nan"))
     line, t = 1 + threshold / 2, f"{threshold:.0%}"
     if ratio >= line:
         return "slower", f"instructions {ratio - 1:+.2%}, above half the {t} threshold", figures

@@ -27,7 +27,7 @@ from bench.measure.memory import PeakTracker, free_bytes
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure
 from bench.measure.workers.cost import Estimate
-from bench.schema import NOT_APPLICABLE
+from bench.schema import ERROR, NOT_APPLICABLE, OK, OOM, SKIPPED, TIMEOUT, UNSUPPORTED, RowKey
 from bench.suite.plan import Plan
 from bench.suite.variants import DEFAULT, Variant, skip_reason
 
@@ -72,10 +72,10 @@ def _classify(exc: BaseException) -> str:
     ("DefaultCPUAllocator: can't allocate memory: ... Error code 12 (Cannot allocate memory)")."""
     text = str(exc)
     if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or any(t in text.lower() for t in OOM_TEXTS):
-        return "oom"
+        return OOM
     if "not implemented for" in text or "not supported" in text.lower():
-        return "unsupported"
-    return "error"
+        return UNSUPPORTED
+    return ERROR
 
 
 def _first_tensor(out) -> torch.Tensor:
@@ -179,12 +179,12 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
             needed = int(peak * memory_factor)
             free = free_bytes(device)
             if needed > free:
-                return Record(**base, status="skipped",
+                return Record(**base, status=SKIPPED,
                               reason=f"needs about {needed / 2**30:.2f} GiB ({memory_factor:g}x the planned peak "
                                      f"of {peak / 2**30:.2f} GiB{' with backward' if variant.backward else ''}), "
                                      f"{device} has {free / 2**30:.2f} GiB free")
             with deadline(policy.row_limit_s):  # in a worker, the parent also kills it past this (bench.measure.workers)
-                row = (plan.name, device, variant)
+                row = RowKey(plan.name, device, variant.dtype or plan.workload.dtype, variant.name)
                 if keep is not None and row in keep:
                     module, x, reference, math, tracker = keep[row]
                 else:
@@ -204,10 +204,10 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
             diff = max_rel_diff(head, reference) if head.shape == reference.shape else None
             profile = extra.get("profile")
             math, math_from = math_that_ran(math, max_rel_diff=diff, tf32_kernels=profile.tf32 if profile else None)
-            return Record(**base, status="ok", measurement=m,
+            return Record(**base, status=OK, measurement=m,
                           max_rel_diff=diff, math=math, math_from=math_from, **extra)
         except (WorkloadTimeout, DeadlineExceeded) as exc:
-            return Record(**base, status="timeout", reason=str(exc))
+            return Record(**base, status=TIMEOUT, reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - one row's failure must not cost the suite; it is recorded
             return Record(**base, status=_classify(exc), reason=one_line(exc))
         finally:

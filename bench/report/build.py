@@ -15,6 +15,7 @@ from bench.measure.roofs import Peaks
 from bench.report.figures import report_figures
 from bench.report.model import Report
 from bench.report.roofline import annotate
+from bench.schema import OK
 from bench.store.folder import Run
 
 MIN_SPEEDUP = 1.05
@@ -72,7 +73,7 @@ def peaks_for_rows(frame: pd.DataFrame, peaks: Sequence[Peaks]) -> tuple[dict[tu
     note for each machine and thread count without any: its rows get no roofline."""
     given = {(p.machine_key, p.threads): p for p in peaks}
     found, notes = {}, []
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == OK]
     for (key, device, threads), _ in ok.groupby(["machine_key", "device", "threads"]):
         need = (key, int(threads) if device == "cpu" else 0)
         if need in given:
@@ -96,7 +97,7 @@ def best_variants(frame: pd.DataFrame) -> pd.DataFrame:
     Rows without a default forward row that ran are left out; `noisy` says the default's or the best's
     relative IQR was high, so the speed-up is uncertain.
     """
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == OK]
     rows = []
     for (machine, device, workload), g in ok.groupby(["machine", "device", "workload"], sort=False):
         fwd = g[g.get("pass", pd.Series("forward", index=g.index)).fillna("forward") == "forward"]

@@ -13,12 +13,13 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from bench.measure.roofs import Peaks  # noqa: E402
 from bench.report.plots import latency_figure, png  # noqa: E402
 from bench.report.roofline import roofline_figure  # noqa: E402
+from bench.schema import OK  # noqa: E402
 from bench.store.cells import mpl_text  # noqa: E402
 
 
 def speedup_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Default median / variant median per workload (index) and forward variant (columns); NaN where not run."""
-    ok = rows[(rows["status"] == "ok") & (rows.get("pass", "forward") != "forward+backward")]
+    ok = rows[(rows["status"] == OK) & (rows.get("pass", "forward") != "forward+backward")]
     times = ok.pivot_table(index="workload", columns="variant", values="median_s", sort=False)
     if "default" not in times.columns:
         return pd.DataFrame()
@@ -49,7 +50,7 @@ def variant_figure(table: pd.DataFrame, *, title: str):
 def report_figures(frame: pd.DataFrame, samples: pd.DataFrame, peaks: dict[tuple[str, int], Peaks]) -> dict[str, bytes]:
     """Caption -> PNG, in the order the report shows them."""
     figures: dict[str, bytes] = {}
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == OK]
     for (key, device, machine), g in ok.groupby(["machine_key", "device", "machine"], sort=False):
         default = g[g["variant"] == "default"]
         threads = int(default["threads"].iloc[0] if len(default) else g["threads"].iloc[0]) if device == "cpu" else 0

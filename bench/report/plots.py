@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.schema import OK  # noqa: E402
 from bench.store.cells import mpl_text  # noqa: E402
 from bench.store.files import write_atomic  # noqa: E402
 from bench.units import fmt_s  # noqa: E402
@@ -33,7 +34,7 @@ def png(fig) -> bytes:
 
 def latency_figure(results: pd.DataFrame, samples: pd.DataFrame):
     """Median device time per call for each workload and device, log scale, with the IQR as error bars."""
-    ok = results[results["status"] == "ok"]
+    ok = results[results["status"] == OK]
     workloads = list(dict.fromkeys(ok["workload"]))
     devices = list(dict.fromkeys(ok["device"]))
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * max(len(workloads), 1) * max(len(devices), 1)))
@@ -69,7 +70,7 @@ def latency_figure(results: pd.DataFrame, samples: pd.DataFrame):
 
 def speedup_figure(results: pd.DataFrame):
     """CPU time / CUDA time per workload (x times faster on CUDA), or None when not both devices ran."""
-    ok = results[results["status"] == "ok"]
+    ok = results[results["status"] == OK]
     table = ok.pivot_table(index="workload", columns="device", values="median_s", sort=False)
     if not {"cpu", "cuda"} <= set(table.columns):
         return None
@@ -102,7 +103,7 @@ def save_plots(run_dir: Path, results: pd.DataFrame, samples: pd.DataFrame) -> l
     run_dir, atomically; return the paths written (none when no row ran)."""
     results, samples = default_variant(results), default_variant(samples)
     written = []
-    if (results["status"] == "ok").any():
+    if (results["status"] == OK).any():
         figures = {"latency.png": latency_figure(results, samples), "speedup.png": speedup_figure(results)}
         for name, fig in figures.items():
             if fig is None:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from bench.report.model import Report
 from bench.report.roofline import verdict_text
+from bench.schema import FAILED, NOT_APPLICABLE, OK
 from bench.store.cells import md_text, neutralize
 from bench.store.files import write_atomic
 from bench.store.peaks import write_peaks_file
@@ -41,7 +42,7 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
     The machine column appears only when several machines are merged, host/call only when a GPU ran
     (on a CPU it equals the median).
     """
-    f = report.frame[report.frame["status"] != "not-applicable"]
+    f = report.frame[report.frame["status"] != NOT_APPLICABLE]
     headers = ["machine", "device", "workload", "variant", "dtype", "status", "median/call", "IQR", "host/call",
                "FLOP/s", "bytes/s", "FLOP/byte", "roof (decided from)", "% of roof", "verdict", "peak memory (planned)",
                "max rel diff", "note"]
@@ -52,7 +53,7 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
             and not (h == "peak memory (planned)" and not f.get("peak_memory_bytes", pd.Series(dtype=float)).notna().any())]
     rows, classes = [], []
     for _, r in f.iterrows():
-        ok = r["status"] == "ok"
+        ok = r["status"] == OK
         cells = dict(zip(headers, [
             r["machine"], r["device"], r["workload"], r["variant"], r["dtype"], r["status"], fmt_s(r["median_s"]),
             _pct(100 * r["rel_iqr"]) if ok else "-", fmt_s(r["host_median_s"]), fmt_si(r["flops_per_s"]),
@@ -131,7 +132,7 @@ def best_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 def callout_rows(report: Report, kind: str) -> list[list[str]]:
     """Rows that are launch-bound, noisy, failed, or not applicable (grouped by reason)."""
     f = report.frame
-    ok = f[f["status"] == "ok"]
+    ok = f[f["status"] == OK]
     if kind == "launch-bound":
         sel = ok[ok["verdict"] == "launch-bound"]
         return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]), fmt_s(r["host_median_s"]),
@@ -141,10 +142,10 @@ def callout_rows(report: Report, kind: str) -> list[list[str]]:
         return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]), _pct(100 * r["rel_iqr"]),
                  str(int(r["n_samples"]))] for _, r in sel.iterrows()]
     if kind == "failed":
-        sel = f[~f["status"].isin(["ok", "not-applicable"])]
+        sel = f[f["status"].isin(FAILED)]  # skipped included: it did not run
         return [[r["machine"], r["device"], r["workload"], r["variant"], r["status"], str(r["reason"])[:200]]
                 for _, r in sel.iterrows()]
-    na = f[f["status"] == "not-applicable"]
+    na = f[f["status"] == NOT_APPLICABLE]
     return [[reason, ", ".join(dict.fromkeys(g["variant"])), str(len(g))] for reason, g in na.groupby("reason")]
 
 

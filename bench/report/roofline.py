@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.measure.roofs import Peaks  # noqa: E402
+from bench.schema import OK  # noqa: E402
 from bench.store.cells import mpl_text  # noqa: E402
 
 ROOFLINE_COLUMNS = ["peak_flops_per_s", "peak_bytes_per_s", "ridge_flop_per_byte", "roof_flops_per_s",
@@ -69,7 +70,7 @@ def roofline_row(row: pd.Series, peaks: Peaks | None) -> dict:
     """The ROOFLINE_COLUMNS of one results row (a dict; NaN and "" where the row did not run or has no peaks)."""
     out = dict.fromkeys(ROOFLINE_COLUMNS, float("nan"))
     out["verdict"] = ""
-    if row.get("status") != "ok" or _num(row.get("median_s")) is None:
+    if row.get("status") != OK or _num(row.get("median_s")) is None:
         return out
     flops, nbytes = _num(row.get("flops")) or 0.0, _num(row.get("bytes")) or 0.0
     intensity = flops / nbytes if nbytes > 0 else None
@@ -108,7 +109,7 @@ def roofline_figure(rows: pd.DataFrame, peaks: Peaks, *, title: str):
     unlabelled (the report's variant table names them); the marker's shape is the dtype, its colour the
     verdict. Rows without FLOPs (views, copies) have no place on a log axis and are left out.
     """
-    ok = rows[(rows["status"] == "ok") & (rows["flops"] > 0) & (rows["bytes"] > 0)].copy()
+    ok = rows[(rows["status"] == OK) & (rows["flops"] > 0) & (rows["bytes"] > 0)].copy()
     ok["intensity"] = ok["flops"] / ok["bytes"]
     modes = sorted({*ok.get("math", pd.Series(dtype=str)).dropna().astype(str), "float32"} & set(peaks.flops_per_s)
                    or set(peaks.flops_per_s))

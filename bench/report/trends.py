@@ -3,7 +3,6 @@ change points marked) and one HTML page that lists the changes and shows the fig
 from __future__ import annotations
 
 import html
-import re
 
 import matplotlib
 
@@ -12,22 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.report.plots import png  # noqa: E402
-from bench.schema import KEY_COLUMNS  # noqa: E402
+from bench.schema import KEY_COLUMNS, OK, RowKey  # noqa: E402
 from bench.store.cells import mpl_text  # noqa: E402
 
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
        "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}tr.slower td{background:#fde2e1}"
        "tr.faster td{background:#e3f5e1}figure{margin:1em 0}img{max-width:100%}.note{color:#555;font-size:13px}")
-
-
-def identity_label(key: tuple) -> str:
-    workload, device, dtype, variant = key
-    return " ".join(x for x in (workload, device, dtype) if x) + ("" if variant in ("default", "") else f" [{variant}]")
-
-
-def file_stem(key: tuple) -> str:
-    """A file name for an identity: names follow the workload name rule, so this only joins them."""
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", "__".join(map(str, key)))
 
 
 def trend_figure(trend: pd.DataFrame, changes: pd.DataFrame, *, title: str):
@@ -58,15 +47,16 @@ def trend_figure(trend: pd.DataFrame, changes: pd.DataFrame, *, title: str):
     return fig
 
 
-def trend_figures(history: pd.DataFrame, changes: pd.DataFrame) -> dict[tuple, bytes]:
-    """Identity (workload, device, dtype, variant) -> PNG of its trend, for identities with ok rows."""
-    ok = history[(history["status"] == "ok") & (history["median_s"] > 0)]
+def trend_figures(history: pd.DataFrame, changes: pd.DataFrame) -> dict[RowKey, bytes]:
+    """Row identity -> PNG of its trend, for identities with ok rows."""
+    ok = history[(history["status"] == OK) & (history["median_s"] > 0)]
     out = {}
     for key, trend in ok.groupby(list(KEY_COLUMNS), sort=True):
         mine = changes
         for name, value in zip(KEY_COLUMNS, key):
             mine = mine[mine[name] == value]
-        out[key] = png(trend_figure(trend, mine, title=identity_label(key)))
+        row = RowKey(*key)
+        out[row] = png(trend_figure(trend, mine, title=row.label))
     return out
 
 
@@ -94,7 +84,7 @@ def suite_figure(values: pd.DataFrame, changes: pd.DataFrame) -> bytes | None:
     return png(fig)
 
 
-def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[tuple, str], *, store: str) -> str:
+def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[RowKey, str], *, store: str) -> str:
     """The history page: where the data comes from, the change points, then every trend (figures: identity ->
     PNG file name beside the page)."""
     runs, machines = history["run_id"].nunique(), history["machine_key"].nunique()
@@ -103,7 +93,7 @@ def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[tupl
     rows = []
     for _, c in changes.iterrows():
         ms = (lambda v: "" if pd.isna(v) else f"{v * 1e3:.4g} ms")  # noqa: E731 - a suite change has no seconds
-        cells = [identity_label(tuple(c[k] for k in KEY_COLUMNS)), c["machine_key"], f"{c['ratio']:.3f}x",
+        cells = [RowKey.of(c).label, c["machine_key"], f"{c['ratio']:.3f}x",
                  c["direction"], ms(c["before_median_s"]), ms(c["after_median_s"]),
                  c["git_commit"], c["earliest_commit"] if c["earliest_position"] != c["position"] else "",
                  c["run_id"], c["time_utc"]]
@@ -111,8 +101,8 @@ def render_page(history: pd.DataFrame, changes: pd.DataFrame, figures: dict[tupl
                     + "".join(f"<td>{html.escape(str(x))}</td>" for x in cells) + "</tr>")
     table = (f"<table><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr></thead><tbody>{''.join(rows)}"
              "</tbody></table>") if rows else "<p>No change points.</p>"
-    figs = "".join(f"<figure><img alt='{html.escape(identity_label(k))}' src='{html.escape(name)}'>"
-                   f"<figcaption>{html.escape(identity_label(k))}</figcaption></figure>" for k, name in figures.items())
+    figs = "".join(f"<figure><img alt='{html.escape(k.label)}' src='{html.escape(name)}'>"
+                   f"<figcaption>{html.escape(k.label)}</figcaption></figure>" for k, name in figures.items())
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>layerbench history</title>"
             f"<style>{CSS}</style></head><body><h1>layerbench history</h1>"
             f"<p class='note'>{runs} runs on {machines} machine type(s) from {html.escape(store)}. A change point is "

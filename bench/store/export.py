@@ -16,7 +16,7 @@ from bisect import bisect_left, bisect_right
 
 import pandas as pd
 
-from bench.schema import KEY_COLUMNS, RowKey
+from bench.schema import KEY_COLUMNS, OK, RowKey
 from bench.store.folder import Run
 
 PYTEST_BENCHMARK_VERSION = "5.2.3"  # the version whose layout this follows (and whose loader the tests run)
@@ -81,7 +81,7 @@ def to_pytest_benchmark(run: Run) -> dict:
     commit = str(env.get("git_commit") or "unversioned")
     benchmarks = []
     grouped = {RowKey(*k): g for k, g in samples.groupby(list(KEY_COLUMNS), sort=False)}
-    for _, row in results[results["status"] == "ok"].iterrows():
+    for _, row in results[results["status"] == OK].iterrows():
         key = RowKey.of(row)
         group = grouped.get(key)
         if group is None or group.empty:
@@ -93,7 +93,7 @@ def to_pytest_benchmark(run: Run) -> dict:
             "group": f"{row['device']}",
             "name": f"test_workload[{param}]",
             "fullname": f"{TEST_FILE}::test_workload[{param}]",
-            "params": dict(zip(KEY_COLUMNS, key.astuple())),
+            "params": key.as_dict(),
             "param": param,
             "extra_info": {k: _plain(row[k]) for k in EXTRA_INFO if k in row},
             "options": {"disable_gc": False, "timer": "cuda events" if row["device"] == "cuda" else "perf_counter",

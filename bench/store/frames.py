@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.measure.record import Record
-from bench.schema import KERNEL_COLUMNS, NOT_APPLICABLE, RESULT_COLUMNS, SAMPLE_COLUMNS, RowKey
+from bench.schema import FAILED, KERNEL_COLUMNS, KEY_COLUMNS, RESULT_COLUMNS, SAMPLE_COLUMNS, RowKey
 from bench.store.summary import summarize_rows
 
 
@@ -37,8 +37,8 @@ def _row(r: Record) -> dict:
 
 
 def _failed(records: list[Record]) -> Record | None:
-    """The first record of a row that failed (a row that fails in any of its processes is failed)."""
-    return next((r for r in records if r.status not in ("ok", NOT_APPLICABLE)), None)
+    """The first record of a row that failed (a row that fails in any of its processes is failed; skipped too)."""
+    return next((r for r in records if r.status in FAILED), None)
 
 
 def to_frame(records: list[Record]) -> pd.DataFrame:
@@ -124,5 +124,5 @@ def to_samples(records: list[Record]) -> pd.DataFrame:
                              enqueue_s=e, calls=m.calls_per_sample, variant=k.variant, process=r.process))
     frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
     if len(frame):  # numbered per row across its processes, as rounds pooled are
-        frame["sample"] = frame.groupby(["workload", "device", "dtype", "variant"], sort=False).cumcount()
+        frame["sample"] = frame.groupby(list(KEY_COLUMNS), sort=False).cumcount()
     return frame

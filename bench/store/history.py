@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.schema import KEY_COLUMNS, RESULTS_DIR
+from bench.schema import KEY_COLUMNS, RESULTS_DIR, RowKey
 from bench.store.folder import Run
 from bench.store.summary import process_medians, with_process
 
@@ -292,8 +292,8 @@ def trimmed_mean(values) -> float:
     return float(sum(v[1:-1]) / (len(v) - 2)) if len(v) >= 3 else float(sum(v) / len(v))
 
 
-def process_statistics(samples: pd.DataFrame) -> dict:
-    """Row key (KEY_COLUMNS) -> (the smallest of its worker processes' medians, their trimmed mean). On this
+def process_statistics(samples: pd.DataFrame) -> dict[RowKey, tuple[float, float]]:
+    """Row identity -> (the smallest of its worker processes' medians, their trimmed mean). On this
     project's shared VM a process runs a layer in one of two speed modes up to 2x apart for its whole life
     (docs/gate.md), so a run's pooled median jumps with the mix of fast and slow processes it drew. The fastest
     process's median is what the code does when the machine lets it; the trimmed mean of the process medians
@@ -304,7 +304,7 @@ def process_statistics(samples: pd.DataFrame) -> dict:
     for key, group in with_process(samples).groupby(list(KEY_COLUMNS), sort=False):
         medians = process_medians(group)
         if len(medians):
-            out[tuple(str(k) for k in key)] = (float(medians.min()), trimmed_mean(medians.tolist()))
+            out[RowKey.of_group(key)] = (float(medians.min()), trimmed_mean(medians.tolist()))
     return out
 
 
@@ -320,7 +320,7 @@ def history_rows(results: pd.DataFrame, env: dict, *, rid: str, run_path: str = 
                label=env.get("label", ""), torch=env.get("torch", ""), run_path=run_path)
     per_process = process_statistics(samples)
     if per_process:
-        found = [per_process.get(tuple(str(r[k]) for k in KEY_COLUMNS), (None, None)) for _, r in frame.iterrows()]
+        found = [per_process.get(RowKey.of(r), (None, None)) for _, r in frame.iterrows()]
         frame["fastest_process_median_s"] = [f for f, _ in found]
         frame["trimmed_process_mean_s"] = [t for _, t in found]
     frame = frame.assign(**{k: str(v) for k, v in run.items()},

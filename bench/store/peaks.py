@@ -8,10 +8,10 @@ measuring them.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
 from pathlib import Path
 
+from bench.checks import finite_number, is_number, strict_int
 from bench.errors import BenchError, Problem, WriteError
 from bench.measure.roofs import Peaks
 from bench.store.files import read_json_object, writable_folder, write_atomic
@@ -21,7 +21,7 @@ TEXT_FIELDS = ("device", "machine_key", "device_name", "source", "measured_utc")
 
 
 def _positive(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    return is_number(value) and value > 0
 
 
 def from_json(data: object, *, where: str, default: dict | None = None) -> Peaks:
@@ -43,21 +43,17 @@ def from_json(data: object, *, where: str, default: dict | None = None) -> Peaks
     for name in TEXT_FIELDS:
         if name in entry and not isinstance(entry[name], str):
             raise BenchError(Problem(where=where, field=name, expected="a string", found=repr(entry[name])[:80]))
-    threads, load = entry.get("threads", 0), entry.get("load_avg_1m")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise BenchError(Problem(where=where, field="threads", expected="an integer >= 0", found=repr(threads)[:80]))
-    if load is not None and (isinstance(load, bool) or not isinstance(load, (int, float)) or not math.isfinite(load)):
+    threads, load_avg = entry.get("threads", 0), entry.get("load_avg_1m")
+    strict_int(threads, where=where, field="threads")
+    if load_avg is not None and not is_number(load_avg):
         raise BenchError(Problem(where=where, field="load_avg_1m", expected="a finite number or null",
-                                 found=repr(load)[:80]))
+                                 found=repr(load_avg)[:80]))
     others, cores = entry.get("others_busy_cores"), entry.get("cores", 0)
-    if others is not None and (isinstance(others, bool) or not isinstance(others, (int, float))
-                               or not math.isfinite(others) or others < 0):
-        raise BenchError(Problem(where=where, field="others_busy_cores", expected="a number >= 0 or null",
-                                 found=repr(others)[:80]))
-    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 0:
-        raise BenchError(Problem(where=where, field="cores", expected="an integer >= 0", found=repr(cores)[:80]))
+    if others is not None:
+        finite_number(others, where=where, field="others_busy_cores", expected="a number >= 0 or null")
+    strict_int(cores, where=where, field="cores")
     text = {"device_name": "", **{f: entry[f] for f in TEXT_FIELDS if f in entry}}  # a hand-written file may omit the name
-    return Peaks(**text, threads=threads, load_avg_1m=load, others_busy_cores=others, cores=cores,
+    return Peaks(**text, threads=threads, load_avg_1m=load_avg, others_busy_cores=others, cores=cores,
                  flops_per_s={str(k): float(v) for k, v in flops.items()}, bytes_per_s=float(bw))
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.errors import BenchError, Problem
 from bench.measure.env import env_differences
-from bench.schema import KEY_COLUMNS, RowKey
+from bench.schema import KEY_COLUMNS, OK, RowKey
 from bench.store.folder import Run
 from bench.store.summary import concat_processes, summarize_rows
 
@@ -100,7 +100,7 @@ def pool(path: Path, rounds: list[Run]) -> Run:
     for later in rounds[1:]:
         for row in later.results.to_dict("records"):
             i = where[RowKey.of(row)]
-            if row["status"] != "ok" and results.at[i, "status"] == "ok":
+            if row["status"] != OK and results.at[i, "status"] == OK:
                 results.loc[i] = pd.Series(row)
     samples = concat_processes([r.samples for r in rounds])
     samples["sample"] = samples.groupby(key).cumcount()

@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from bench.schema import KEY_COLUMNS, RowKey, is_launch_bound
+from bench.schema import KEY_COLUMNS, OK, RowKey, is_launch_bound
 from bench.stats import NOISY_REL_IQR, summarize
 
 
@@ -68,7 +68,7 @@ def summarize_rows(results: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame
 def row_summary(row: Mapping, samples: pd.DataFrame | None) -> dict:
     """The summary columns of one results row from its samples (all of them, every process's); {} for a row that
     is not ok or has none."""
-    if row["status"] != "ok" or samples is None or not len(samples):
+    if row["status"] != OK or samples is None or not len(samples):
         return {}
     g = with_process(samples)
     s = summarize(g["device_s"].tolist())

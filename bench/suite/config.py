@@ -1,7 +1,7 @@
 """Config modules: plain Python files that define WORKLOADS (a list of bench.Workload) and optionally
 VARIANTS (variants or variant names to run too) and PEAKS (roofs to use instead of probing them).
 
-Each config module is imported exactly once per command: `load` returns everything the command needs
+Each config module is imported exactly once per command: `load_config` returns everything the command needs
 from it as a frozen `Config`.
 """
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _variants(module: object, where: str) -> tuple[Variant, ...]:
     return tuple(out)
 
 
-def load(spec: str, *, require_workloads: bool = True) -> Config:
+def load_config(spec: str, *, require_workloads: bool = True) -> Config:
     """Import one config module (once) and return its WORKLOADS, VARIANTS and PEAKS. BenchError naming the file
     on any problem. require_workloads=False: a module that only gives PEAKS is fine."""
     path = resolve(spec)
@@ -150,7 +150,7 @@ def load_suite(specs: Sequence[str]) -> Suite:
     problems: list[Problem | str] = []
     for spec in specs:
         try:
-            configs.append(load(spec))
+            configs.append(load_config(spec))
         except BenchError as exc:
             problems.extend(exc.problems)
     if problems:

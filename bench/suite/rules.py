@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from bench.checks import is_int
+
 
 class Violation(Exception):
     def __init__(self, field: str, expected: str, found: str) -> None:
@@ -30,7 +32,7 @@ def _check_sizes(path: str, m: nn.Module, least: dict[str, int]) -> None:
         if isinstance(value, str):  # padding="same" or "valid"
             continue
         for v in value if isinstance(value, tuple) else (value,):
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            if not is_int(v, minimum=minimum):
                 raise Violation(f"{path}.{attr}", "a positive integer" if minimum else "an integer >= 0", repr(value))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from bench.checks import strict_int
 from bench.errors import BenchError, Problem
 from bench.suite.workload import DTYPES
 
@@ -48,8 +49,7 @@ class Variant:
             raise bad("dtype", f"'' (the workload's) or one of {', '.join(DTYPES)}", self.dtype)
         if self.tf32 not in (None, True, False):
             raise bad("tf32", "None, True or False", self.tf32)
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
-            raise bad("threads", "a CPU thread count >= 1, or 0 for torch's", self.threads)
+        strict_int(self.threads, where="Variant", field="threads", expected="a CPU thread count >= 1, or 0 for torch's")
 
     @property
     def name(self) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import torch
 
+from bench.checks import is_int, is_number
 from bench.errors import Problem
 
 DTYPES: dict[str, torch.dtype] = {
@@ -111,7 +112,7 @@ class Workload:
             bad("input_shape", "a non-empty tuple of positive integers", repr(shape))
         else:
             for i, size in enumerate(shape):
-                if isinstance(size, bool) or not isinstance(size, int):
+                if not is_int(size):
                     bad(f"input_shape[{i}]", "a positive integer", f"{size!r} ({type(size).__name__})")
                 elif size <= 0:
                     bad(f"input_shape[{i}]", "a positive integer", repr(size))
@@ -123,9 +124,7 @@ class Workload:
             for i, tag in enumerate(self.tags):
                 if isinstance(tag, str) and not valid_name(tag):
                     bad(f"tags[{i}]", NAME_RULE, _shown(tag))
-        if self.threshold is not None and (
-            isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not 0 < self.threshold < 10
-        ):
+        if self.threshold is not None and not (is_number(self.threshold) and 0 < self.threshold < 10):
             bad("threshold", "a fraction such as 0.1 for 10%, or None", repr(self.threshold))
         return out
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from bench import Workload
-from bench.suite.config import load
+from bench.suite.config import load_config
 
 EVERY: dict[str, int] = {}
 
@@ -41,4 +41,4 @@ def _build(make, every: int) -> nn.Module:
 
 
 WORKLOADS = [Workload(name=w.name, module=partial(_build, w.module, EVERY.get(w.name, 0)), input_shape=w.input_shape,
-                      dtype=w.dtype, tags=w.tags) for w in load(str(Path(__file__).resolve().parents[2] / "configs" / "smoke.py")).workloads]
+                      dtype=w.dtype, tags=w.tags) for w in load_config(str(Path(__file__).resolve().parents[2] / "configs" / "smoke.py")).workloads]

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
-    plans = [p for p in plan.check(config.load(args.config).declared) if args.filter in p.name]
+    plans = [p for p in plan.check(config.load_config(args.config).declared) if args.filter in p.name]
     tools = {"harness": harness_s, "torch.utils.benchmark": tub_s}
     rows = []
     for device in devices:

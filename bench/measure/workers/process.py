@@ -18,6 +18,7 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from bench.schema import WORKER_LOST
 from bench.errors import BenchError, Problem, WorkerLost
 from bench.measure.record import Record
 from bench.measure.sampling import Policy
@@ -29,7 +30,7 @@ START_LIMIT_S = 300.0  # a worker that is not ready by then (interpreter start, 
 # its timeout record before the parent kills it. A hang that ignores the deadline costs the row limit and this.
 GRACE_S = 5.0
 LAUNCHED_SLOWDOWN = 50  # a worker under a launcher (valgrind) runs this many times slower at most
-LOST = ("crashed", "timeout")  # the statuses of a row whose worker died or hung: it is killed, not closed
+LOST = WORKER_LOST  # the statuses of a row whose worker died or hung: it is killed, not closed
 
 
 class WorkerGone(Exception):

@@ -1,11 +1,13 @@
 """Which rows a side has, which of them apply, which need a worker of their own, and which statuses failed."""
 from __future__ import annotations
 
+from bench.schema import FAILED_RUNNING
+
 from bench.measure.workers.protocol import Job, Ready, Row
 from bench.suite.plan import Plan
 from bench.suite.variants import Variant, skip_reason
 
-FAILED = ("error", "oom", "timeout", "unsupported", "crashed")  # a record with one of these: its worker is replaced
+FAILED = FAILED_RUNNING  # a record with one of these: its worker is replaced (bench.schema says what each means)
 
 
 def rows_for(ready: Ready, job: Job) -> list[Row]:

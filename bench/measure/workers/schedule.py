@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
+from bench.checks import strict_int
 from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
@@ -36,9 +37,7 @@ OnRecord = Callable[[str, Record], None]
 
 
 def check_count(where: str, name: str, value: object, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BenchError(Problem(where=where, field=name, expected=f"an integer >= {minimum}", found=repr(value)))
-    return value
+    return strict_int(value, where=where, field=name, minimum=minimum)
 
 
 @dataclass(eq=False)
