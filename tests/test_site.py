@@ -279,16 +279,29 @@ def test_the_machines_page_shows_a_row_on_both_machines(site, tab):
     assert tab.problems == []
 
 
-def test_a_run_report_loads_the_same_way_and_the_site_links_to_it(tmp_path, tab, site):
+def test_a_run_report_loads_the_same_way_and_it_and_the_site_link_to_each_other(tmp_path, tab, site):
     from bench.api.reporting import report
 
-    report([ROOT / "results" / "samples" / "cpu-profile"], out=tmp_path / "report", root=tmp_path)
+    _, out, _ = site
+    report([ROOT / "results" / "samples" / "cpu-profile"], out=tmp_path / "report", root=tmp_path, site=out)
+    page = tab.open((tmp_path / "report" / "report.html").as_uri())
+    page.wait_for_selector("section#suite table")
+    page.screenshot(path=str(SHOTS / "report-1280.png"))
+    assert page.locator("img").count() >= 1
+    assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    page.click("text=History of these rows")
+    page.wait_for_selector("#overview tbody tr")
+    assert page.url == (out / "index.html").as_uri() and page.locator("#overview tbody tr").count() == 12
     store, _, _ = site
     history_site(store=store, out=tmp_path / "site", report=tmp_path / "report")
     page = tab.open((tmp_path / "site" / "index.html").as_uri())
     page.click("text=Latest run report")
     page.wait_for_selector("section#suite table")
-    page.screenshot(path=str(SHOTS / "report-1280.png"))
     assert page.url.endswith("report/report.html") and tab.problems == []
-    assert page.locator("img").count() >= 1 and all(
-        page.evaluate("[...document.images].every(i => i.naturalWidth > 0)") for _ in [0])
+
+
+def test_a_report_refuses_a_site_that_is_not_there_in_one_line(tmp_path, capsys):
+    run = str(ROOT / "results" / "samples" / "cpu-profile")
+    assert main(["report", run, "--out", str(tmp_path / "r"), "--site", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--site" in err and not (tmp_path / "r").exists()
