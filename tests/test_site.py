@@ -24,11 +24,13 @@ WORKLOADS = {"conv": ("conv",), "linear": ("mlp",), "flat": ("views",), "attn": 
              "<b>odd$name": ()}
 STEP_AT = 20  # conv on machine m1 is 30% slower from this run on
 SUITE_AT = 30  # and every row of machine m1 25% slower from this run on (another host: a move of the whole suite)
+CREEP = range(10, 15)  # and norm on machine m1 3% slower at each of these runs (five commits, each below the gate)
 
 
 def synthetic_store(path: Path, *, runs: int = 40, seed: int = 3) -> Path:
-    """A store of two machines' runs of six rows (no timing): on cpu-m1 conv steps up 30% at run STEP_AT, the
-    whole suite 25% at SUITE_AT, flat fails once; cpu-m2 runs half as often, every row 1.5x slower."""
+    """A store of two machines' runs of six rows (no timing): on cpu-m1 conv steps up 30% at run STEP_AT, norm
+    creeps up 3% a run over CREEP, the whole suite 25% at SUITE_AT, flat fails once; cpu-m2 runs half as often,
+    every row 1.5x slower."""
     rng = np.random.default_rng(seed)
     frames = []
     for machine, count, minute in (("cpu-m1", runs, 0), ("cpu-m2", runs // 2, 30)):
@@ -38,6 +40,8 @@ def synthetic_store(path: Path, *, runs: int = 40, seed: int = 3) -> Path:
                 median_s = 1e-4 * (1 + k) * (1.5 if machine == "cpu-m2" else 1.0) * np.exp(rng.normal(0, 0.01))
                 if name == "conv" and machine == "cpu-m1" and i >= STEP_AT:
                     median_s *= 1.3
+                if name == "norm" and machine == "cpu-m1":
+                    median_s *= 1.03 ** sum(i >= c for c in CREEP)
                 if machine == "cpu-m1" and i >= SUITE_AT:
                     median_s *= 1.25
                 rows.append(dict(workload=name, device="cpu", dtype="float32", variant="default", tags=",".join(tags),
@@ -78,14 +82,17 @@ def test_the_command_writes_the_overview_listing_every_row_and_the_change_at_its
     assert sorted((r["workload"], r["machine"]) for r in index["rows"]) == sorted(
         (w, m) for w in WORKLOADS for m in ("cpu-m1", "cpu-m2"))
     assert index["machines"] == ["cpu-m1", "cpu-m2"] and "mlp" in index["tags"]
-    changes = data_of(out / "data" / "changes.js")
-    assert [(c["workload"], c["machine"], c["position"], c["commit"]) for c in changes] == [
+    changes = data_of(out / "data" / "changes.js")  # newest first: the step, then the creep within its span
+    assert [(c["workload"], c["machine"], c["position"], c["commit"]) for c in changes[:1]] == [
         ("conv", "cpu-m1", STEP_AT, f"{STEP_AT:03d}abcdef")]
+    assert [(c["workload"], c["machine"]) for c in changes[1:]] == [("norm", "cpu-m1")]
+    assert CREEP[0] <= int(changes[1]["earliest_commit"][:3]) <= changes[1]["position"] <= CREEP[-1] + 1
     assert changes[0]["command"] == (f"git checkout {STEP_AT:03d}abcdef && layerbench ab smoke --filter conv "
                                      f"--device cpu --base-ref {STEP_AT - 1:03d}abcdef")
     conv = next(r for r in index["rows"] if r["workload"] == "conv" and r["machine"] == "cpu-m1")
     assert conv["verdict"] == "slower" and conv["change"]["position"] == STEP_AT
-    assert {r["verdict"] for r in index["rows"] if r["id"] != conv["id"]} == {"steady"}
+    assert sorted((r["workload"], r["machine"]) for r in index["rows"] if r["verdict"] != "steady") == [
+        ("conv", "cpu-m1"), ("norm", "cpu-m1")]
     series = (out / "data" / "rows" / f"{conv['id']}.js").read_text()
     assert series.startswith(f'LBSite.row("{conv["id"]}", ') and len(list((out / "data" / "rows").iterdir())) == 12
 
@@ -219,7 +226,8 @@ def test_the_overview_lists_every_row_and_a_filter_changes_what_is_shown_with_a_
     assert again.locator("#overview tbody tr").count() == 2
     assert again.locator("select[name=machine]").input_value() == "cpu-m2"
     page = tab.open((out / "index.html").as_uri() + "#verdict=slower")
-    assert page.locator("#overview tbody tr").count() == 1 and "conv" in page.locator("#overview tbody").inner_text()
+    assert page.locator("#overview tbody tr td:nth-child(1)").all_inner_texts() == ["conv cpu float32",
+                                                                                    "norm cpu float32"]
     assert tab.problems == []
 
 
@@ -256,12 +264,13 @@ def test_the_sparklines_and_the_trend_are_drawn(site, tab):
 def test_a_click_on_a_regression_opens_its_row_with_the_change_marked(site, tab):
     _, out, _ = site
     page = tab.open((out / "regressions.html").as_uri())
-    assert page.locator("#changes tbody tr").count() == 1
-    assert f"{STEP_AT:03d}abcdef" in page.locator("#changes tbody").inner_text()
-    assert "layerbench ab smoke --filter conv" in page.locator("#changes code.cmd").inner_text()
+    rows = page.locator("#changes tbody tr")
+    assert rows.count() == 2 and "conv" in rows.nth(0).inner_text() and "norm" in rows.nth(1).inner_text()
+    assert f"{STEP_AT:03d}abcdef" in rows.nth(0).inner_text() and "between 01" in rows.nth(1).inner_text()
+    assert "layerbench ab smoke --filter conv" in rows.nth(0).locator("code.cmd").inner_text()
     assert page.locator("#suite-changes tbody tr").count() == 1
     assert f"{SUITE_AT:03d}abcdef" in page.locator("#suite-changes tbody").inner_text()
-    page.click("#changes a.row-link")
+    page.click("#changes a.row-link >> text=conv")
     page.wait_for_selector("svg.trend line.change.highlighted", state="attached")  # a vertical line: no width
     assert "row.html" in page.url and f"change={STEP_AT}" in page.url
     assert page.locator("svg.trend line.change.highlighted").get_attribute("data-position") == str(STEP_AT)
