@@ -253,6 +253,10 @@ def test_the_sparklines_and_the_trend_are_drawn(site, tab):
     assert page.locator("svg.trend path.value").get_attribute("d").count("L") == 39
     assert page.locator("svg.trend path.band").get_attribute("d").endswith("Z")
     assert page.locator("svg.trend line.change").count() == 1
+    assert page.locator("svg.trend line.suite-change").count() == 1  # the whole suite's move, marked apart
+    judged = page.locator("svg.trend path.value").get_attribute("d")
+    page.select_option("select[name=view]", "raw")  # as measured: the suite's move shows in the line
+    assert "view=raw" in page.url and page.locator("svg.trend path.value").get_attribute("d") != judged
     chart = page.locator("svg.trend").bounding_box()
     page.mouse.move(chart["x"] + chart["width"] * 0.6, chart["y"] + chart["height"] / 2)
     tip = page.locator(".tip")

@@ -288,12 +288,24 @@
     if (id !== wanted) return;
     var box = clear(document.getElementById('series'));
     var runs = window.LB_RUNS || {id: [], time: [], commit: [], branch: [], label: [], link: []};
-    var highlight = params().get('change');
+    var highlight = params().get('change'), view = params().get('view') || (data.relative ? 'judged' : 'raw');
     box.appendChild(el('h2', {}, ['Trend']));
     box.appendChild(el('p', {'class': 'note'}, ['Each run\'s ' + data.column + ' (line), its median of all samples (dotted) and ' +
       'the spread between worker processes (band: the interquartile range of the process medians around the median); ' +
-      'dashed lines: levels and change points, shaded where a change may have started. Hover for the commit and label.']));
-    box.appendChild(trendChart(data, runs, highlight === null ? null : Number(highlight)));
+      'dashed lines: levels and change points, shaded where a change may have started, grey: moves of the whole suite. ' +
+      'Hover for the commit and label.']));
+    if (data.relative) {
+      var pick = el('select', {name: 'view', 'aria-label': 'values', onchange: function () {
+        var q = params();
+        q.set('view', pick.value);
+        setParams(q);
+        rowLoaded(id, data);
+      }}, [el('option', {value: 'judged'}, ['relative to the rest of the suite (as judged)']), el('option', {value: 'raw'}, ['as measured'])]);
+      pick.value = view;
+      box.appendChild(el('p', {'class': 'filters'}, [el('label', {}, ['values ', pick])]));
+    }
+    var suiteMoves = (window.LB_CHANGES || []).filter(function (c) { return c.suite && c.machine === data.machine && c.device === data.device; });
+    box.appendChild(trendChart(data, runs, highlight === null ? null : Number(highlight), view, suiteMoves));
     var mine = (window.LB_CHANGES || []).filter(function (c) { return c.row === id; });
     box.appendChild(el('h2', {}, ['Change points (' + data.changes.length + ')']));
     box.appendChild(mine.length ? changeTable('row-changes', mine, false) : el('p', {}, ['None: the row is steady.']));
@@ -327,18 +339,23 @@
     return wrap;
   }
 
-  function trendChart(data, runs, highlight) {
+  function trendChart(data, runs, highlight, view, suiteMoves) {
     var W = 1000, H = 340, L = 70, R = 16, T = 16, B = 44, n = data.value.length;
     var chart = el('div', {'class': 'chart'});
     var box = svg('svg', {'class': 'trend', viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'trend over runs'});
     chart.appendChild(box);
     if (!n) { box.appendChild(svg('text', {x: W / 2, y: H / 2, 'text-anchor': 'middle'}, 'no run of this row ran ok')); return chart; }
+    // as judged: every value over its run's suite factor (judged / value), the median and band with it
+    var judged = view === 'judged' && data.judged.length === n;
+    var factor = data.value.map(function (v, i) { return judged && v ? data.judged[i] / v : 1; });
+    var val = data.value.map(function (v, i) { return v === null ? null : v * factor[i]; });
+    var med = data.median.map(function (v, i) { return v === null ? null : v * factor[i]; });
     var lo = [], hi = [];
     for (var i = 0; i < n; i++) {
-      var m = data.median[i] === null ? data.value[i] : data.median[i], s = data.spread[i] || 0;
+      var m = med[i] === null ? val[i] : med[i], s = data.spread[i] || 0;
       lo.push(m * (1 - s / 2)); hi.push(m * (1 + s / 2));
     }
-    var all = lo.concat(hi, data.value).filter(function (v) { return v !== null && isFinite(v); });
+    var all = lo.concat(hi, val).filter(function (v) { return v !== null && isFinite(v); });
     var ymin = Math.min.apply(null, all), ymax = Math.max.apply(null, all), pad = (ymax - ymin) * 0.06 || ymax * 0.05 || 1e-9;
     ymin -= pad; ymax += pad;
     var step = n > 1 ? (W - L - R) / (n - 1) : 0;
@@ -371,15 +388,22 @@
     for (i = 0; i < n; i++) band += (i ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(hi[i]).toFixed(1);
     for (i = n - 1; i >= 0; i--) band += 'L' + x(i).toFixed(1) + ' ' + y(lo[i]).toFixed(1);
     box.appendChild(svg('path', {'class': 'band', d: band + 'Z'}));
-    box.appendChild(line(data.median, 'median'));
-    box.appendChild(line(data.value, 'value'));
-    if (n <= 400) data.value.forEach(function (v, i) { if (v !== null) box.appendChild(svg('circle', {'class': 'dot', cx: x(i), cy: y(v), r: 2})); });
+    box.appendChild(line(med, 'median'));
+    box.appendChild(line(val, 'value'));
+    if (n <= 400) val.forEach(function (v, i) { if (v !== null) box.appendChild(svg('circle', {'class': 'dot', cx: x(i), cy: y(v), r: 2})); });
     // levels between change points, and the change points with the runs where each may have started
     var edges = [0].concat(data.changes.map(function (c) { return c.position; }), [n]);
     for (var e = 0; e + 1 < edges.length; e++) {
-      var level = median(data.value.slice(edges[e], edges[e + 1]));
+      var level = median(val.slice(edges[e], edges[e + 1]));
       if (level !== null) box.appendChild(svg('line', {'class': 'level', x1: x(edges[e]), x2: x(Math.max(edges[e + 1] - 1, edges[e])), y1: y(level), y2: y(level)}));
     }
+    var at = {};
+    data.run.forEach(function (ri, i) { at[runs.id[ri]] = i; });
+    (suiteMoves || []).forEach(function (c) {
+      if (at[c.run] === undefined) return;
+      box.appendChild(svg('line', {'class': 'suite-change', x1: x(at[c.run]), x2: x(at[c.run]), y1: T, y2: H - B}));
+      box.appendChild(svg('text', {x: x(at[c.run]) + 4, y: H - B - 6}, 'whole suite ' + fmtRatio(c.ratio)));
+    });
     data.changes.forEach(function (c) {
       if (c.latest > c.earliest) box.appendChild(svg('rect', {'class': 'maybe', x: x(c.earliest), y: T, width: Math.max(x(c.latest) - x(c.earliest), 1), height: H - T - B}));
       var mark = svg('line', {'class': 'change ' + c.direction + (highlight === c.position ? ' highlighted' : ''), 'data-position': c.position,
@@ -397,16 +421,16 @@
     overlay.addEventListener('mousemove', function (evt) {
       var rect = box.getBoundingClientRect(), px = (evt.clientX - rect.left) * W / rect.width;
       var i = n > 1 ? Math.max(0, Math.min(n - 1, Math.round((px - L) / step))) : 0, ri = data.run[i];
-      dot.setAttribute('cx', x(i)); dot.setAttribute('cy', y(data.value[i]));
+      dot.setAttribute('cx', x(i)); dot.setAttribute('cy', y(val[i]));
       clear(tip).appendChild(el('div', {}, [el('b', {}, ['run ' + i + ': ' + fmtS(data.value[i])])]));
-      [['commit', short(runs.commit[ri]) + (runs.branch[ri] ? ' (' + runs.branch[ri] + ')' : '')], ['label', runs.label[ri] || '-'],
+      [['relative to the suite', data.judged.length ? fmtS(data.judged[i]) + ' (suite factor ' + (data.value[i] / data.judged[i]).toFixed(3) + ')' : '-'], ['commit', short(runs.commit[ri]) + (runs.branch[ri] ? ' (' + runs.branch[ri] + ')' : '')], ['label', runs.label[ri] || '-'],
        ['time', String(runs.time[ri]).slice(0, 19).replace('T', ' ')], ['median', fmtS(data.median[i])],
        ['between processes', pct(data.spread[i])], ['run id', runs.id[ri]]].forEach(function (kv) {
         tip.appendChild(el('div', {}, [kv[0] + ': ' + kv[1]]));
       });
       tip.style.display = 'block';
       var left = (evt.clientX - chart.getBoundingClientRect().left) + 12;
-      tip.style.left = Math.min(left, chart.clientWidth - 220) + 'px';
+      tip.style.left = Math.max(0, Math.min(left, chart.clientWidth - tip.offsetWidth - 4)) + 'px';
       tip.style.top = ((evt.clientY - chart.getBoundingClientRect().top) + 12) + 'px';
     });
     overlay.addEventListener('mouseleave', function () { tip.style.display = 'none'; dot.setAttribute('cx', -10); });
