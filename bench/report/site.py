@@ -120,9 +120,10 @@ def change_records(changes: pd.DataFrame, values: pd.DataFrame, *, suite: str) -
         config = str(at["config"]) if at is not None else ""
         before_commit = str(before["git_commit"]) if before is not None else ""
         whole = key[0] == suite
-        out.append(dict(identity, machine=identity.pop("machine_key"), suite=whole, row="" if whole else row_id(key), run=c["run_id"], commit=c["git_commit"],
-                        time=c["time_utc"], position=int(c["position"]), n_runs=int(c["n_runs"]),
-                        earliest_commit=c["earliest_commit"], earliest_run=c["earliest_run_id"],
+        out.append(dict(identity, machine=identity.pop("machine_key"), suite=whole, row="" if whole else row_id(key),
+                        run=c["run_id"], commit=c["git_commit"], time=c["time_utc"], position=int(c["position"]),
+                        n_runs=int(c["n_runs"]), earliest_commit=c["earliest_commit"],
+                        earliest_run=c["earliest_run_id"],
                         before_commit=before_commit, before_run=str(before["run_id"]) if before is not None else "",
                         ratio=_num(c["ratio"]), raw_ratio=_num(c["raw_ratio"]), direction=c["direction"],
                         before_s=_num(c["before_median_s"]), after_s=_num(c["after_median_s"]), config=config,

@@ -109,16 +109,16 @@ def main() -> int:
              f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
              f"load average before {os.getloadavg()[0]:.1f}"]
     store_s = build_store(work / "h.sqlite", args.runs, args.rows)
-    lines.append(f"store: {args.runs} runs x {args.rows} rows = {args.runs * args.rows} rows appended in {store_s:.1f} s "
-                 f"({CHUNK_RUNS} runs per append); {(work / 'h.sqlite').stat().st_size / 1e6:.0f} MB")
+    lines.append(f"store: {args.runs} runs x {args.rows} rows = {args.runs * args.rows} rows appended in "
+                 f"{store_s:.1f} s ({CHUNK_RUNS} runs per append); {(work / 'h.sqlite').stat().st_size / 1e6:.0f} MB")
     shutil.rmtree(work / "site", ignore_errors=True)
     started = time.perf_counter()
     site = history_site(store=work / "h.sqlite", out=work / "site")
     build_s = time.perf_counter() - started
     size, files, largest = folder_size(site.out)
-    lines.append(f"site build: {build_s:.1f} s in all (store read {site.read_s:.1f} s, change points {site.judge_s:.1f} "
-                 f"s, the rest writing {files} files); {site.trends} trends, {site.runs} runs, {site.changes} change "
-                 f"points")
+    lines.append(f"site build: {build_s:.1f} s in all (store read {site.read_s:.1f} s, change points "
+                 f"{site.judge_s:.1f} s, the rest writing {files} files); {site.trends} trends, {site.runs} runs, "
+                 f"{site.changes} change points")
     lines.append(f"site size: {size / 1e6:.1f} MB in {files} files; largest file {largest / 1e6:.2f} MB; "
                  f"data/runs.js {(site.out / 'data' / 'runs.js').stat().st_size / 1e6:.2f} MB, data/index.js "
                  f"{(site.out / 'data' / 'index.js').stat().st_size / 1e6:.2f} MB")
