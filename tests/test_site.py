@@ -262,6 +262,10 @@ def test_the_sparklines_and_the_trend_are_drawn(site, tab):
     tip = page.locator(".tip")
     assert tip.is_visible() and "commit:" in tip.inner_text() and "label: nightly-" in tip.inner_text()
     assert page.locator("#runs tbody tr").count() == 40
+    page.click("dl.facts a")  # the same row on the other machine: the page loads that series in place
+    page.wait_for_function("document.querySelectorAll('dl.facts dd')[0].textContent === 'cpu-m2'")
+    page.wait_for_selector("#runs")
+    assert page.locator("svg.trend path.value").get_attribute("d").count("L") == 19
     assert tab.problems == []
 
 

@@ -160,6 +160,13 @@
   }
 
   // ------------------------------------------------------------------ overview
+  function verdicts() {
+    var seen = {};
+    INDEX.rows.forEach(function (r) { seen[r.verdict] = true; });
+    return ['slower', 'faster', 'steady'].concat(Object.keys(seen).sort()).filter(function (v, i, all) {
+      return seen[v] && all.indexOf(v) === i;
+    });
+  }
   function overview(root) {
     var p = params();
     var form = el('form', {'class': 'filters', onsubmit: function (e) { e.preventDefault(); }});
@@ -168,7 +175,7 @@
     [textFilter('q', 'name or tag', p, redraw), choice('device', 'device', INDEX.devices, p, redraw),
      choice('dtype', 'dtype', INDEX.dtypes, p, redraw), choice('variant', 'variant', INDEX.variants, p, redraw),
      choice('machine', 'machine', INDEX.machines, p, redraw), choice('tag', 'tag', INDEX.tags, p, redraw),
-     choice('verdict', 'verdict', ['slower', 'faster', 'steady'], p, redraw)].forEach(function (f) { form.appendChild(f); });
+     choice('verdict', 'verdict', verdicts(), p, redraw)].forEach(function (f) { form.appendChild(f); });
     var columns = [
       {key: 'name', title: 'row', value: label, cell: function (r) { return el('a', {href: rowHref(r.id)}, [label(r)]); }},
       {key: 'machine', title: 'machine', value: function (r) { return r.machine; }, cell: function (r) { return r.machine || '-'; }},
@@ -182,7 +189,7 @@
     ];
     root.appendChild(el('h1', {}, ['Overview']));
     root.appendChild(el('p', {'class': 'note'}, [INDEX.n_trends + ' trends (row x machine) over ' + INDEX.n_runs +
-      ' runs; values are each run\'s ' + INDEX.column + (INDEX.relative ? '; change points judged relative to the rest of the suite' : '') + '.']));
+      ' runs; values are each run\'s ' + INDEX.column + ' (median_s where a row has none)' + (INDEX.relative ? '; change points judged relative to the rest of the suite' : '') + '.']));
     root.appendChild(form);
     root.appendChild(results);
     function fill(q) {
