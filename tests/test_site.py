@@ -304,6 +304,8 @@ def test_a_run_report_loads_the_same_way_and_it_and_the_site_link_to_each_other(
     page = tab.open((tmp_path / "report" / "report.html").as_uri())
     page.wait_for_selector("section#suite table")
     page.screenshot(path=str(SHOTS / "report-1280.png"))
+    page.set_viewport_size(dict(width=390, height=900))
+    page.screenshot(path=str(SHOTS / "report-390.png"))
     assert page.locator("img").count() >= 1
     assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     page.click("text=History of these rows")

@@ -14,8 +14,9 @@ from bench.api.comparing import compare, comparison, load
 from bench.api.history import History, Imported, history, import_runs, merge, record
 from bench.api.reporting import default_report_dir, gather_peaks, peaks, report
 from bench.api.running import Prepared, check, execute, prepare, run
+from bench.api.site import Site, history_site
 from bench.measure.runner import devices_for
 
-__all__ = ["AB", "History", "Imported", "Prepared", "ab", "check", "compare", "comparison", "default_report_dir",
-           "devices_for", "execute", "gather_peaks", "history", "import_runs", "load", "merge", "peaks", "prepare",
-           "record", "report", "run"]
+__all__ = ["AB", "History", "Imported", "Prepared", "Site", "ab", "check", "compare", "comparison",
+           "default_report_dir", "devices_for", "execute", "gather_peaks", "history", "history_site", "import_runs",
+           "load", "merge", "peaks", "prepare", "record", "report", "run"]

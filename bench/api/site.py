@@ -1,7 +1,7 @@
 """The history site from Python: every row of the store over commits and machines, as static pages.
 
-    import bench.api.site
-    site = bench.api.site.history_site(out="site")      # site/index.html, regressions.html, row.html, machines.html
+    from bench.api import history_site
+    site = history_site(out="site")      # site/index.html, regressions.html, row.html, machines.html
 
 The pages need no server and no network (open site/index.html, or publish the folder); docs/site.md.
 """

@@ -122,11 +122,10 @@
       } : null}, [c.title]);
     }));
     var body = el('tbody', {}, rows.map(function (r) {
-      return el('tr', {'class': c0(r)}, columns.map(function (c) {
+      return el('tr', {}, columns.map(function (c) {
         return el('td', {'class': (c.cls || '') + (c.narrow ? ' hide-narrow' : '')}, [c.cell(r)]);
       }));
     }));
-    function c0(r) { return r._cls || ''; }
     return el('div', {'class': 'scroll'}, [el('table', {id: id}, [el('thead', {}, [head]), body])]);
   }
 
