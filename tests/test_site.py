@@ -49,7 +49,8 @@ def synthetic_store(path: Path, *, runs: int = 40, seed: int = 3) -> Path:
                                  rel_iqr_between=0.02, source="smoke"))
             if machine == "cpu-m1" and i == 7:
                 rows[2].update(status="error", reason="RuntimeError: boom", median_s=float("nan"))
-            env = dict(time_utc=f"2026-01-{1 + i // 24:02d}T{i % 24:02d}:{minute:02d}:00+00:00",
+            when = pd.Timestamp("2026-01-01T00:00:00Z") + pd.Timedelta(days=i, minutes=minute)  # one run a day
+            env = dict(time_utc=when.isoformat(),
                        git_commit=f"{i:03d}abcdef", git_branch="main", label=f"nightly-{i}", host=machine,
                        machine_keys={"cpu": machine})
             frames.append(history_rows(pd.DataFrame(rows), env, rid=f"{machine}-run{i:03d}"))
@@ -262,6 +263,10 @@ def test_the_sparklines_and_the_trend_are_drawn(site, tab):
     tip = page.locator(".tip")
     assert tip.is_visible() and "commit:" in tip.inner_text() and "label: nightly-" in tip.inner_text()
     assert page.locator("#runs tbody tr").count() == 40
+    page = tab.open(row_url(out, "conv", "cpu-m1") + "&last=25")  # the newest 25 runs: the step at the 6th
+    page.wait_for_selector("svg.trend path.value")
+    assert page.locator("svg.trend path.value").get_attribute("d").count("L") == 24
+    assert page.locator("svg.trend line.change").get_attribute("data-position") == str(STEP_AT - 15)
     page.click("dl.facts a")  # the same row on the other machine: the page loads that series in place
     page.wait_for_function("document.querySelectorAll('dl.facts dd')[0].textContent === 'cpu-m2'")
     page.wait_for_selector("#runs")
@@ -277,6 +282,9 @@ def test_a_click_on_a_regression_opens_its_row_with_the_change_marked(site, tab)
     assert f"{STEP_AT:03d}abcdef" in rows.nth(0).inner_text() and "between 01" in rows.nth(1).inner_text()
     assert "layerbench ab smoke --filter conv" in rows.nth(0).locator("code.cmd").inner_text()
     assert page.locator("#suite-changes tbody tr").count() == 1
+    page.select_option("select[name=days]", "7")  # one run a day: every change is older than a week
+    assert page.locator("#no-changes").is_visible() and "days=7" in page.url
+    page.select_option("select[name=days]", "")
     assert f"{SUITE_AT:03d}abcdef" in page.locator("#suite-changes tbody").inner_text()
     page.click("#changes a.row-link >> text=conv")
     page.wait_for_selector("svg.trend line.change.highlighted", state="attached")  # a vertical line: no width

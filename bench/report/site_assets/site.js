@@ -226,13 +226,17 @@
     ];
     return sortedTable(id, columns, changes, new URLSearchParams());
   }
+  function newestRun() {
+    return Math.max.apply(null, INDEX.rows.map(function (r) { return Date.parse(r.latest_time) || -Infinity; }));
+  }
   function regressions(root) {
     var p = params(), all = window.LB_CHANGES || [];
     var form = el('form', {'class': 'filters', onsubmit: function (e) { e.preventDefault(); }});
     var results = el('div', {id: 'results'});
     var redraw = function () { fill(readFilters(form)); };
     [textFilter('q', 'name', p, redraw), choice('machine', 'machine', INDEX.machines, p, redraw),
-     choice('direction', 'direction', ['slower', 'faster'], p, redraw)].forEach(function (f) { form.appendChild(f); });
+     choice('direction', 'direction', ['slower', 'faster'], p, redraw),
+     choice('days', 'within the last days', ['7', '30', '90', '365'], p, redraw)].forEach(function (f) { form.appendChild(f); });
     root.appendChild(el('h1', {}, ['Regressions and improvements']));
     root.appendChild(el('p', {'class': 'note'}, ['Change points, newest first: the run where a row\'s new level starts, ' +
       'the commits where it may have started (bisect from the earlier one), the ratio judged against the rest of the suite, and an ' +
@@ -241,9 +245,10 @@
     root.appendChild(results);
     function fill(p) {
       var q = (p.get('q') || '').toLowerCase(), machine = p.get('machine'), direction = p.get('direction');
+      var since = p.get('days') ? newestRun() - Number(p.get('days')) * 864e5 : -Infinity;  // days before the newest run
       var shown = all.filter(function (c) {
         return (!q || c.workload.toLowerCase().indexOf(q) >= 0 || c.suite) && (!machine || c.machine === machine) &&
-          (!direction || c.direction === direction);
+          (!direction || c.direction === direction) && Date.parse(c.time) >= since;
       });
       var rows = shown.filter(function (c) { return !c.suite; }), suite = shown.filter(function (c) { return c.suite; });
       clear(results).appendChild(el('h2', {}, ['Rows (' + rows.length + ')']));
@@ -310,13 +315,37 @@
       pick.value = view;
       box.appendChild(el('p', {'class': 'filters'}, [el('label', {}, ['values ', pick])]));
     }
+    var last = Number(params().get('last')) || 0;
+    if (data.run.length > 100) {
+      var range = el('select', {name: 'last', 'aria-label': 'runs drawn', onchange: function () {
+        var q = params();
+        if (range.value) q.set('last', range.value); else q.delete('last');
+        setParams(q);
+        rowLoaded(id, data);
+      }}, [el('option', {value: ''}, ['all ' + data.run.length])].concat([100, 1000].filter(function (k) { return k < data.run.length; })
+        .map(function (k) { return el('option', {value: String(k)}, ['the newest ' + k]); })));
+      range.value = last ? String(last) : '';
+      box.appendChild(el('p', {'class': 'filters'}, [el('label', {}, ['runs drawn ', range])]));
+    }
     var suiteMoves = (window.LB_CHANGES || []).filter(function (c) { return c.suite && c.machine === data.machine && c.device === data.device; });
-    box.appendChild(trendChart(data, runs, highlight === null ? null : Number(highlight), view, suiteMoves));
+    var from = last && last < data.run.length ? data.run.length - last : 0;
+    box.appendChild(trendChart(newest(data, from), runs, highlight === null ? null : Number(highlight) - from, view, suiteMoves));
     var mine = (window.LB_CHANGES || []).filter(function (c) { return c.row === id; });
     box.appendChild(el('h2', {}, ['Change points (' + data.changes.length + ')']));
     box.appendChild(mine.length ? changeTable('row-changes', mine, false) : el('p', {}, ['None: the row is steady.']));
     box.appendChild(el('h2', {}, ['Runs (' + (data.run.length + data.failed.length) + ')']));
     box.appendChild(runsTable(data, runs, false));
+  }
+
+  // A trend's series from position `from` on: positions of its change points shifted, those before dropped.
+  function newest(data, from) {
+    if (!from) return data;
+    var out = Object.assign({}, data);
+    ['run', 'value', 'median', 'spread', 'judged'].forEach(function (k) { out[k] = (data[k] || []).slice(from); });
+    out.changes = data.changes.filter(function (c) { return c.position >= from; }).map(function (c) {
+      return Object.assign({}, c, {position: c.position - from, earliest: Math.max(c.earliest - from, 0), latest: c.latest - from});
+    });
+    return out;
   }
 
   function runsTable(data, runs, everything) {
