@@ -332,3 +332,24 @@ def test_a_report_refuses_a_site_that_is_not_there_in_one_line(tmp_path, capsys)
     assert main(["report", run, "--out", str(tmp_path / "r"), "--site", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--site" in err and not (tmp_path / "r").exists()
+
+
+def test_runs_link_to_their_report_or_folder_relative_to_the_site(tmp_path):
+    from bench.report.site import run_link
+
+    run = tmp_path / "results" / "run1"
+    run.mkdir(parents=True)
+    site = tmp_path / "site"
+    assert run_link(str(run), site) == "../results/run1"
+    (run / "report.html").write_text("<p>")
+    assert run_link(str(run), site) == "../results/run1/report.html"
+    assert run_link(str(tmp_path / "gone"), site) == "" and run_link("", site) == ""
+
+
+def test_a_second_build_replaces_the_series_of_the_first(site, tmp_path):
+    store, _, _ = site
+    out = tmp_path / "s"
+    history_site(store=store, out=out)
+    (out / "data" / "rows" / "rstale.js").write_text("")
+    history_site(store=store, out=out)
+    assert not (out / "data" / "rows" / "rstale.js").exists() and len(list((out / "data" / "rows").iterdir())) == 12
