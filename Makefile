@@ -68,4 +68,9 @@ HISTORY_EVAL_ARGS ?=
 history-eval: setup
 	$(PY) tests/perf/history_eval.py $(HISTORY_EVAL_ARGS)
 
-.PHONY: ci-bench gate-eval history-eval
+# Evidence for the history site (docs/site.md): a 10,000-run x 100-row store, the site built from it and its pages
+# opened in headless Chromium. About 15 minutes; never part of `make test`.
+site-eval: setup
+	$(PY) tests/perf/site_eval.py
+
+.PHONY: ci-bench gate-eval history-eval site-eval

@@ -15,8 +15,9 @@ from bench.api.comparing import compare, comparison, load
 from bench.api.history import History, Imported, add_to_history, history, import_runs, merge
 from bench.api.reporting import default_report_dir, gather_peaks, make_report, peaks
 from bench.api.running import Prepared, check, execute, prepare, run
+from bench.api.site import Site, history_site
 from bench.measure.runner import devices_for
 
-__all__ = ["AB", "Calibrated", "History", "Imported", "Prepared", "ab", "add_to_history", "calibrate", "check",
-           "compare", "comparison", "default_report_dir", "devices_for", "execute", "gather_peaks", "history",
-           "import_runs", "load", "make_report", "merge", "peaks", "prepare", "run"]
+__all__ = ["AB", "Calibrated", "History", "Imported", "Prepared", "Site", "ab", "add_to_history", "calibrate",
+           "check", "compare", "comparison", "default_report_dir", "devices_for", "execute", "gather_peaks", "history",
+           "history_site", "import_runs", "load", "make_report", "merge", "peaks", "prepare", "run"]

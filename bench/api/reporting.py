@@ -2,6 +2,7 @@
 (make_report; bench.report is the package that builds and renders it)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -89,13 +90,16 @@ def gather_peaks(runs: Sequence[Run], *, peaks: str | Path | Sequence[Peaks] | N
 
 def make_report(runs: Sequence[str | Path | Run], *, out: str | Path | None = None,
            peaks: str | Path | Sequence[Peaks] | None = None, probe_peaks: bool = False, quick_peaks: bool = False,
-           root: str | Path = RESULTS_DIR, on_step: Callable[[str], None] | None = None) -> Report:
+           root: str | Path = RESULTS_DIR, on_step: Callable[[str], None] | None = None,
+           site: str | Path | None = None) -> Report:
     """A report over runs (paths as `load` takes them, or Run objects), from one or many machines. The roofs come
     from gather_peaks (never measured unless probe_peaks). With `out`, writes report.html, report.md, the figures,
-    roofline.csv and peaks.json into that folder."""
+    roofline.csv and peaks.json into that folder; site: a history site's folder (`history site --out`) that
+    report.html links to."""
     loaded = [r if isinstance(r, Run) else load(r) for r in runs]
     if not loaded:
         raise BenchError(Problem(where="report", expected="one or more runs", found="none"))
+    link = site_link(site, Path(out)) if out is not None else ""
     for run in loaded:
         check_columns(run)
     found = gather_peaks(loaded, peaks=peaks, root=root, probe_missing=probe_peaks, quick=quick_peaks,
@@ -106,11 +110,22 @@ def make_report(runs: Sequence[str | Path | Run], *, out: str | Path | None = No
         if target.exists() and not target.is_dir():
             raise BenchError(Problem(where=str(target), field="--out", expected="a folder", found="a file"))
         try:
-            write_report(result, target)
+            write_report(result, target, site_link=link)
         except OSError as exc:
             raise WriteError(Problem(where=str(target), field="--out", expected="a folder the report can be written in",
                                      found=exc.strerror or type(exc).__name__)) from None
     return result
+
+
+def site_link(site: str | Path | None, out: Path) -> str:
+    """The link from a report in out to a history site's index.html; "" without a site."""
+    if site is None:
+        return ""
+    index = Path(site) / "index.html"
+    if not index.is_file():
+        raise BenchError(Problem(where="report", field="--site", expected="a history site (layerbench history site "
+                                 "--out DIR)", found=f"{index}: no such file"))
+    return Path(os.path.relpath(index.resolve(), Path(out).resolve())).as_posix()
 
 
 def default_report_dir(run: Run) -> Path:

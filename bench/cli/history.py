@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from bench.api.history import history, import_runs, merge
+from bench.api.site import history_site
 from bench.cli.common import EXIT_OK, RESULTS, command, err
 from bench.gate.changes import MIN_SUITE_ROWS, STATISTICS
 from bench.schema import KEY_COLUMNS
@@ -17,8 +18,9 @@ STORE_HELP = f"the history store: a file or an SQLAlchemy URL (default: ${STORE_
 def register(sub) -> None:
     p = command(sub, "history", help="trends and change points of every row over the runs in the history store; "
                 "`history import RUN...` adds run folders made before")
-    p.add_argument("action", nargs="?", choices=["show", "import"], default="show",
-                   help="show: trends and change points (changes.csv, index.html with --out); import: add run folders")
+    p.add_argument("action", nargs="?", choices=["show", "import", "site"], default="show",
+                   help="show: trends and change points (changes.csv, index.html with --out); import: add run folders; "
+                   "site: a static site of every row over commits and machines into --out (docs/site.md)")
     p.add_argument("runs", nargs="*", metavar="RUN", help="with import: run folders, or folders of them")
     p.add_argument("--store", default=None, metavar="PATH|URL", help=STORE_HELP)
     p.add_argument("--filter", default="", help="only workloads whose name contains one of these comma-separated "
@@ -35,6 +37,8 @@ def register(sub) -> None:
                    "suite are reported apart (default: on)")
     p.add_argument("--out", default=None, help="write changes.csv, history.csv, one trend PNG per row and index.html "
                    "into this folder")
+    p.add_argument("--report", default=None, metavar="REPORT", help="with site: a run's report.html (or its folder) "
+                   "the pages link to")
     p.set_defaults(func=cmd_history)
 
     p = command(sub, "merge", help="join the shards of one suite (`run --shard K/N` on N machines of one type) into "
@@ -53,6 +57,8 @@ def cmd_history(args) -> int:
         done = import_runs(args.runs, store=args.store)
         print(f"{len(done.added)} run(s) added ({done.rows} rows), {len(done.already)} already in {done.store}")
         return EXIT_OK
+    if args.action == "site":
+        return cmd_site(args)
     if args.runs:
         err(f"bench history: error: run folders are taken by `history import`, found {args.runs[0]!r} (see --help)")
         return 2
@@ -84,6 +90,21 @@ def cmd_history(args) -> int:
     if h.written:
         folder = Path(h.written[0]).parent
         print(f"Wrote {folder}/index.html, changes.csv, history.csv and {len(h.written) - 3} trend figure(s)")
+    return EXIT_OK
+
+
+def cmd_site(args) -> int:
+    if args.runs or not args.out or args.filter or args.device or args.machine:
+        found = (f"run folders {args.runs[0]!r}" if args.runs else "no --out" if not args.out
+                 else "--filter, --device or --machine (the site shows every row; its pages filter)")
+        err(f"bench history site: error: expected --out DIR and no other selection, found {found} (see --help)")
+        return 2
+    site = history_site(store=args.store, out=args.out, statistic=args.statistic, relative=args.relative,
+                        report=args.report)
+    print(f"{site.runs} runs, {site.trends} trends (row x machine), {site.changes} change points from {site.store}; "
+          f"read in {site.read_s:.2f} s, judged in {site.judge_s:.2f} s")
+    print(f"Wrote {site.out / 'index.html'} ({site.files} files, {site.size_bytes / 1e6:.1f} MB); open it in a "
+          "browser, no server needed")
     return EXIT_OK
 
 

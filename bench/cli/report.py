@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--probe-peaks", action="store_true",
                    help="measure this machine's peaks when none are found (announced; a few seconds)")
     p.add_argument("--quick-peaks", action="store_true", help="with --probe-peaks: small sizes, under a second, rougher")
+    p.add_argument("--site", default=None, metavar="DIR", help="a history site (`history site --out DIR`) the report "
+                   "links to")
     p.set_defaults(func=cmd_report)
 
     p = command(sub, "peaks", help="show this machine's peak FLOP/s and bytes/s per device (cached; probed when not)")
@@ -49,7 +51,8 @@ def cmd_report(args) -> int:
     loaded = [load(r) for r in runs]
     out = Path(args.out) if args.out else default_report_dir(loaded[0])
     written = make_report(loaded, out=out, peaks=args.peaks or None, probe_peaks=args.probe_peaks,
-                        quick_peaks=args.quick_peaks, root=args.root, on_step=lambda s: err(f"measuring peaks: {s}"))
+                          quick_peaks=args.quick_peaks, root=args.root, on_step=lambda s: err(f"measuring peaks: {s}"),
+                          site=args.site)
     for note in written.notes:
         err(f"note: {note}")
     ok = written.frame[written.frame["status"] == OK]

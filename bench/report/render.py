@@ -10,6 +10,7 @@ import pandas as pd
 
 from bench.report.model import Report
 from bench.report.roofline import verdict_text
+from bench.report.site_pages import STYLESHEET, asset
 from bench.schema import FAILED, NOT_APPLICABLE, OK
 from bench.store.cells import md_text, neutralize
 from bench.store.files import write_atomic
@@ -20,12 +21,7 @@ ENV_FIELDS = [("host", "host"), ("time_utc", "time (UTC)"), ("git_commit", "comm
               ("cuda", "CUDA"), ("cudnn", "cuDNN"), ("cpu_name", "CPU"), ("cpu_count", "cores"), ("threads", "threads"),
               ("cuda_device", "GPU"), ("allow_tf32_cudnn", "cuDNN TF32"), ("allow_tf32_matmul", "matmul TF32"),
               ("cudnn_benchmark", "cudnn.benchmark"), ("complete", "complete")]
-CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
-table{border-collapse:collapse;font-size:12px;margin:8px 0 16px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
-th{background:#f0f0f0}td{white-space:nowrap}td.wrap{white-space:normal;min-width:160px}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.launch-bound td{background:#f3f3f3}tr.noisy td.iqr{background:#fff3cd}tr.bad td{background:#f8d7da}
-.note{color:#555;font-size:13px}img{max-width:100%;border:1px solid #ddd;margin:8px 0}"""
+CSS = asset(STYLESHEET)  # one look with the history site (bench.report.site_pages)
 
 
 def _pct(value) -> str:
@@ -189,11 +185,12 @@ def _peak_rows(report: Report) -> tuple[list[str], list[list[str]]]:
                       fmt_si(p.bytes_per_s, "B/s"), p.provenance] for p in report.peaks]
 
 
-def render_html(report: Report) -> str:
-    """The report as one HTML page with no external references."""
+def render_html(report: Report, *, site_link: str = "") -> str:
+    """The report as one HTML page with no external references but site_link, a history site's index.html."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    site = f"<header><b>layerbench</b><nav><a href='{html.escape(site_link)}'>History of these rows</a></nav></header>"
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>layerbench report</title>"
-             f"<style>{CSS}</style></head><body><h1>layerbench report</h1>",
+             f"<style>{CSS}</style></head><body>{site if site_link else ''}<h1>layerbench report</h1>",
              f"<p class='note'>{len(report.runs)} run(s), {len(report.frame)} rows; written {now}. Times are "
              "per call: median device time (CUDA events on a GPU, the host clock on a CPU). FLOPs count a multiply-add "
              "as 2; bytes are input, weights and output once each.</p>"]
@@ -264,8 +261,9 @@ def render_md(report: Report, *, figure_files: dict[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
-    """Write report.html, report.md, the figures as PNG, roofline.csv and peaks.json into out_dir."""
+def write_report(report: Report, out_dir: Path, *, site_link: str = "") -> tuple[Path, Path]:
+    """Write report.html, report.md, the figures as PNG, roofline.csv and peaks.json into out_dir; site_link: a
+    link from report.html to a history site's index.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     for i, (caption, png) in enumerate(report.figures.items()):
@@ -277,7 +275,7 @@ def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
     if report.peaks:
         write_peaks_file(out_dir / "peaks.json", list(report.peaks))
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    write_atomic(html_path, render_html(report))
+    write_atomic(html_path, render_html(report, site_link=site_link))
     write_atomic(md_path, render_md(report, figure_files=files))
     return html_path, md_path
 

@@ -113,6 +113,13 @@ def trend(out: Path, runs: int, processes: int = 7) -> dict:
                                 creep_ok=bool(found.get("creep")) and all(24 <= q <= 31 for q, _, _ in found["creep"]),
                                 steady_false=sum(len(v) for w, v in found.items() if w.startswith("steady")),
                                 suite_changes=found.get("(whole suite)", []))
+    # the history site of the same store (docs/site.md): its regressions page lists the changes found above
+    site = out / "trend-site"
+    p = bench(project, "history", "site", "--store", fresh, "--out", site)
+    listed = json.loads((site / "data" / "changes.js").read_text().split(" = ", 1)[1].rstrip().rstrip(";")) \
+        if p.returncode == 0 else []
+    result["site"] = dict(exit=p.returncode, regressions=[(c["workload"], c["position"], c["earliest_commit"])
+                                                          for c in listed])
     return result
 
 
