@@ -15,7 +15,7 @@ from bench.api.comparing import comparison, load
 from bench.api.running import prepare
 from bench.measure.pool import run_in_workers
 from bench.measure.runner import run_suite
-from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent
+from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent, read_run
 from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import promote, store_dir
 from bench.gate.calibrate import calibrate, save_calibration
@@ -255,7 +255,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    text = json.dumps(to_pytest_benchmark(load(args.run)), indent=4) + "\n"
+    text = json.dumps(to_pytest_benchmark(read_run(args.run, purpose="to export")), indent=4) + "\n"
     if args.out:
         path = write_output(Path(args.out) / "pytest-benchmark.json", text, option="--out")
         print(f"Wrote {path}", file=sys.stderr)

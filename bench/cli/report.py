@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.api.comparing import load
 from bench.api.reporting import default_report_dir, peaks, report
-from bench.cli.common import EXIT_OK, add_root, command, err, number
+from bench.cli.common import EXIT_OK, add_root, command, err, number, read_run
 from bench.errors import BenchError, Problem
 from bench.store.files import writable_folder
 from bench.store.folder import latest_run_dir
@@ -45,7 +44,7 @@ def cmd_report(args) -> int:
         runs.append(str(latest))
     if not runs:
         raise BenchError(Problem(where="report", field="RUNS", expected="one or more runs (or --latest)", found="none"))
-    loaded = [load(r) for r in runs]
+    loaded = [read_run(r, purpose="to report") for r in runs]
     out = Path(args.out) if args.out else default_report_dir(loaded[0])
     written = report(loaded, out=out, peaks=args.peaks or None, probe_peaks=args.probe_peaks,
                         quick_peaks=args.quick_peaks, root=args.root, on_step=lambda s: err(f"measuring peaks: {s}"))

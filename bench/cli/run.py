@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.api.comparing import load
 from bench.api.history import record as record_history
 from bench.store.history import open_for
 from bench.api.reporting import default_report_dir, report
 from bench.api.running import DEFAULT_PROCESSES, PROCESSES_ENV, execute, prepare
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
-                              number)
+                              number, read_run)
 from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
@@ -249,7 +248,7 @@ def cmd_run(args) -> int:
 
 # ---------------------------------------------------------------- plot
 def cmd_plot(args) -> int:
-    run = load(args.run)
+    run = read_run(args.run, purpose="to plot")
     written = save_plots(default_report_dir(run), run.results, run.samples)
     print("\n".join(str(p) for p in written) if written else "no successful rows to plot")
     return EXIT_OK

@@ -22,7 +22,7 @@ def check_label(label: str) -> str:
     """A run label becomes part of a folder name: letters, digits, '.', '_' and '-' (64 at most)."""
     if label and not LABEL.fullmatch(label):
         raise BenchError(Problem(where="run", field="--label", found=repr(label),
-                                 expected="letters, digits, '.', '_' or '-' (starting with a letter or digit, 64 at most)"))
+                                 expected="ASCII letters, digits, '.', '_' or '-' (starting with a letter or digit, 64 at most)"))
     return label
 
 
