@@ -57,9 +57,9 @@ def register(sub) -> None:
                 "working tree, processes interleaved in pairs; judged like compare (exit 0, 1 or 2)")
     p.add_argument("configs", nargs="+", help="config names in configs/ (smoke) or paths to .py files in the repository")
     p.add_argument("--base-ref", default="", help="the git ref the baseline side is measured from (a temporary "
-                   "worktree), e.g. origin/main or HEAD")
+                   "worktree), e.g. origin/main or HEAD; this or --base-python is required")
     p.add_argument("--base-python", default="", help="the interpreter the baseline side runs under (another "
-                   "environment: a torch upgrade); with --base-ref, both")
+                   "environment: a torch upgrade); this or --base-ref is required, with --base-ref both")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="where to time")
     p.add_argument("--out", default=str(Path("results") / "ab"),
                    help="the folder this command writes into: a new folder with baseline/ and candidate/ runs")

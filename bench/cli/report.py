@@ -29,7 +29,8 @@ def register(sub) -> None:
 
     p = command(sub, "peaks", help="show this machine's peak FLOP/s and bytes/s per device (cached; probed when not)")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="which devices")
-    p.add_argument("--threads", type=number(minimum=0, integer=True), default=0, help="CPU threads (0: torch's)")
+    p.add_argument("--threads", type=number(minimum=1, integer=True), default=None,
+                   help="CPU threads (default: torch's), as `run --threads`")
     p.add_argument("--quick", action="store_true", help="small sizes: under a second, rougher")
     p.add_argument("--refresh", action="store_true", help="measure again even when cached")
     add_root(p)
@@ -61,7 +62,7 @@ def cmd_report(args) -> int:
 
 def cmd_peaks(args) -> int:
     writable_folder(Path(args.root), option="--root")  # the cache lives there: check it before probing
-    found = peaks(args.device, threads=args.threads, quick=args.quick, refresh=args.refresh, root=args.root,
+    found = peaks(args.device, threads=args.threads or 0, quick=args.quick, refresh=args.refresh, root=args.root,
                       on_step=lambda s: err(f"measuring peaks: {s}"))
     rows = [{"device": p.device, "name": p.device_name, "threads": p.threads,
              **{f"{k} TFLOP/s": round(v / 1e12, 3) for k, v in p.flops_per_s.items()},
