@@ -168,3 +168,4 @@ def test_the_estimate_says_what_it_knows_and_never_at_least_0_s():
     assert "at least 0 s" not in text and "40" in text
     assert "7 worker starts" in text and "not known" in text and "60" in text
     assert "worker" not in estimate(SimpleNamespace(least_s=12.0, processes=0), load_s=0.1)
+    assert "0 s" not in estimate(SimpleNamespace(least_s=0.0, processes=0), load_s=0.1)

@@ -175,8 +175,11 @@ def estimate(prepared, *, load_s: float) -> str:
     """How long a run takes at least, from what is known before it starts: the warm-up and sampling budgets of its
     rows. The worker starts are not known until the first has started: each imports torch and the configs, which
     took load_s (with planning) in this process."""
-    text = (f"at least {fmt_s(prepared.least_s, 2)} of warm-up and sampling (the budget per row; longer for "
-            "workloads whose single call exceeds it)")
+    if prepared.least_s > 0:
+        text = (f"at least {fmt_s(prepared.least_s, 2)} of warm-up and sampling (the budget per row; longer for "
+                "workloads whose single call exceeds it)")
+    else:
+        text = "no warm-up or sampling budget (each row takes its minimum samples)"
     if prepared.processes:
         text += (f", plus at least {prepared.processes} worker starts, not known until the first has started (each "
                  f"imports torch and the configs: loading and planning them took {load_s:.1f} s here)")
