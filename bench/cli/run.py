@@ -186,10 +186,9 @@ def estimate(prepared, *, load_s: float) -> str:
     return text
 
 
-def cmd_run(args) -> int:
-    check_label(args.label)  # before any note: a bad label is the one line printed
-    if args.report and args.probe_peaks:
-        writable_folder(Path(args.root), option="--root")  # the peaks cache: checked before the run, not after
+def _prepare(args):
+    """bench.api.prepare for `run`'s options, announced when it takes a while (a config slow to import); with the
+    seconds it took."""
     loading = time.perf_counter()
     note = threading.Timer(LOADING_NOTE_AFTER_S, err, args=(
         f"loading {', '.join(args.configs)} (importing the config{'s' if len(args.configs) > 1 else ''} and planning "
@@ -204,7 +203,14 @@ def cmd_run(args) -> int:
                            profile=args.profile)
     finally:
         note.cancel()
-    load_s = time.perf_counter() - loading
+    return prepared, time.perf_counter() - loading
+
+
+def cmd_run(args) -> int:
+    check_label(args.label)  # before any note: a bad label is the one line printed
+    if args.report and args.probe_peaks:
+        writable_folder(Path(args.root), option="--root")  # the peaks cache: checked before the run, not after
+    prepared, load_s = _prepare(args)
     store = open_for(args.store, root=args.root)  # a store that cannot be opened fails before anything is timed
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")
