@@ -51,7 +51,7 @@ class Problem:
 
 def not_a_file(path: Path | str) -> str:
     """What stands at a path where a regular file was expected, for a message's `found`: "no such file", "a folder",
-    "a symbolic link loop", "a broken symbolic link", "a FIFO (named pipe)", "a socket", "a device file"."""
+    "a symbolic link loop", "a broken symbolic link", a FIFO, a socket, "a device file" (or the OSError's reason)."""
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:

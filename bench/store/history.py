@@ -323,7 +323,7 @@ def history_rows(results: pd.DataFrame, env: dict, *, rid: str, run_path: str = 
     run = dict(run_id=rid, time_utc=env.get("time_utc", ""), git_commit=env.get("git_commit", ""),
                git_branch=env.get("git_branch", ""), host=env.get("host", ""), config=",".join(configs),
                label=env.get("label", ""), torch=env.get("torch", ""), run_path=run_path,
-               complete={True: "true", False: "false"}.get(env.get("complete"), ""))
+               complete=_complete(env.get("complete")))
     per_process = process_statistics(samples)
     if per_process:
         found = [per_process.get(tuple(str(r[k]) for k in KEY_COLUMNS), (None, None)) for _, r in frame.iterrows()]
@@ -333,6 +333,10 @@ def history_rows(results: pd.DataFrame, env: dict, *, rid: str, run_path: str = 
                          machine_key=[str(keys.get(d, "")) for d in frame["device"]],
                          reason=frame["reason"].fillna("").astype(str))
     return frame[list(HISTORY_COLUMNS)]
+
+
+def _complete(value) -> str:
+    return "true" if value is True else "false" if value is False else ""
 
 
 def rows_of_folder(run_dir: Path, results: pd.DataFrame, env: dict,
