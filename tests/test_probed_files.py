@@ -91,9 +91,11 @@ def test_history_import_refuses_an_incomplete_run_unless_allowed_and_marks_it(ru
     assert sqlite3.connect(store).execute("SELECT complete FROM bench_runs").fetchall() == [("false",)]
 
     # `history` shows the run's rows, marked, and judges no change point on them
-    status, out, err = cli(capsys, "history", "--store", store)
+    status, out, err = cli(capsys, "history", "--store", store, "--out", tmp_path / "trends")
     assert status == 0, err
     assert "1 incomplete" in out and "not judged" in out, out
+    shown = pd.read_csv(tmp_path / "trends" / "history.csv")
+    assert len(shown) == 2 and set(shown["complete"]) == {False} and shown["suite_factor"].isna().all()
     h = bench.history(store=store)
     assert set(h.frame["complete"]) == {"false"} and h.values.empty and h.changes.empty
 
