@@ -1,7 +1,21 @@
 """The project's own error type: a user error, shown as one line by the CLI (exit status 2)."""
 from __future__ import annotations
 
+import errno
+import os
+import re
+import stat
 from dataclasses import dataclass
+from pathlib import Path
+
+# numpy 2 writes its scalars' repr() as np.float64(inf), np.int64(3), np.True_: a message shows the plain value.
+_NUMPY_REPR = re.compile(r"\bnp\.(?:float|int|uint|complex|longdouble|str_|bytes_|bool_?)\w*\(([^()]*)\)")
+_NUMPY_BOOL = re.compile(r"\bnp\.(True|False)_")
+
+
+def plain(text: str) -> str:
+    """text with every numpy scalar repr (np.float64(inf)) written as the plain value (inf)."""
+    return _NUMPY_BOOL.sub(r"\1", _NUMPY_REPR.sub(r"\1", text)) if "np." in text else text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,6 +32,11 @@ class Problem:
     expected: str = ""
     found: str = ""
 
+    def __post_init__(self) -> None:
+        # Fixed here, where every message is formatted, rather than at each repr() of a value read from a file.
+        for name in ("expected", "found"):
+            object.__setattr__(self, name, plain(str(getattr(self, name))))
+
     def __str__(self) -> str:
         head = self.where
         if self.workload:
@@ -28,6 +47,28 @@ class Problem:
         if self.found:
             text += f", found {self.found}" if self.expected else f": {self.found}"
         return text
+
+
+def not_a_file(path: Path | str) -> str:
+    """What stands at a path where a regular file was expected, for a message's `found`: "no such file", "a folder",
+    "a symbolic link loop", "a broken symbolic link", a FIFO, a socket, "a device file" (or the OSError's reason)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if os.path.islink(path):
+            return "a broken symbolic link"
+        return "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or type(exc).__name__)
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe), not a file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    return "a file"
 
 
 def one_line(exc: BaseException) -> str:

@@ -112,12 +112,14 @@ def test_a_store_of_schema_1_gains_the_trimmed_column_and_keeps_its_rows(tmp_pat
     db = tmp_path / "h.sqlite"
     store = open_store(resolve(db))
     store.append(fake_history({"w": [1e-3, 2e-3]}))
-    with sqlite3.connect(db) as conn:  # what schema 1 was: no trimmed_process_mean_s
+    with sqlite3.connect(db) as conn:  # what schema 1 was: no trimmed_process_mean_s (nor bench_runs.complete)
         conn.execute("ALTER TABLE bench_rows DROP COLUMN trimmed_process_mean_s")
+        conn.execute("ALTER TABLE bench_runs DROP COLUMN complete")
         conn.execute("UPDATE bench_meta SET value = '1' WHERE name = 'schema_version'")
     store = open_store(resolve(db), create=False)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT value FROM bench_meta WHERE name = 'schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM bench_meta WHERE name = 'schema_version'").fetchone() == \
+            (str(STORE_SCHEMA_VERSION),)
     store.append(fake_history({"w": [3e-3]}).assign(run_id="later", time_utc="2026-02-01T00:00:00+00:00",
                                                   trimmed_process_mean_s=2.5e-3))
     frame = store.read()

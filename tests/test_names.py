@@ -328,8 +328,8 @@ def test_bad_names_are_one_line_problems(name, one_line):
     problems = Workload(name=name, module=nn.ReLU, input_shape=(2,)).problems("cfg.py")
     assert [p.field for p in problems] == ["name"]
     p = problems[0]
-    assert p.expected == NAME_RULE == ("1-100 characters: letters, digits, '.', '_', '+', '-', starting with a letter "
-                                       "or digit")
+    assert p.expected == NAME_RULE == ("1-100 characters: ASCII letters, digits, '.', '_', '+', '-', starting with "
+                                       "a letter or digit")
     assert p.found == (repr(name) if len(repr(name)) <= 60 else f"{repr(name)[:60]}... ({len(name)} characters)")
     one_line(str(p), "cfg.py", ": name: expected 1-100 characters")
 

@@ -21,7 +21,7 @@ from bench.report.plots import save_plots
 from bench.report.trends import render_page, suite_figure, trend_figures
 from bench.schema import RowKey
 from bench.store.files import write_atomic, writable_folder
-from bench.store.folder import Run, read_run_dir, run_dirs_in
+from bench.store.folder import Run, incomplete_reason, read_run_dir, require_rows, run_dirs_in
 from bench.store.history import Store, open_for, rows_of_folder, rows_of_run
 from bench.store.merge import merge_shards
 from bench.store.recorder import RunRecorder
@@ -46,19 +46,33 @@ class Imported:
     already: tuple[Path, ...]
     rows: int
     store: str
+    incomplete: tuple[Path, ...] = ()
 
 
-def import_runs(paths: Sequence[str | Path], *, store: str | Path | None = None) -> Imported:
+def import_runs(paths: Sequence[str | Path], *, store: str | Path | None = None,
+                allow_incomplete: bool = False) -> Imported:
     """Load run folders (each path a run folder or a folder of them, as `run --out` makes) into the store, each
     run once whatever how often it is imported. Rounds are kept as the runs they are, not pooled. Every folder
-    is read before anything is written: a corrupt one is a BenchError and adds nothing."""
+    is read before anything is written: a corrupt one, or one without rows, is a BenchError and adds nothing.
+
+    An incomplete run (interrupted) is refused unless allow_incomplete: its rows are whole, but the rows it lacks
+    change the suite a relative trend divides by, and a trend should not move because a run was cut short. With
+    allow_incomplete it is stored marked (bench_runs.complete "false"): `history` shows its rows and judges no
+    change point on them."""
     folders = [d for p in paths for d in run_dirs_in(p)]
     if not folders:
         raise BenchError(Problem(where="history import", field="RUN", expected="run folders", found="none"))
     frames = []
+    incomplete = []
     for d in folders:
-        run = read_run_dir(d)
-        frames.append(rows_of_folder(d, run.results, dict(run.env), run.samples))
+        run = require_rows(read_run_dir(d), purpose="to keep in the history store")
+        if not run.complete:
+            if not allow_incomplete:
+                raise BenchError(Problem(where=str(d / "env.json"), field="complete", found=f"false "
+                                         f"({incomplete_reason(run)})", expected="a run that finished "
+                                         "(--allow-incomplete imports it marked: shown by `history`, never judged)"))
+            incomplete.append(d)
+        frames.append(rows_of_folder(d, run.results, dict(run.env, complete=run.complete), run.samples))
     opened = open_for(store)
     if opened is None:
         raise BenchError(Problem(where="history import", field="--store", expected="a store", found="none"))
@@ -67,7 +81,8 @@ def import_runs(paths: Sequence[str | Path], *, store: str | Path | None = None)
     added_rows = opened.append(rows)
     ids = [f["run_id"].iloc[0] if len(f) else "" for f in frames]
     return Imported(added=tuple(d for d, i in zip(folders, ids) if i not in before),
-                    already=tuple(d for d, i in zip(folders, ids) if i in before), rows=added_rows, store=opened.where)
+                    already=tuple(d for d, i in zip(folders, ids) if i in before), rows=added_rows, store=opened.where,
+                    incomplete=tuple(incomplete))
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,11 @@ class History:
     values: pd.DataFrame = field(default_factory=pd.DataFrame)
     written: tuple[Path, ...] = field(default=())
     query_s: float = 0.0
+
+    @property
+    def incomplete_runs(self) -> int:
+        """How many of the runs read were stored as incomplete (shown, not judged)."""
+        return int(self.frame.loc[self.frame["complete"] == "false", "run_id"].nunique())
 
     @property
     def relative(self) -> bool:
@@ -116,7 +136,8 @@ def history(*, store: str | Path | None = None, filter: str = "", device: str = 
         raise BenchError(Problem(where=opened.where, field="--filter" if filter else "store",
                                  expected="stored rows" + (f" matching {filter!r}" if filter else ""),
                                  found="none" if not filter else f"none of {len(opened.workloads())} workloads"))
-    values, changes = judge(frame, statistic=statistic, relative=relative)
+    # Rows of runs stored as incomplete are shown (frame, history.csv) but never judged: see import_runs.
+    values, changes = judge(frame[frame["complete"] != "false"], statistic=statistic, relative=relative)
     written: list[Path] = []
     if out is not None:
         folder = writable_folder(Path(out), option="--out")

@@ -19,7 +19,7 @@ from bench.report.model import Report
 from bench.report.render import write_report
 from bench.schema import OK, RESULTS_DIR
 from bench.store import peaks as peakstore
-from bench.store.folder import Run, is_run_dir
+from bench.store.folder import Run, is_run_dir, require_rows
 from bench.store.runs import load
 from bench.suite.config import load_config
 from bench.suite.variants import Variant
@@ -101,6 +101,7 @@ def make_report(runs: Sequence[str | Path | Run], *, out: str | Path | None = No
         raise BenchError(Problem(where="report", expected="one or more runs", found="none"))
     link = site_link(site, Path(out)) if out is not None else ""
     for run in loaded:
+        require_rows(run, purpose="to report")
         check_columns(run)
     found = gather_peaks(loaded, peaks=peaks, root=root, probe_missing=probe_peaks, quick=quick_peaks,
                          on_step=on_step)

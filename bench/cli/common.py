@@ -23,11 +23,31 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 class Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help shows its default."""
+    """Every option's help shows its default, once: not when the help already says it ("(default: ...)"), nor when
+    the default is None or empty (the help says what that means: "empty: ...", "torch's")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default == "":
+            return text
+        return super()._get_help_string(action)
 
 
 def command(sub, name: str, *, help: str, description: str = "") -> OneLineParser:
     return sub.add_parser(name, help=help, description=description or help, formatter_class=Help)
+
+
+def read_run(path, *, purpose: str):
+    """The run a path names (bench.api.load), refused in one line when it has no rows (a header only); an
+    incomplete (interrupted) run is read with one warning line on stderr, since its missing rows are easy to miss."""
+    from bench.api.comparing import load  # here, not at the top: main imports this module before torch loads
+    from bench.store.folder import incomplete_reason, require_rows
+
+    run = require_rows(load(path), purpose=purpose)
+    reason = incomplete_reason(run)
+    if reason:
+        err(f"warning: {run.source or path} is an incomplete run ({reason}): only the rows that finished are in it")
+    return run
 
 
 def number(*, minimum: float = 0.0, strict: bool = False, integer: bool = False):

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_EXTRA_PAIRS, DEFAULT_PAIRS, ab
 from bench.api.calibrating import DEFAULT_REPEATS, calibrate
 from bench.api.comparing import comparison, load
-from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent
+from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent, read_run
 from bench.cli.run import add_retries
 from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import promote, store_dir
@@ -52,9 +52,9 @@ def register(sub) -> None:
                 "working tree, processes interleaved in pairs; judged like compare (exit 0, 1 or 2)")
     p.add_argument("configs", nargs="+", help="config names in configs/ (smoke) or paths to .py files in the repository")
     p.add_argument("--base-ref", default="", help="the git ref the baseline side is measured from (a temporary "
-                   "worktree), e.g. origin/main or HEAD")
+                   "worktree), e.g. origin/main or HEAD; this or --base-python is required")
     p.add_argument("--base-python", default="", help="the interpreter the baseline side runs under (another "
-                   "environment: a torch upgrade); with --base-ref, both")
+                   "environment: a torch upgrade); this or --base-ref is required, with --base-ref both")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="where to time")
     p.add_argument("--out", default=str(Path("results") / "ab"),
                    help="the folder this command writes into: a new folder with baseline/ and candidate/ runs")
@@ -239,7 +239,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    text = json.dumps(to_pytest_benchmark(load(args.run)), indent=4) + "\n"
+    text = json.dumps(to_pytest_benchmark(read_run(args.run, purpose="to export")), indent=4) + "\n"
     if args.out:
         path = write_output(Path(args.out) / "pytest-benchmark.json", text, option="--out")
         print(f"Wrote {path}", file=sys.stderr)

@@ -23,9 +23,11 @@ def register(sub) -> None:
                    "site: a static site of every row over commits and machines into --out (docs/site.md)")
     p.add_argument("runs", nargs="*", metavar="RUN", help="with import: run folders, or folders of them")
     p.add_argument("--store", default=None, metavar="PATH|URL", help=STORE_HELP)
+    p.add_argument("--allow-incomplete", action="store_true", help="with import: add interrupted runs too, marked "
+                   "incomplete (`history` shows their rows and judges no change point on them)")
     p.add_argument("--filter", default="", help="only workloads whose name contains one of these comma-separated "
                    "parts, or with one as a tag (case-insensitive)")
-    p.add_argument("--device", choices=["", "cpu", "cuda"], default="", help="only this device (default: all)")
+    p.add_argument("--device", choices=["all", "cpu", "cuda"], default="all", help="only this device")
     p.add_argument("--machine", default="", help="only this machine key (default: every machine, one trend each)")
     p.add_argument("--statistic", choices=list(STATISTICS), default="fastest",
                    help="the per-run value the change points follow: the fastest worker process's median (steady "
@@ -54,19 +56,24 @@ def cmd_history(args) -> int:
         if not args.runs:
             err("bench history import: error: expected run folders to import, found none (see --help)")
             return 2
-        done = import_runs(args.runs, store=args.store)
-        print(f"{len(done.added)} run(s) added ({done.rows} rows), {len(done.already)} already in {done.store}")
+        done = import_runs(args.runs, store=args.store, allow_incomplete=args.allow_incomplete)
+        marked = f" ({len(done.incomplete)} incomplete, marked so)" if done.incomplete else ""
+        print(f"{len(done.added)} run(s) added ({done.rows} rows){marked}, {len(done.already)} already in {done.store}")
         return EXIT_OK
     if args.action == "site":
         return cmd_site(args)
     if args.runs:
         err(f"bench history: error: run folders are taken by `history import`, found {args.runs[0]!r} (see --help)")
         return 2
-    h = history(store=args.store, filter=args.filter, device=args.device, machine=args.machine, out=args.out,
+    h = history(store=args.store, filter=args.filter, device="" if args.device == "all" else args.device,
+                machine=args.machine, out=args.out,
                 statistic=args.statistic, relative=args.relative)
     runs = h.frame["run_id"].nunique()
     trends = h.frame.groupby([*KEY_COLUMNS, "machine_key"]).ngroups
     print(f"{runs} runs, {trends} trends (row x machine) in {h.store}; read in {h.query_s:.2f} s")
+    if h.incomplete_runs:
+        print(f"{h.incomplete_runs} incomplete run(s) (interrupted, imported with --allow-incomplete): their rows are "
+              "in history.csv but not judged for change points")
     if h.relative:
         judged = h.values.drop_duplicates(["run_id", "device", "machine_key"])
         judged = judged[judged["relative"]]

@@ -3,25 +3,57 @@
 Exit statuses: 0 success; 1 some rows failed (run) or something got slower (compare); 2 a user error
 (bad config, file or argument), one line each, no traceback; 3 an internal error (a bug in bench: the
 traceback is printed; or a worker process killed by a signal while starting, one line); 4 a file could not
-be written (disk full, read-only), one line; 130 interrupted; 141 standard output closed by its reader (as shell
+be written (disk full, read-only), one line; 130 interrupted, by Ctrl-C (SIGINT) or SIGTERM alike, at any moment
+(a run keeps the rows finished, marked incomplete), one line; 141 standard output closed by its reader (as shell
 tools after SIGPIPE).
+
+This module imports nothing heavy at its top: the subcommands (and torch with them) are imported inside `main`,
+after both signals raise KeyboardInterrupt, so that a signal landing while torch loads ends in one line too.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import sys
+import threading
 import traceback
 
-from bench.cli import gate, history, report, run
 from bench.cli.common import (EXIT_BROKEN_PIPE, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
                               EXIT_USAGE, OneLineParser, err)
 from bench.errors import BenchError, WorkerLost, WriteError
+
+
+# The signals received while `main` runs. Once one has arrived, whatever it broke is an interruption: a signal that
+# lands inside a C extension's import (numpy's) can come out as an ImportError instead of a KeyboardInterrupt.
+_received: list[int] = []
+
+
+def _on_signal(signum, frame) -> None:
+    _received.append(signum)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_signals() -> dict:
+    """Make SIGINT (Ctrl-C) and SIGTERM (a job scheduler's or CI's cancel: an interruption, not a crash) raise
+    KeyboardInterrupt, remembered in _received; the previous handlers, to restore. A SIGINT that is ignored (a
+    shell's background job) stays ignored. Nothing off the main thread, where Python cannot set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    _received.clear()
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, _on_signal)
+    return previous
 
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="bench", description="Check, time and compare PyTorch layers on CPU and CUDA. "
                            "Every command that reads a run takes a run folder, the folder given to `run --out`, or a "
                            "run's results.csv. See README.md.")
+    from bench.cli import gate, history, report, run  # torch and pandas load here, not when this module does
+
     sub = parser.add_subparsers(dest="command", required=True)
     run.register(sub)
     gate.register(sub)
@@ -31,7 +63,46 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    previous = interrupt_on_signals()
+    try:
+        status = _main(list(sys.argv[1:] if argv is None else argv))
+        if _received and argv is None:  # `run` saved what it had and said so; the process ends with its status
+            _exit_now(status)
+        return status
+    except BaseException as exc:  # anywhere: while torch loads, while a config is imported, while a row runs
+        if not (_received or isinstance(exc, KeyboardInterrupt)):
+            raise
+        _ignore_signals()  # a second signal while this is said would print a traceback
+        err("interrupted")
+        if argv is None:  # this process's own command line (not a call from Python): it ends here
+            _exit_now(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def _exit_now(status: int) -> None:
+    """Exit with status after the atexit handlers and with the streams flushed, without the interpreter's own
+    shutdown: a KeyboardInterrupt that passed through code a C extension runs with PyRun (pybind11's exec, while
+    torch imports) marks the interpreter to kill itself with SIGINT at exit, whatever status it was given."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a reader gone away, a stream closed: nothing more to say
+    os._exit(status)
+
+
+def _ignore_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -50,13 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             err(str(problem))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        err("interrupted")
-        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`bench export RUN | head`): nothing more to say, as a shell tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except Exception:  # noqa: BLE001 - not the user's mistake: say so, with the traceback to report
+        if _received:  # broken by a signal, not a bug: main says "interrupted"
+            raise
         traceback.print_exc()
         err("internal error: this is a bug in bench, not a problem with your input (exit 3)")
         return EXIT_INTERNAL

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.api.comparing import load
 from bench.api.reporting import default_report_dir, make_report, peaks
-from bench.cli.common import EXIT_OK, add_root, command, err, number
+from bench.cli.common import EXIT_OK, add_root, command, err, number, read_run
 from bench.errors import BenchError, Problem
 from bench.schema import OK
 from bench.store.files import writable_folder
@@ -33,7 +32,8 @@ def register(sub) -> None:
 
     p = command(sub, "peaks", help="show this machine's peak FLOP/s and bytes/s per device (cached; probed when not)")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="which devices")
-    p.add_argument("--threads", type=number(minimum=0, integer=True), default=0, help="CPU threads (0: torch's)")
+    p.add_argument("--threads", type=number(minimum=1, integer=True), default=None,
+                   help="CPU threads (default: torch's), as `run --threads`")
     p.add_argument("--quick", action="store_true", help="small sizes: under a second, rougher")
     p.add_argument("--refresh", action="store_true", help="measure again even when cached")
     add_root(p)
@@ -48,7 +48,7 @@ def cmd_report(args) -> int:
         runs.append(str(latest))
     if not runs:
         raise BenchError(Problem(where="report", field="RUNS", expected="one or more runs (or --latest)", found="none"))
-    loaded = [load(r) for r in runs]
+    loaded = [read_run(r, purpose="to report") for r in runs]
     out = Path(args.out) if args.out else default_report_dir(loaded[0])
     written = make_report(loaded, out=out, peaks=args.peaks or None, probe_peaks=args.probe_peaks,
                           quick_peaks=args.quick_peaks, root=args.root, on_step=lambda s: err(f"measuring peaks: {s}"),
@@ -66,7 +66,7 @@ def cmd_report(args) -> int:
 
 def cmd_peaks(args) -> int:
     writable_folder(Path(args.root), option="--root")  # the cache lives there: check it before probing
-    found = peaks(args.device, threads=args.threads, quick=args.quick, refresh=args.refresh, root=args.root,
+    found = peaks(args.device, threads=args.threads or 0, quick=args.quick, refresh=args.refresh, root=args.root,
                       on_step=lambda s: err(f"measuring peaks: {s}"))
     rows = [{"device": p.device, "name": p.device_name, "threads": p.threads,
              **{f"{k} TFLOP/s": round(v / 1e12, 3) for k, v in p.flops_per_s.items()},

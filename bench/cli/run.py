@@ -8,17 +8,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
 
-from bench.api.comparing import load
 from bench.api.history import add_to_history
 from bench.store.history import open_for
 from bench.api.reporting import default_report_dir, make_report
 from bench.api.running import DEFAULT_PROCESSES, PROCESSES_ENV, execute, prepare
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
-                              number)
+                              number, read_run)
 from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
@@ -31,6 +32,10 @@ from bench.store.writer import check_label
 from bench.suite.config import load_suite, matches
 from bench.suite.plan import plan_suite
 from bench.units import fmt_s, fmt_si
+
+# A config that takes longer than this to import and plan is announced while it loads; one that loads faster says
+# nothing, so that a mistake in it stays the one line printed.
+LOADING_NOTE_AFTER_S = 1.0
 
 FILTER_HELP = "only workloads whose name contains one of these comma-separated parts, or with one as a tag " \
               "(case-insensitive); empty: all"
@@ -173,15 +178,46 @@ def summary(frame: pd.DataFrame) -> str:
     return pd.DataFrame(rows).to_string(index=False) if rows else "(no rows)"
 
 
-def cmd_run(args) -> int:
-    check_label(args.label)  # before any note: a bad label is the one line printed
-    if args.report and args.probe_peaks:
-        writable_folder(Path(args.root), option="--root")  # the peaks cache: checked before the run, not after
-    prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
+def estimate(prepared, *, load_s: float) -> str:
+    """How long a run takes at least, from what is known before it starts: the warm-up and sampling budgets of its
+    rows. The worker starts are not known until the first has started: each imports torch and the configs, which
+    took load_s (with planning) in this process."""
+    if prepared.least_s > 0:
+        text = (f"at least {fmt_s(prepared.least_s, 2)} of warm-up and sampling (the budget per row; longer for "
+                "workloads whose single call exceeds it)")
+    else:
+        text = "no warm-up or sampling budget (each row takes its minimum samples)"
+    if prepared.processes:
+        text += (f", plus at least {prepared.processes} worker starts, not known until the first has started (each "
+                 f"imports torch and the configs: loading and planning them took {load_s:.1f} s here)")
+    return text
+
+
+def _prepare(args):
+    """bench.api.prepare for `run`'s options, announced when it takes a while (a config slow to import); with the
+    seconds it took."""
+    loading = time.perf_counter()
+    note = threading.Timer(LOADING_NOTE_AFTER_S, err, args=(
+        f"loading {', '.join(args.configs)} (importing the config{'s' if len(args.configs) > 1 else ''} and planning "
+        "every workload on the meta device) ...",))
+    note.daemon = True
+    note.start()
+    try:
+        prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
                            processes=args.processes, metric=args.metric, shard=args.shard, cache=args.cache,
                            profile=args.profile, retries=args.retries)
+    finally:
+        note.cancel()
+    return prepared, time.perf_counter() - loading
+
+
+def cmd_run(args) -> int:
+    check_label(args.label)  # before any note: a bad label is the one line printed
+    if args.report and args.probe_peaks:
+        writable_folder(Path(args.root), option="--root")  # the peaks cache: checked before the run, not after
+    prepared, load_s = _prepare(args)
     store = open_for(args.store, root=args.root)  # a store that cannot be opened fails before anything is timed
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")
@@ -195,8 +231,7 @@ def cmd_run(args) -> int:
         procs = (f", each in {prepared.processes} worker processes" if prepared.processes
                  else ", in this process (--processes 0)")
         err(f"{len(prepared.plans)} workloads x {len(prepared.devices)} device(s){times} = {prepared.rows} rows{procs}; "
-            f"at least {prepared.least_s:.0f} s (warm-up and sampling budget per row; longer for workloads whose "
-            f"single call exceeds the budget); writing {run_dir}")
+            f"{estimate(prepared, load_s=load_s)}; writing {run_dir}")
 
     def progress(p: Progress) -> None:
         variant = "" if p.variant == "default" else f" [{p.variant}]"
@@ -257,7 +292,7 @@ def cmd_run(args) -> int:
 
 # ---------------------------------------------------------------- plot
 def cmd_plot(args) -> int:
-    run = load(args.run)
+    run = read_run(args.run, purpose="to plot")
     written = save_plots(default_report_dir(run), run.results, run.samples)
     print("\n".join(str(p) for p in written) if written else "no successful rows to plot")
     return EXIT_OK

@@ -7,6 +7,8 @@ It records when and under what load average it ran, so a report can say how far 
 """
 from __future__ import annotations
 
+import functools
+
 import os
 import time
 from datetime import datetime, timezone
@@ -88,7 +90,7 @@ def _measure_roofs(device: str, timer, quick: bool,
             b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
             out = torch.empty(n, n, device=device, dtype=dtype)
             try:
-                m = measure(lambda: torch.mm(a, b, out=out), timer=timer, policy=policy)
+                m = measure(functools.partial(torch.mm, a, b, out=out), timer=timer, policy=policy)
             except WorkloadTimeout:  # this math is too slow here to probe: no roof for it, float32's applies
                 continue
             finally:
@@ -98,6 +100,6 @@ def _measure_roofs(device: str, timer, quick: bool,
         on_step(f"{device} copy of {copy_bytes >> 20} MiB")
     src = torch.ones(copy_bytes, device=device, dtype=torch.uint8)
     dst = torch.empty_like(src)
-    m = measure(lambda: dst.copy_(src), timer=timer, policy=policy)
+    m = measure(functools.partial(dst.copy_, src), timer=timer, policy=policy)
     del src, dst
     return flops, 2 * copy_bytes / min(m.device_s)

@@ -10,7 +10,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from bench.errors import BenchError, Problem, WriteError
+from bench.errors import BenchError, Problem, WriteError, not_a_file
 from bench.schema import BOOL_COLUMNS, KEY_COLUMNS, NUMERIC_COLUMNS
 
 _UMASK = os.umask(0)
@@ -95,7 +95,7 @@ def read_json_object(path: Path, *, what: str) -> dict:
     """A JSON object from path; BenchError (one line) when missing, unreadable or not an object (nesting too
     deep for the parser, a RecursionError, counts as unreadable)."""
     if not path.is_file():
-        raise BenchError(Problem(where=str(path), expected=what, found="no such file"))
+        raise BenchError(Problem(where=str(path), expected=what, found=not_a_file(path)))
     raw = read_bytes(path)
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -113,7 +113,7 @@ def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
     cut short, an unreadable CSV, a missing required column, a non-numeric number or an empty key cell.
     """
     if not path.is_file():
-        raise BenchError(Problem(where=str(path), expected="a file written by `bench run`", found="no such file"))
+        raise BenchError(Problem(where=str(path), expected="a file written by `bench run`", found=not_a_file(path)))
     raw = read_bytes(path)  # read once: the checks below and the parser see the same bytes
     try:
         # We always end a file with a newline: one without it was cut short (pandas would fill the rest with NaN).
@@ -126,6 +126,8 @@ def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise BenchError(Problem(where=str(path), expected="a readable CSV", found=f"{type(exc).__name__}: {first}")) from None
+    if b"\0" in raw:
+        _refuse_nul(path, frame)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise BenchError(Problem(where=str(path), expected=f"columns {', '.join(missing)}",
@@ -156,6 +158,20 @@ def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
             row = first_row(frame[column] == "") + 2  # 1-based, after the header line
             raise BenchError(Problem(where=f"{path}:{row}", field=column, expected="a value in every row", found="none"))
     return frame
+
+
+def _refuse_nul(path: Path, frame: pd.DataFrame) -> None:
+    """A NUL byte is never in a file bench writes (a disk fault or a binary file): name the column (and line)
+    holding the first one, the NUL shown as \\0 so that the message stays printable."""
+    for column in frame.columns:
+        if "\0" in column:
+            raise BenchError(Problem(where=f"{path}:1", field=column.replace("\0", "\\0"),
+                                     expected="a header of column names", found="a NUL byte in a column name"))
+    for column in frame.columns:
+        bad = frame[column].str.contains("\0", regex=False)
+        if bad.any():
+            raise BenchError(Problem(where=f"{path}:{first_row(bad) + 2}", field=column, expected="text",
+                                     found="a NUL byte"))
 
 
 def first_row(mask: pd.Series) -> int:

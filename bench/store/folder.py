@@ -1,6 +1,7 @@
 """One run folder on disk: the frozen `Run` record, reading a folder back, and where run folders are."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -8,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, not_a_file
 from bench.schema import (DEFAULT_VARIANT, KEY_COLUMNS, REQUIRED_RESULT_COLUMNS, REQUIRED_SAMPLE_COLUMNS, RUN_FILES,
                           READABLE_SCHEMA_VERSIONS, STATUSES, RowKey)
 from bench.store.cells import FORMULA_STARTS
@@ -152,6 +153,8 @@ def check_run(run: Run, where: str) -> None:
             if column in frame.columns:
                 _refuse(path, frame, frame[column].astype(str).str.startswith(FORMULA_STARTS), column,
                         "a name that does not start with =, +, -, @, a tab or a carriage return")
+    _check_shapes(rw, results)
+    _check_one_line_per_sample(sw, samples)
     rkeys, skeys = _keys(results), _keys(samples)
     label = lambda keys, i: RowKey(*keys[i]).label  # noqa: E731
     twice = rkeys.duplicated()
@@ -172,12 +175,43 @@ def check_run(run: Run, where: str) -> None:
                                  found=f"none for {label(rkeys, i)}"))
 
 
+# A shape as bench writes it: "[16, 3, 224, 224]", "[]" for a scalar output; an empty cell where none is known.
+SHAPE = re.compile(r"\[(?:\d+(?:, ?\d+)*)?\]")
+SAMPLE_IDENTITY = (*KEY_COLUMNS, "process", "sample")
+
+
+def _check_shapes(where: str, results: pd.DataFrame) -> None:
+    for column in ("input_shape", "output_shape"):
+        if column in results.columns:
+            text = results[column].fillna("").astype(str)
+            _refuse(where, results, (text != "") & ~text.str.fullmatch(SHAPE), column,
+                    "a shape such as [16, 64] (sizes >= 0), or an empty cell")
+
+
+def _check_one_line_per_sample(where: str, samples: pd.DataFrame) -> None:
+    """A sample is one line: a line repeated (a file concatenated or edited) would count twice in every
+    statistic. A sample's identity is its row's, its worker process and its number in that process."""
+    if "sample" not in samples.columns:
+        return
+    twice = samples.duplicated(list(SAMPLE_IDENTITY)).to_numpy()
+    if twice.any():
+        i = first_row(pd.Series(twice))
+        key = RowKey(*(str(samples[c].iloc[i]) for c in KEY_COLUMNS)).label
+        raise BenchError(Problem(where=f"{where}:{i + 2}", field=", ".join(SAMPLE_IDENTITY),
+                                 expected="one line per sample", found=f"a duplicate of an earlier line, a sample of "
+                                 f"{key} (process {samples['process'].iloc[i]}, sample {samples['sample'].iloc[i]})"))
+
+
 def read_run_dir(run_dir: Path) -> Run:
     """One run folder (results.csv, samples.csv, env.json) as a Run; BenchError for anything missing, corrupt or
     inconsistent (check_run: the results and samples always agree, as a pair, once loaded)."""
     env = read_env(run_dir)
     results = read_csv(run_dir / "results.csv", REQUIRED_RESULT_COLUMNS)
     samples = read_csv(run_dir / "samples.csv", REQUIRED_SAMPLE_COLUMNS)
+    if "n_processes" in results.columns and "process" not in samples.columns:  # both or neither (before workers)
+        raise BenchError(Problem(where=str(run_dir / "samples.csv"), field="process", expected="a process column, "
+                                 "as results.csv has n_processes (the gate's unit is the process)",
+                                 found="none"))
     run = Run(results=results, samples=samples, env=env, source=run_dir, run_dirs=(run_dir,))
     check_run(run, str(run_dir))
     return run
@@ -205,7 +239,8 @@ def run_dirs_in(path: Path | str) -> list[Path]:
         raise BenchError(Problem(where=str(path), expected="one run: an A/B folder's baseline/ or candidate/ "
                                  f"(bench compare {path}/baseline {path}/candidate judges them)", found="an A/B folder"))
     if any((path / name).is_file() for name in RUN_FILES):  # a run folder that lost its env.json
-        raise BenchError(Problem(where=str(path / "env.json"), expected="a run folder's env.json", found="no such file"))
+        raise BenchError(Problem(where=str(path / "env.json"), expected="a run folder's env.json",
+                                 found=not_a_file(path / "env.json")))
     try:
         runs = sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
     except OSError as exc:
@@ -223,3 +258,20 @@ def latest_run_dir(root: Path) -> Path:
         raise BenchError(Problem(where=str(root), field="--latest", expected="a run folder (with env.json) under it",
                                  found="none"))
     return max(runs, key=lambda p: (p / "env.json").stat().st_mtime)
+
+
+def require_rows(run: Run, *, purpose: str) -> Run:
+    """The run, when it has rows: a header-only run folder (a run stopped before its first row, or a file emptied)
+    has nothing to report, plot, export or keep in the history store. BenchError in one line otherwise."""
+    if run.results.empty:
+        where = run.run_dirs[0] / "results.csv" if len(run.run_dirs) == 1 else run.name
+        raise BenchError(Problem(where=str(where), field="rows", expected=f"at least one row {purpose}",
+                                 found="no rows (a header only)"))
+    return run
+
+
+def incomplete_reason(run: Run) -> str | None:
+    """Why a run is incomplete (env.json's incomplete_reason, or "not marked complete"), None when complete."""
+    if run.complete:
+        return None
+    return str(run.env.get("incomplete_reason") or "not marked complete")

@@ -29,13 +29,17 @@ from bench.schema import KEY_COLUMNS, RESULTS_DIR, RowKey
 from bench.store.folder import Run
 from bench.store.summary import process_medians, with_process
 
-STORE_SCHEMA_VERSION = 2  # 2: bench_rows.trimmed_process_mean_s (a store of schema 1 gains it when opened)
+# 2: bench_rows.trimmed_process_mean_s; 3: bench_runs.complete. A store of an older schema gains them when opened.
+STORE_SCHEMA_VERSION = 3
 STORE_ENV = "BENCH_STORE"  # a path or SQLAlchemy URL; "none" turns the store off
 DEFAULT_STORE = RESULTS_DIR / "history.sqlite"
 RUNS_TABLE, ROWS_TABLE, WORKLOADS_TABLE, META_TABLE = "bench_runs", "bench_rows", "bench_workloads", "bench_meta"
 
 # Where a run came from: the same for all its rows (bench_runs). machine_key is per device, so per row.
-RUN_COLUMNS = ("run_id", "time_utc", "git_commit", "git_branch", "host", "config", "label", "torch", "run_path")
+# complete: "true", "false" (an interrupted run, imported with --allow-incomplete: shown, never judged), or ""
+# (unknown: stored before the column existed, or a frame built without it; judged, as before).
+RUN_COLUMNS = ("run_id", "time_utc", "git_commit", "git_branch", "host", "config", "label", "torch", "run_path",
+               "complete")
 # What a trend reads of each row: its identity, status and summary statistics.
 ROW_COLUMNS = (*KEY_COLUMNS, "tags", "status", "reason", "median_s", "iqr_s", "rel_iqr", "n_samples", "n_processes",
                "rel_iqr_between", "instructions", "flops_per_s", "bytes_per_s", "threads", "fastest_process_median_s",
@@ -44,8 +48,9 @@ HISTORY_COLUMNS = (*RUN_COLUMNS, "machine_key", *ROW_COLUMNS)
 NUMBER_COLUMNS = frozenset({"median_s", "iqr_s", "rel_iqr", "n_samples", "n_processes", "rel_iqr_between",
                             "instructions", "flops_per_s", "bytes_per_s", "threads", "fastest_process_median_s",
                             "trimmed_process_mean_s"})
-# Columns added after schema 1, by the version that added them: opening an older store adds them (NULL in its rows).
-ADDED_COLUMNS = {2: ("trimmed_process_mean_s",)}
+# Columns added after schema 1, by the version that added them (table, column, SQL type): opening an older store
+# adds them (NULL in its rows).
+ADDED_COLUMNS = {2: ((ROWS_TABLE, "trimmed_process_mean_s", "FLOAT"),), 3: ((RUNS_TABLE, "complete", "VARCHAR(200)"),)}
 
 
 def resolve(store: str | Path | None, *, root: Path | str = RESULTS_DIR) -> str | None:
@@ -273,8 +278,8 @@ def _upgrade(conn, version: int) -> None:
     from sqlalchemy import text
 
     for v in range(version + 1, STORE_SCHEMA_VERSION + 1):
-        for column in ADDED_COLUMNS.get(v, ()):
-            conn.execute(text(f"ALTER TABLE {ROWS_TABLE} ADD COLUMN {column} FLOAT"))
+        for table, column, kind in ADDED_COLUMNS.get(v, ()):
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
     conn.execute(text(f"UPDATE {META_TABLE} SET value = :v WHERE name = 'schema_version'"),
                  dict(v=str(STORE_SCHEMA_VERSION)))
 
@@ -317,7 +322,8 @@ def history_rows(results: pd.DataFrame, env: dict, *, rid: str, run_path: str = 
     frame = pd.DataFrame({c: results[c] if c in results.columns else None for c in ROW_COLUMNS}).reset_index(drop=True)
     run = dict(run_id=rid, time_utc=env.get("time_utc", ""), git_commit=env.get("git_commit", ""),
                git_branch=env.get("git_branch", ""), host=env.get("host", ""), config=",".join(configs),
-               label=env.get("label", ""), torch=env.get("torch", ""), run_path=run_path)
+               label=env.get("label", ""), torch=env.get("torch", ""), run_path=run_path,
+               complete=_complete(env.get("complete")))
     per_process = process_statistics(samples)
     if per_process:
         found = [per_process.get(RowKey.of(r), (None, None)) for _, r in frame.iterrows()]
@@ -327,6 +333,10 @@ def history_rows(results: pd.DataFrame, env: dict, *, rid: str, run_path: str = 
                          machine_key=[str(keys.get(d, "")) for d in frame["device"]],
                          reason=frame["reason"].fillna("").astype(str))
     return frame[list(HISTORY_COLUMNS)]
+
+
+def _complete(value) -> str:
+    return "true" if value is True else "false" if value is False else ""
 
 
 def rows_of_folder(run_dir: Path, results: pd.DataFrame, env: dict,

@@ -16,8 +16,8 @@ LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 def check_label(label: str) -> str:
     """A run label becomes part of a folder name: letters, digits, '.', '_' and '-' (64 at most)."""
     if label and not LABEL.fullmatch(label):
-        raise BenchError(Problem(where="run", field="--label", found=repr(label),
-                                 expected="letters, digits, '.', '_' or '-' (starting with a letter or digit, 64 at most)"))
+        raise BenchError(Problem(where="run", field="--label", found=repr(label), expected="ASCII letters, digits, "
+                                 "'.', '_' or '-' (starting with a letter or digit, 64 at most)"))
     return label
 
 

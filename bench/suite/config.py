@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.errors import BenchError, Problem, one_line
+from bench.errors import BenchError, Problem, not_a_file, one_line
 from bench.suite.variants import Variant
 from bench.suite.workload import Declared, Workload
 
@@ -58,7 +58,7 @@ def resolve(spec: str) -> Path:
     path = Path(spec)
     if path.suffix == ".py" or path.exists():
         if not path.is_file():
-            raise BenchError(Problem(where=spec, expected="a config file (.py)", found="no such file"))
+            raise BenchError(Problem(where=spec, expected="a config file (.py)", found=not_a_file(path)))
         return path
     candidate = CONFIG_DIR / f"{spec}.py"
     if candidate.is_file():

@@ -7,6 +7,8 @@ submodule record the tensors each one returns, for the memory a forward needs at
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -169,7 +171,15 @@ def plan_one(workload: Workload, source: str) -> Plan:
 
 
 def plan_suite(declared: list[Declared]) -> tuple[list[Plan], list[Problem]]:
-    """Plan every workload; return the plans that passed and every problem found, all at once."""
+    """Plan every workload; return the plans that passed and every problem found, all at once.
+
+    What a module prints while it is built or called on the meta device goes to stderr, as a config's prints at
+    import do: stdout carries a command's output (`list --json`)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return _plan_all(declared)
+
+
+def _plan_all(declared: list[Declared]) -> tuple[list[Plan], list[Problem]]:
     problems: list[Problem] = []
 
     def key(w: Workload) -> str:  # a name may be unhashable (a list): w.problems() reports it, never crash

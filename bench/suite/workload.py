@@ -21,7 +21,7 @@ DTYPES: dict[str, torch.dtype] = {
 # pull-request comment, HTML and plots: a small set of plain characters is safe in all of them (no
 # spreadsheet formula, Markdown or HTML syntax, mathtext, path separator or line break).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
-NAME_RULE = "1-100 characters: letters, digits, '.', '_', '+', '-', starting with a letter or digit"
+NAME_RULE = "1-100 characters: ASCII letters, digits, '.', '_', '+', '-', starting with a letter or digit"
 
 
 def valid_name(value: object) -> bool:
@@ -46,7 +46,7 @@ def _label(value: str, limit: int = 60) -> str:
 class Workload:
     """One layer (or stack) and its input.
 
-    name: unique in the suite; 1-100 characters from letters, digits, '.', '_', '+' and '-', starting with
+    name: unique in the suite; 1-100 characters from ASCII letters, digits, '.', '_', '+' and '-', starting with
     a letter or digit (NAME_PATTERN: names reach CSV, Markdown, HTML and plots, so they hold no syntax of
     any of them). module: a zero-argument callable that builds the nn.Module (a class, a lambda or a
     functools.partial), so nothing is allocated until needed. input_shape: the input tensor's shape, batch

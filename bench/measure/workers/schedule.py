@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from bench.checks import strict_int
-from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
 from bench.measure.workers.cost import Estimate, WorkerCost
