@@ -1,6 +1,6 @@
 """layerbench: time PyTorch layers truthfully on CPU and CUDA, and gate CI on regressions.
 
-The Python API (bench.api): check, run, ab, load, compare, report, peaks, history, import_runs, merge, record; the records they return: Run,
+The Python API (bench.api): check, run, ab, attribution, load, compare, report, peaks, history, import_runs, merge, record; the records they return: Run,
 Workload. Names are imported on first use (PEP 562), so `from bench import Workload` in a config, or a worker
 process, does not pay for pandas and matplotlib.
 """
@@ -11,8 +11,8 @@ import importlib
 _WHERE = {
     "BenchError": "bench.errors", "Problem": "bench.errors", "Run": "bench.store.folder",
     "Variant": "bench.suite.variants", "Workload": "bench.suite.workload",
-    **{name: "bench.api" for name in ("ab", "check", "compare", "comparison", "history", "import_runs", "load", "merge",
-                                            "peaks", "record", "report", "run")},
+    **{name: "bench.api" for name in ("ab", "attribution", "check", "compare", "comparison", "history", "import_runs",
+                                      "load", "merge", "peaks", "record", "report", "run")},
 }
 __all__ = sorted(_WHERE)
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 
-from bench.cli import gate, history, report, run
+from bench.cli import attribution, gate, history, report, run
 from bench.cli.common import (EXIT_BROKEN_PIPE, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
                               EXIT_USAGE, OneLineParser, err)
 from bench.errors import BenchError, WriteError
@@ -25,6 +25,7 @@ def build_parser() -> OneLineParser:
     run.register(sub)
     gate.register(sub)
     report.register(sub)
+    attribution.register(sub)
     history.register(sub)
     return parser
 

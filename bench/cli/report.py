@@ -7,6 +7,7 @@ import pandas as pd
 
 from bench.api.comparing import load
 from bench.api.reporting import default_report_dir, peaks, report
+from bench.cli.attribution import report_models
 from bench.cli.common import EXIT_OK, add_root, command, err, number
 from bench.errors import BenchError, Problem
 from bench.store.files import writable_folder
@@ -56,6 +57,7 @@ def cmd_report(args) -> int:
           f"{(ok['verdict'] == 'launch-bound').sum()} launch-bound, {ok['noisy'].astype(bool).sum()} noisy.")
     if len(written.best):
         print(written.best[["machine", "device", "workload", "best_variant", "speedup"]].to_string(index=False))
+    report_models(written.attribution, out)  # a line per model reported, and its layers.csv
     print(f"Wrote {out / 'report.html'}\nWrote {out / 'report.md'}")
     return EXIT_OK
 
