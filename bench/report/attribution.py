@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.measure.roofs import Peaks  # noqa: E402
@@ -50,6 +51,13 @@ def _paths(text: str, limit: int = 60) -> str:
     return shown
 
 
+def summary_line(m: pd.Series) -> str:
+    """"model 5 ms; sum of its layers 4 ms (0.80x); outside the layers 1 ms" for a model row of the table."""
+    ratio = "" if pd.isna(m["ratio"]) else f" ({m['ratio']:.2f}x)"
+    return (f"model {fmt_s(m['median_s'], 3)}; sum of its layers {fmt_s(m['layers_sum_s'], 3)}{ratio}; "
+            f"outside the layers {fmt_s(m['outside_s'], 3)}")
+
+
 def _summary_row(m: pd.Series) -> tuple[str, ...]:
     layers = "-" if pd.isna(m["failed_layers"]) else f"{int(m['failed_layers'])} without a time"
     ratio = "-" if pd.isna(m["ratio"]) else f"{m['ratio']:.2f}"
@@ -63,14 +71,16 @@ def _top_row(r: pd.Series) -> tuple[str, ...]:
             "-" if pd.isna(r["pct_of_roof"]) else f"{r['pct_of_roof']:.3g}%", _paths(r["paths"]))
 
 
-def shares_figure(layers: pd.DataFrame, *, title: str, top: int = TOP_N):
+def shares_figure(layers: pd.DataFrame, *, title: str, top: int = TOP_N, summary: str = ""):
     """Horizontal bars of the layers' shares of the sum of the model's layers: the `top` largest by name (coloured
-    by what bounds them), the rest as one bar; each bar says its share and calls x median."""
+    by what bounds them), the rest as one bar; each bar says its share and calls x median. summary: a line under
+    the title (the model against the sum of its layers)."""
     ran = layers[layers["share"].notna()].sort_values("total_s", ascending=False)
     shown, rest = ran.iloc[:top], ran.iloc[top:]
     labels = [f"{w} (x{c})" if c > 1 else str(w) for w, c in zip(shown["workload"], shown["count"])]
     shares, colors = list(shown["share"]), [BOUND_COLORS.get(b, BOUND_COLORS["unknown"]) for b in shown["bound"]]
-    notes = [f"{fmt_s(t, 3)}" for t in shown["total_s"]]
+    notes = [fmt_s(t, 3) + ("" if v in ("", "unknown") else f"; {verdict_text(v, p)}")
+             for t, v, p in zip(shown["total_s"], shown["verdict"], shown["pct_of_roof"])]
     if len(rest):
         labels.append(f"other {len(rest)} layers")
         shares.append(float(rest["share"].sum()))
@@ -84,11 +94,11 @@ def shares_figure(layers: pd.DataFrame, *, title: str, top: int = TOP_N):
     ax.invert_yaxis()
     ax.set_xlim(0, max([100 * s for s in shares] + [1.0]) * 1.3)
     ax.set_xlabel("share of the sum of the layers' time (calls x median per call, each layer timed alone)")
-    for name in dict.fromkeys(shown["bound"]):
-        ax.barh([], [], color=BOUND_COLORS.get(name, BOUND_COLORS["unknown"]), label=mpl_text(f"bound: {name}"))
-    if len(shown):
-        ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title, fontsize=10, parse_math=False)
+    handles = [Patch(color=BOUND_COLORS.get(name, BOUND_COLORS["unknown"]), label=mpl_text(f"bound by {name}"))
+               for name in dict.fromkeys(shown["bound"])]
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.set_title(f"{title}\n{summary}" if summary else title, fontsize=10, parse_math=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -112,7 +122,7 @@ def _section(index: int, where: str, rows: pd.DataFrame, device_rows: pd.DataFra
     figures: dict[str, bytes] = {}
     if layers["share"].notna().any():
         caption = f"{name}: share of each layer, {where}, {label}"
-        figures[caption] = png(shares_figure(layers, title=caption))
+        figures[caption] = png(shares_figure(layers, title=caption, summary=summary_line(pick)))
     if peaks is not None:
         caption = f"{name} on the roofline, {where}"
         highlight = set(rows["workload"])
