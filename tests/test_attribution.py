@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def _records(names=None) -> list[Record]:
     plans = _plans()
     names = names or list(LAYERS)
     out = []
-    for (name, device, variant), _ in TIMES.items():
+    for name, device, variant in TIMES:
         if name in names:
             out.append(_record(plans[name], device, BF16 if variant == "bfloat16" else DEFAULT))
     if "other-1" in names:
@@ -235,7 +236,6 @@ def run_dirs(tmp_path_factory, records):
     loaded = bench.load(models)
     peaks = _peaks_for(dict(loaded.env), loaded.results)
     peaks_file = root / "peaks.json"
-    from dataclasses import asdict
     peaks_file.write_text(json.dumps({"schema_version": 1, "peaks": [asdict(peaks)]}))
     return models, plain, peaks_file
 

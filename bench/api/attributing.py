@@ -1,8 +1,8 @@
 """A model's time attributed to its layers, from Python: `bench.attribution(run)` returns the table as data."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 

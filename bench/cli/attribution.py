@@ -2,6 +2,7 @@
 prints about the models it reported."""
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -55,7 +56,7 @@ def print_models(table: pd.DataFrame, *, top: int = 0, written: Path | None = No
     if table.empty:
         return
     starts = [i for i, kind in enumerate(table["kind"]) if kind == "model"] + [len(table)]
-    for a, b in zip(starts, starts[1:]):
+    for a, b in pairwise(starts):
         print(model_line(table.iloc[a]))
         if top and b > a + 1:
             print(_layers(table.iloc[a + 1:b], top))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bench.report.model import ModelSection, Report
 from bench.store.attribution import LAYERS_FILE, layers_csv

@@ -123,15 +123,14 @@ def _base(row: pd.Series, context: list[str]) -> dict:
 def _model_row(group: pd.DataFrame, layers: list[dict], context: list[str]) -> dict:
     """The model's row: its own time against the sum of its layers' (see the module's docstring)."""
     models = group[_kinds(group) == "model"]
-    first = group.iloc[0]
     if len(models):
         row = _base(models.iloc[0], context)
-    else:  # the run has layers of the model but not its whole-model row (a filter left it out)
-        row = _base(pd.Series({**first.to_dict(), "workload": _text(first.get("model")) or str(first["workload"]),
-                               "kind": "model", "status": "", "reason": "", "module_type": "", "paths": "",
-                               "count": 1, "flops": math.nan, "bytes": math.nan, "verdict": "", "launch_bound": None}),
-                     context)
-        row["status"] = ""
+    else:  # the run has layers of the model but not its whole-model row (a filter left it out): one without a time
+        first = group.iloc[0]
+        row = _base(first, context)
+        row.update(workload=row["model"] or row["workload"], kind="model", status="", reason="", module_type="",
+                   count=1, paths="", median_s=math.nan, total_s=math.nan, flops=math.nan, bytes=math.nan, verdict="",
+                   bound="", pct_of_roof=math.nan)
     ran = [x for x in layers if not math.isnan(x["total_s"])]
     missing = [x for x in layers if math.isnan(x["total_s"])]
     notes = []
