@@ -337,3 +337,21 @@ def test_cli_attribution_and_report(tmp_path, run_dirs, capsys):
                  str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"Wrote {target / LAYERS_FILE}" in out and (target / LAYERS_FILE).is_file()
+
+
+def test_text_from_a_results_file_is_inert_in_the_model_section(tmp_path, records):
+    """model, paths and module_type are text read from results.csv: escaped in HTML and Markdown, mathtext-free
+    in the figures, and no layers.csv cell reads as a formula."""
+    results = _with_models(to_frame([r for r in records if r.device == "cpu"]))
+    results["model"] = results["model"].replace("tiny", "=HYPERLINK(1)<b>$x$</b>")
+    results["paths"] = results["paths"].replace("0", "@cmd|<i>")
+    run = Run(results=results, samples=to_samples([r for r in records if r.device == "cpu"]), env=_env())
+    out = tmp_path / "report"
+    api.report([run], out=out, root=tmp_path)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<b>$x$</b>" not in page and "&lt;b&gt;$x$&lt;/b&gt;" in page and "<i>" not in page
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "<b>" not in md and "\\<b\\>" in md
+    layers = (out / LAYERS_FILE).read_text(encoding="utf-8")
+    assert "'=HYPERLINK(1)" in layers and "'@cmd|<i>" in layers
+    assert not any(line.startswith("=") or ",=" in line for line in layers.splitlines())
