@@ -1,6 +1,6 @@
 """layerbench: time PyTorch layers truthfully on CPU and CUDA, and gate CI on regressions.
 
-The Python API (bench.api): check, run, ab, load, compare, make_report, peaks, history, import_runs, merge,
+The Python API (bench.api): check, run, ab, attribution, load, compare, make_report, peaks, history, import_runs, merge,
 add_to_history; the records they return: Run, Workload. `bench.report` is the package that builds and renders
 reports. Names are imported on first use (PEP 562), so `from bench import Workload` in a config, or a worker
 process, does not pay for pandas and matplotlib.
@@ -12,8 +12,8 @@ import importlib
 _WHERE = {
     "BenchError": "bench.errors", "Problem": "bench.errors", "Run": "bench.store.folder",
     "Variant": "bench.suite.variants", "Workload": "bench.suite.workload",
-    **{name: "bench.api" for name in ("ab", "add_to_history", "check", "compare", "comparison", "history",
-                                      "import_runs", "load", "make_report", "merge", "peaks", "run")},
+    **{name: "bench.api" for name in ("ab", "add_to_history", "attribution", "check", "compare", "comparison",
+                                      "history", "import_runs", "load", "make_report", "merge", "peaks", "run")},
 }
 __all__ = sorted(_WHERE)
 __version__ = "0.1.0"

@@ -56,6 +56,10 @@ RESULT_COLUMNS = [
     # --profile (bench.measure.kernels): the kernels of one call with their share of device time, and what their
     # names say: matrix (tensor-core) kernels ran, TF32 ran; kernels.csv and profiles/ hold the rest
     "top_kernels", "tensor_cores", "tf32",
+    # a model's rows (bench.layers): kind "layer" (one distinct layer), "model" (the whole model) or "" (a plain
+    # workload); the model's name; how many calls of the model a layer row stands for (1 for model and plain
+    # rows); the model paths the row stands for, ";"-joined; the module's class name
+    "kind", "model", "count", "paths", "module_type",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics
@@ -71,7 +75,7 @@ NUMERIC_COLUMNS = frozenset({
     "compile_s", "graphs",
     "peak_memory_bytes", "planned_peak_bytes",
     "cpu_mhz", "sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "throttled_share",
-    "calls", "time_s", "share",
+    "calls", "time_s", "share", "count",
 })
 BOOL_COLUMNS = frozenset({"noisy", "launch_bound", "tensor_cores", "tf32"})
 # kernels.csv (--profile): one row per kernel (CUDA) or operator (CPU) of one call of a row

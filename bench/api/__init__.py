@@ -1,15 +1,17 @@
-"""The Python API: check, run, load, compare and report. The CLI is a thin layer over these functions.
+"""The Python API: check, run, load, compare, report and attribution. The CLI is a thin layer over these functions.
 
     import bench
     run = bench.run("smoke", device="cpu", budget_s=0.2)       # writes nothing; run.frame is a DataFrame
     run = bench.run([bench.Workload(...)], out="results")      # writes one run folder under results/
     bench.compare("results/baselines/<machine>", run.source)   # verdicts as a DataFrame
     bench.make_report([run], out="report")                     # report.html, report.md, figures
+    bench.attribution(run)                                     # a model's time per layer, as a DataFrame
     bench.history(filter="conv", out="history")                # trends and change points of the history store
 
 Functions return data and never print; user errors raise bench.BenchError (one line per problem).
 """
 from bench.api.ab import AB, ab
+from bench.api.attributing import attribution
 from bench.api.calibrating import Calibrated, calibrate
 from bench.api.comparing import compare, comparison, load
 from bench.api.history import History, Imported, add_to_history, history, import_runs, merge
@@ -18,6 +20,7 @@ from bench.api.running import Prepared, check, execute, prepare, run
 from bench.api.site import Site, history_site
 from bench.measure.runner import devices_for
 
-__all__ = ["AB", "Calibrated", "History", "Imported", "Prepared", "Site", "ab", "add_to_history", "calibrate",
-           "check", "compare", "comparison", "default_report_dir", "devices_for", "execute", "gather_peaks", "history",
-           "history_site", "import_runs", "load", "make_report", "merge", "peaks", "prepare", "run"]
+__all__ = ["AB", "Calibrated", "History", "Imported", "Prepared", "Site", "ab", "add_to_history", "attribution",
+           "calibrate", "check", "compare", "comparison", "default_report_dir", "devices_for", "execute",
+           "gather_peaks", "history", "history_site", "import_runs", "load", "make_report", "merge", "peaks",
+           "prepare", "run"]

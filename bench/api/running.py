@@ -22,6 +22,7 @@ from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
+from bench.store.attribution import write_layers
 from bench.store.env_record import RunEnv
 from bench.store.folder import Run
 from bench.store.history import open_for, rows_of_run
@@ -260,6 +261,7 @@ def _plots(run: Run) -> None:
     if run.source is not None:
         try:
             save_plots(run.source, run.results, run.samples)
+            write_layers(run)  # layers.csv, for a run of a model's layers (bench.store.attribution)
         except OSError as exc:
             raise cannot_write(run.source, exc) from None
 

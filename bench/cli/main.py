@@ -49,15 +49,16 @@ def interrupt_on_signals() -> dict:
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="bench", description="Check, time and compare PyTorch layers on CPU and CUDA. "
+    parser = OneLineParser(prog="layerbench", description="Check, time and compare PyTorch layers on CPU and CUDA. "
                            "Every command that reads a run takes a run folder, the folder given to `run --out`, or a "
                            "run's results.csv. See README.md.")
-    from bench.cli import gate, history, report, run  # torch and pandas load here, not when this module does
+    from bench.cli import attribution, gate, history, report, run  # torch and pandas load here, not when this module does
 
     sub = parser.add_subparsers(dest="command", required=True)
     run.register(sub)
     gate.register(sub)
     report.register(sub)
+    attribution.register(sub)
     history.register(sub)
     return parser
 

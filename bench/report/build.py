@@ -12,10 +12,12 @@ import pandas as pd
 
 from bench.errors import BenchError, Problem
 from bench.measure.roofs import Peaks
+from bench.report.attribution import model_sections
 from bench.report.figures import report_figures
 from bench.report.model import Report
 from bench.report.roofline import annotate
 from bench.schema import OK
+from bench.store.attribution import attribute
 from bench.store.folder import Run
 
 MIN_SPEEDUP = 1.05
@@ -131,5 +133,7 @@ def build_report(runs: Sequence[Run], *, peaks: Sequence[Peaks] = ()) -> Report:
     notes = [*notes, *(f"the roofs of {p.machine_key} were measured while other processes kept {p.others_busy_cores:.1f} "
                        f"of its {p.cores} cores busy: they are low, so its rows read closer to them than they are; "
                        "measure again on a quiet machine (`bench peaks --refresh`)" for p in found.values() if p.busy)]
+    table = attribute(frame)  # a model's rows (bench.layers): their attribution, a section per model
     return Report(runs=tuple(runs), envs=tuple(envs), frame=frame, best=best_variants(frame),
-                  peaks=tuple(found.values()), figures=report_figures(frame, samples, found), notes=tuple(notes))
+                  peaks=tuple(found.values()), figures=report_figures(frame, samples, found), notes=tuple(notes),
+                  attribution=table, models=model_sections(frame, table, found))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.model import Report
+from bench.report.render_models import models_html, models_md, write_model_files
 from bench.report.roofline import verdict_text
 from bench.report.site_pages import STYLESHEET, asset
 from bench.schema import FAILED, NOT_APPLICABLE, OK
@@ -206,6 +207,7 @@ def render_html(report: Report, *, site_link: str = "") -> str:
     parts.append("<section id='best-variants'><h2>Best variants</h2><p class='note'>Fastest forward variant per "
                  "workload and device; rel diff = max |output - float64 CPU reference| / max |reference|.</p>"
                  + _html_table(*best_rows(report)) + "</section>")
+    parts += models_html(report, _html_table)  # a section per model (bench.layers): where its time goes
     for kind, title, note, headers, rows in _extra_sections(report):
         parts.append(f"<section id='{kind}'><h2>{title}</h2><p class='note'>{html.escape(note)}</p>"
                      f"{_html_table(headers, rows) if rows else ''}</section>")
@@ -254,6 +256,7 @@ def render_md(report: Report, *, figure_files: dict[str, str]) -> str:
             "", "## Roofline and latency", "", ROOFLINE_NOTE, "", _md_table(*_peak_rows(report)), ""]
     out += [f"![{md_text(c)}]({f})" for c, f in figure_files.items()]
     out += ["", "## Best variants", "", _md_table(*best_rows(report)), ""]
+    out += models_md(report, _md_table)
     for _, title, note, headers, rows in _extra_sections(report):
         out += [f"## {title}", "", note, ""] + ([_md_table(headers, rows), ""] if rows else [])
     for kind, (title, note, headers) in CALLOUTS.items():
@@ -274,6 +277,7 @@ def write_report(report: Report, out_dir: Path, *, site_link: str = "") -> tuple
     write_atomic(out_dir / "roofline.csv", neutralize(report.frame).to_csv(index=False))  # no cell is a formula
     if report.peaks:
         write_peaks_file(out_dir / "peaks.json", list(report.peaks))
+    write_model_files(report, out_dir)  # the model sections' figures and layers.csv
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
     write_atomic(html_path, render_html(report, site_link=site_link))
     write_atomic(md_path, render_md(report, figure_files=files))

@@ -17,7 +17,7 @@ A float64 row is put against the float64 roof only: without one (peaks probed be
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Collection
 
 import matplotlib
 
@@ -102,12 +102,13 @@ def annotate(frame: pd.DataFrame, peaks_of: Callable[[pd.Series], Peaks | None])
     return pd.concat([frame.drop(columns=[c for c in ROOFLINE_COLUMNS if c in frame.columns]), extra], axis=1)
 
 
-def roofline_figure(rows: pd.DataFrame, peaks: Peaks, *, title: str):
+def roofline_figure(rows: pd.DataFrame, peaks: Peaks, *, title: str, highlight: Collection[str] = ()):
     """Log-log roofline of one device: the memory roof, one compute roof per math mode present, a point per row.
 
     Points of the default variant are large and labelled with the workload; other variants are small and
     unlabelled (the report's variant table names them); the marker's shape is the dtype, its colour the
-    verdict. Rows without FLOPs (views, copies) have no place on a log axis and are left out.
+    verdict. Rows without FLOPs (views, copies) have no place on a log axis and are left out. highlight: when
+    given, only these workloads' points are large and labelled (a model's rows among the device's).
     """
     ok = rows[(rows["status"] == OK) & (rows["flops"] > 0) & (rows["bytes"] > 0)].copy()
     ok["intensity"] = ok["flops"] / ok["bytes"]
@@ -128,6 +129,7 @@ def roofline_figure(rows: pd.DataFrame, peaks: Peaks, *, title: str):
                 linewidth=1, label=mpl_text(f"{m} roof {peak / 1e12:.3g} TFLOP/s"))
     for _, r in ok.iterrows():
         default = r.get("variant", "default") in ("default", None) or pd.isna(r.get("variant", "default"))
+        default = default and (not highlight or r["workload"] in highlight)
         color = VERDICT_COLORS.get(r.get("verdict", ""), VERDICT_COLORS[""])
         ax.scatter(r["intensity"], r["flops_per_s"], s=55 if default else 16, color=color, zorder=3 + default,
                    marker=MARKERS.get(r.get("dtype"), "o"), edgecolors="black" if default else "none", linewidths=0.6,
@@ -142,6 +144,8 @@ def roofline_figure(rows: pd.DataFrame, peaks: Peaks, *, title: str):
         ax.scatter([], [], color="white", edgecolors="black", marker=MARKERS.get(dtype, "o"), label=mpl_text(dtype))
     if (ok.get("variant", pd.Series("default", index=ok.index)).fillna("default") != "default").any():
         ax.scatter([], [], s=16, color="gray", alpha=0.6, label="other variants (unlabelled)")
+    if highlight and not ok["workload"].isin(set(highlight)).all():
+        ax.scatter([], [], s=16, color="gray", alpha=0.6, label="other workloads (unlabelled)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
