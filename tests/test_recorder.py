@@ -18,7 +18,7 @@ from bench.store.frames import to_frame, to_samples
 from bench.store.recorder import RowOrder, RunRecorder
 from bench.store.runs import load as read_run
 from bench.store.writer import new_run_dir
-from bench.suite.config import load
+from bench.suite.config import load_config
 from bench.suite.plan import plan_one
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def plans():
-    return [plan_one(d.workload, d.source) for d in load("smoke").declared]
+    return [plan_one(d.workload, d.source) for d in load_config("smoke").declared]
 
 
 def record(plan, *, process=0, scale=1.0, status="ok", instructions=None, device="cpu") -> Record:
