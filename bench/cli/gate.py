@@ -26,6 +26,11 @@ RUN_HELP = "a run folder, the folder given to `run --out` (one run, or rounds to
 
 
 def register(sub) -> None:
+    for add in (_add_compare, _add_ab, _add_baseline, _add_calibrate, _add_export):
+        add(sub)
+
+
+def _add_compare(sub) -> None:
     p = command(sub, "compare", help="compare two runs: exit 0 nothing slower, 1 something slower, 2 bad input")
     p.add_argument("baseline", help=f"{RUN_HELP}; e.g. results/baselines/<machine>")
     p.add_argument("candidate", help=RUN_HELP)
@@ -48,6 +53,8 @@ def register(sub) -> None:
                    "(empty: the candidate's folder)")
     p.set_defaults(func=cmd_compare)
 
+
+def _add_ab(sub) -> None:
     p = command(sub, "ab", help="A/B in one job: the suite from --base-ref (a git tree) or --base-python against the "
                 "working tree, processes interleaved in pairs; judged like compare (exit 0, 1 or 2)")
     p.add_argument("configs", nargs="+", help="config names in configs/ (smoke) or paths to .py files in the repository")
@@ -82,6 +89,8 @@ def register(sub) -> None:
     add_judging(p)
     p.set_defaults(func=cmd_ab)
 
+
+def _add_baseline(sub) -> None:
     p = command(sub, "baseline", help="promote a run to <root>/baselines/<machine_key>/ (or print where that is)")
     p.add_argument("run", nargs="?", help=RUN_HELP)
     p.add_argument("--where", action="store_true", help="print this machine's store folder for --device and exit")
@@ -89,6 +98,8 @@ def register(sub) -> None:
     add_root(p)
     p.set_defaults(func=cmd_baseline)
 
+
+def _add_calibrate(sub) -> None:
     p = command(sub, "calibrate", help="A/A: run the suite several times, store each row's noise with the baseline")
     p.add_argument("configs", nargs="+", help="config names in configs/ (seed) or paths to .py files")
     p.add_argument("--repeats", type=number(minimum=2, integer=True), default=DEFAULT_REPEATS,
@@ -111,6 +122,8 @@ def register(sub) -> None:
     add_root(p)
     p.set_defaults(func=cmd_calibrate)
 
+
+def _add_export(sub) -> None:
     p = command(sub, "export", help="a run as another tool's format (pytest-benchmark JSON)")
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--format", choices=["pytest-benchmark"], default="pytest-benchmark", help="the format")

@@ -238,48 +238,14 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     noise = noise or {}
     verdicts, not_applicable = [], []
     for k in common:
-        row_b, row_c = rb[k], rc[k]
-        if row_b["status"] == NOT_APPLICABLE and row_c["status"] == NOT_APPLICABLE:
+        if rb[k]["status"] == NOT_APPLICABLE and rc[k]["status"] == NOT_APPLICABLE:
             not_applicable.append(k.label)
             continue
-        threshold, source = _threshold(row_b, row_c, rule=rule,
-                                       noise=noise.get(k.astuple(), noise.get(k.astuple()[:3], 0.0)))
-        empty = (np.array([]), pd.Series(dtype=float))
-        (xb, ub), (xc, uc) = sb.get(k, empty), sc.get(k, empty)
-        smallest = float("inf")
-        if row_b["status"] != OK or row_c["status"] != OK:
-            verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
-            figures = Figures.unknown()
-        elif metric == "instructions":
-            count = lambda row: float(pd.to_numeric(row.get("instructions"), errors="coerce"))  # noqa: E731
-            verdict, reason, figures = decide_count(count(row_b), count(row_c), threshold=threshold)
-            smallest = 1 + threshold / 2 if verdict != "unsure" else float("inf")
-        elif is_paired:
-            both = ub.index.intersection(uc.index)
-            ratios = (uc[both] / ub[both]).to_numpy(dtype=float)
-            ub, uc = ub[both], uc[both]
-            verdict, reason, figures = decide_paired(ratios, threshold=threshold, rule=rule)
-            smallest = detectable_paired(ratios, threshold=threshold, rule=rule)
-        else:
-            verdict, reason, figures = decide(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule)
-            smallest = detectable(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule)
-        verdicts.append(Verdict(
-            workload=k.workload, device=k.device, dtype=k.dtype, variant=k.variant, verdict=verdict, reason=reason,
-            baseline_median_s=float(np.median(xb)) if len(xb) else float("nan"),
-            candidate_median_s=float(np.median(xc)) if len(xc) else float("nan"),
-            threshold=threshold, threshold_source=source, n_baseline=len(ub), n_candidate=len(uc),
-            figures=figures, detectable_ratio=smallest))
-    notes = [f"{name} run is marked incomplete ({run.env.get('incomplete_reason', 'unfinished')}): compared anyway, "
-             "as --allow-incomplete asked" for name, run in zip(names, (base, cand)) if not run.complete]
-    if allow_missing and any(k not in rc for k in rb):
-        notes.append("rows of the baseline missing from the candidate (listed as removed): compared without them, "
-                     "as --allow-missing asked")
-    if broken:
-        notes.append(f"{len(broken)} row(s) ran in the baseline but failed in the candidate: judged unsure, as "
-                     "--allow-failed asked")
-    if blocking:
-        notes.append("environments differ (" + ", ".join(d.field for d in blocking) + "): compared anyway, "
-                     "as --allow-env-mismatch asked")
+        threshold = _threshold(rb[k], rc[k], rule=rule, noise=noise.get(k.astuple(), noise.get(k.astuple()[:3], 0.0)))
+        verdicts.append(_judge_row(k, (rb[k], rc[k]), (sb.get(k), sc.get(k)), threshold, names=names, rule=rule,
+                                   metric=metric, is_paired=is_paired))
+    notes = _notes(base, cand, names, allow_missing=allow_missing and any(k not in rc for k in rb), broken=broken,
+                   blocking=blocking)
     differs = (machine_differs(verdicts, base.env, cand.env, threshold=rule.threshold)
                if stored_baseline and metric == "time" else "")
     if differs:
@@ -291,3 +257,51 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
         added=tuple(k.label for k in rc if k not in rb), removed=tuple(k.label for k in rb if k not in rc),
         env_diffs=tuple(diffs), env_mismatch_allowed=allow_env_mismatch, notes=tuple(notes),
         not_applicable=tuple(not_applicable), paired=is_paired, machine_differs=differs, metric=metric)
+
+
+def _judge_row(k: RowKey, rows: tuple, samples: tuple, limit: tuple[float, str], *, names: tuple[str, str],
+               rule: Rule, metric: str, is_paired: bool) -> Verdict:
+    """One row's verdict from its two results rows, its two (all samples, per-process medians) pairs and its
+    threshold with where that came from."""
+    (row_b, row_c), (threshold, source) = rows, limit
+    empty = (np.array([]), pd.Series(dtype=float))
+    (xb, ub), (xc, uc) = (s if s is not None else empty for s in samples)
+    smallest = float("inf")
+    if row_b["status"] != OK or row_c["status"] != OK:
+        verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
+        figures = Figures.unknown()
+    elif metric == "instructions":
+        count = lambda row: float(pd.to_numeric(row.get("instructions"), errors="coerce"))  # noqa: E731 - local
+        verdict, reason, figures = decide_count(count(row_b), count(row_c), threshold=threshold)
+        smallest = 1 + threshold / 2 if verdict != "unsure" else float("inf")
+    elif is_paired:
+        both = ub.index.intersection(uc.index)
+        ratios = (uc[both] / ub[both]).to_numpy(dtype=float)
+        ub, uc = ub[both], uc[both]
+        verdict, reason, figures = decide_paired(ratios, threshold=threshold, rule=rule)
+        smallest = detectable_paired(ratios, threshold=threshold, rule=rule)
+    else:
+        verdict, reason, figures = decide(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule)
+        smallest = detectable(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule)
+    return Verdict(
+        workload=k.workload, device=k.device, dtype=k.dtype, variant=k.variant, verdict=verdict, reason=reason,
+        baseline_median_s=float(np.median(xb)) if len(xb) else float("nan"),
+        candidate_median_s=float(np.median(xc)) if len(xc) else float("nan"),
+        threshold=threshold, threshold_source=source, n_baseline=len(ub), n_candidate=len(uc),
+        figures=figures, detectable_ratio=smallest)
+
+
+def _notes(base: Run, cand: Run, names: tuple[str, str], *, allow_missing: bool, broken: list, blocking: list) -> list:
+    """What a comparison allowed that it would otherwise refuse, said beside its verdicts."""
+    notes = [f"{name} run is marked incomplete ({run.env.get('incomplete_reason', 'unfinished')}): compared anyway, "
+             "as --allow-incomplete asked" for name, run in zip(names, (base, cand)) if not run.complete]
+    if allow_missing:
+        notes.append("rows of the baseline missing from the candidate (listed as removed): compared without them, "
+                     "as --allow-missing asked")
+    if broken:
+        notes.append(f"{len(broken)} row(s) ran in the baseline but failed in the candidate: judged unsure, as "
+                     "--allow-failed asked")
+    if blocking:
+        notes.append("environments differ (" + ", ".join(d.field for d in blocking) + "): compared anyway, "
+                     "as --allow-env-mismatch asked")
+    return notes
