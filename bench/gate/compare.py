@@ -251,7 +251,7 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
             verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
             figures = Figures.unknown()
         elif metric == "instructions":
-            count = lambda row: float(pd.to_numeric(row.get("instructions"), errors="coerce"))  # noqa: E731
+            count = lambda row: float(pd.to_numeric(row.get("instructions"), errors="coerce"))  # noqa: E731 - a one-line helper for the two sides
             verdict, reason, figures = decide_count(count(row_b), count(row_c), threshold=threshold)
             smallest = 1 + threshold / 2 if verdict != "unsure" else float("inf")
         elif is_paired:
