@@ -122,9 +122,9 @@ def ratio_interval(base, cand, *, confidence: float) -> tuple[float, float, floa
     distribution-free interval (Moses: order statistics of the pairwise log-ratios at the Mann-Whitney
     critical value, normal approximation). Returns (ratio, low, high); (ratio, 0, inf) when too few samples.
 
-    Chosen over a bootstrap of the ratio of medians: with 10 samples a bootstrapped median jumps between
-    order statistics, and one outlier widened the interval of a row whose samples agree within 1% to
-    [-15%, +10%]; the rank interval agrees with the U test and is deterministic.
+    Rather than a bootstrap of the ratio of medians: with few samples a bootstrapped median jumps between
+    order statistics, so one outlier can widen the interval of a row whose samples agree closely; the rank
+    interval agrees with the U test and is deterministic.
 
     Memory is bounded whatever the sample count: when m * n exceeds MAX_PAIRS (4e6), each side is first thinned
     to at most THIN_TO (2,000) evenly spaced order statistics (thinned_sizes), and the estimate and interval are

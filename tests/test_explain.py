@@ -114,7 +114,7 @@ def test_the_sampler_thread_samples_while_the_row_is_measured():
 
     nvml = FakeNvml([(1980, 2619, 500, 50, 0)] * 1000)
     third = threading.Event()
-    read = lambda n, h: (third.set() if n.i >= 3 else None, read_gpu(n, h))[1]  # noqa: E731
+    read = lambda n, h: (third.set() if n.i >= 3 else None, read_gpu(n, h))[1]  # noqa: E731 - a one-line fake reader
     with Sampler("cuda", nvml=nvml, read=read, interval_s=0.001) as s:
         assert third.wait(30)  # the thread took samples while the block ran, however slow the machine
     assert s.state.samples >= 4  # the start, two or more from the thread, the end
@@ -145,7 +145,7 @@ def test_a_row_across_processes_reports_medians_the_hottest_and_every_reason():
     declared = load_config("smoke").declared[0]
     m = Measurement(device_s=(1e-3,) * 3, host_s=(1e-3,) * 3, enqueue_s=(0.0,) * 3, calls_per_sample=1,
                     warmup_calls=1, first_call_s=1e-3, stop_reason="budget")
-    make_record = lambda process: Record(plan=plan_one(declared.workload, declared.source), device="cuda",  # noqa: E731
+    make_record = lambda process: Record(plan=plan_one(declared.workload, declared.source), device="cuda",  # noqa: E731 - a one-line record factory
                                          device_name="fake", threads=1, status="ok", measurement=m, process=process)
 
     states = [HardwareState(sm_clock_mhz=1900, power_w=600, temperature_c=60, throttle="sw_power_cap",

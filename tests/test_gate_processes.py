@@ -313,7 +313,7 @@ def test_run_pairs_schedule():
 
 def test_run_pairs_compile_rows_and_failures_get_fresh_workers():
     """run_pairs: a compile row is measured in workers of its own, and a crashed side gets a new worker for the next row."""
-    crash = lambda row, worker: "crashed" if row.workload == "b" and not row.variant.compile else "ok"  # noqa: E731
+    crash = lambda row, worker: "crashed" if row.workload == "b" and not row.variant.compile else "ok"  # noqa: E731 - a one-line fake outcome
     fakes, records = Fakes(status=crash), []
     job = replace(JOB, variants=(Variant(), COMPILE))
     run_pairs(Side(name="baseline"), Side(name="candidate"), job, pairs=3, blocks=2, rng=random.Random(2),

@@ -60,7 +60,7 @@ def run(per_call, policy: Policy, **timer_kwargs) -> tuple[Measurement, FakeTime
 def test_warmup_is_excluded_and_samples_are_exact():
     # First call + warm-up blocks of 1, 2, 4, 8 calls (U each) pass warmup_s = 0.01 s after 16 calls;
     # then ceil(4U / U) = 4 calls per sample, sample k costing U/2 + k*U/16 per call.
-    per_call = lambda i: U if i < 16 else U / 2 + ((i - 16) // 4) * U / 16  # noqa: E731
+    per_call = lambda i: U if i < 16 else U / 2 + ((i - 16) // 4) * U / 16  # noqa: E731 - the fake clock's cost per call
     policy = Policy(warmup_s=0.01, min_block_s=4 * U, min_samples=3, floor_samples=1, max_samples=5,
                     target_rel_iqr=0.0, budget_s=100.0, timeout_s=100.0)
     m, timer, fn = run(per_call, policy)
@@ -93,7 +93,7 @@ def test_a_call_longer_than_the_warmup_gets_exactly_one_warmup_call():
 def test_a_slow_first_call_neither_skips_the_warmup_nor_sizes_the_samples():
     """First call 0.25 s (one-time setup), 2**-15 s after: the warm-up still runs for warmup_s, and samples
     hold ceil(min_block_s / warm call) calls, not 1 (a review found 20 us samples sized from the first call)."""
-    per_call = lambda i: 0.25 if i == 0 else 2.0 ** -15  # noqa: E731
+    per_call = lambda i: 0.25 if i == 0 else 2.0 ** -15  # noqa: E731 - the fake clock's cost per call
     m, timer, fn = run(per_call, Policy(warmup_s=0.01, min_block_s=2.0 ** -7, min_samples=3, target_rel_iqr=0.5))
     assert m.calls_per_sample == 256
     assert m.warmup_calls > 300  # 0.01 s of warm-up at 2**-15 s a call
@@ -115,14 +115,14 @@ def test_converges_at_min_samples_not_before():
     assert m.stop_reason == "converged"
     assert len(m.device_s) == 4 and m.device_s == (U,) * 4
     # Slightly noisy samples still converge when the relative IQR is under the target.
-    wobble = lambda i: U + (i % 3) * 2.0 ** -20  # noqa: E731
+    wobble = lambda i: U + (i % 3) * 2.0 ** -20  # noqa: E731 - the fake clock's cost per call
     m, _, _ = run(wobble, policy)
     assert m.stop_reason == "converged" and len(m.device_s) == 4
 
 
 def test_noisy_samples_stop_on_the_budget():
     # Samples alternate 2U and 4U a block; after 6 samples (18U) the next one would pass budget_s = 20U.
-    alternating = lambda i: U if i <= 1 else (U / 2 if ((i - 2) // 4) % 2 == 0 else U)  # noqa: E731
+    alternating = lambda i: U if i <= 1 else (U / 2 if ((i - 2) // 4) % 2 == 0 else U)  # noqa: E731 - the fake clock's cost per call
     policy = Policy(warmup_s=0.0, min_block_s=4 * U, min_samples=10, floor_samples=3, max_samples=50,
                     target_rel_iqr=0.001, budget_s=20 * U)
     m, timer, fn = run(alternating, policy)
@@ -133,7 +133,7 @@ def test_noisy_samples_stop_on_the_budget():
 
 
 def test_budget_never_stops_before_floor_samples():
-    alternating = lambda i: U * (1 + i % 2)  # noqa: E731
+    alternating = lambda i: U * (1 + i % 2)  # noqa: E731 - the fake clock's cost per call
     policy = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=10, floor_samples=3, max_samples=50,
                     target_rel_iqr=0.001, budget_s=0.0)
     m, _, fn = run(alternating, policy)
@@ -141,7 +141,7 @@ def test_budget_never_stops_before_floor_samples():
 
 
 def test_stops_at_max_samples():
-    alternating = lambda i: U * (1 + i % 2)  # noqa: E731
+    alternating = lambda i: U * (1 + i % 2)  # noqa: E731 - the fake clock's cost per call
     policy = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=3, floor_samples=3, max_samples=7,
                     target_rel_iqr=0.001, budget_s=1e9)
     m, _, fn = run(alternating, policy)

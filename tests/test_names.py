@@ -17,27 +17,27 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
+import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
+import pytest  # noqa: E402 - below matplotlib.use("Agg")
+from torch import nn  # noqa: E402 - below matplotlib.use("Agg")
 
-from bench import Workload  # noqa: E402
-from bench.cli.main import main  # noqa: E402
-from bench.gate.render import markdown, ratio_figure, save_figure  # noqa: E402
-from bench.measure.env import EnvDiff  # noqa: E402
-from bench.measure.roofs import Peaks  # noqa: E402
-from bench.report.build import build_report  # noqa: E402
-from bench.report.figures import speedup_table, variant_figure  # noqa: E402
-from bench.report.plots import latency_figure, speedup_figure  # noqa: E402
-from bench.report.render import render_html, render_md, write_report  # noqa: E402
-from bench.report.roofline import roofline_figure  # noqa: E402
-from bench.schema import KEY_COLUMNS  # noqa: E402
-from bench.store.cells import md_text, mpl_text, neutralize  # noqa: E402
-from bench.store.folder import Run  # noqa: E402
-from bench.suite import config  # noqa: E402
-from bench.suite.workload import NAME_RULE  # noqa: E402
-from test_compare import ENV, compare_frames, run_frames, samples  # noqa: E402
+from bench import Workload  # noqa: E402 - below matplotlib.use("Agg")
+from bench.cli.main import main  # noqa: E402 - below matplotlib.use("Agg")
+from bench.gate.render import markdown, ratio_figure, save_figure  # noqa: E402 - below matplotlib.use("Agg")
+from bench.measure.env import EnvDiff  # noqa: E402 - below matplotlib.use("Agg")
+from bench.measure.roofs import Peaks  # noqa: E402 - below matplotlib.use("Agg")
+from bench.report.build import build_report  # noqa: E402 - below matplotlib.use("Agg")
+from bench.report.figures import speedup_table, variant_figure  # noqa: E402 - below matplotlib.use("Agg")
+from bench.report.plots import latency_figure, speedup_figure  # noqa: E402 - below matplotlib.use("Agg")
+from bench.report.render import render_html, render_md, write_report  # noqa: E402 - below matplotlib.use("Agg")
+from bench.report.roofline import roofline_figure  # noqa: E402 - below matplotlib.use("Agg")
+from bench.schema import KEY_COLUMNS  # noqa: E402 - below matplotlib.use("Agg")
+from bench.store.cells import md_text, mpl_text, neutralize  # noqa: E402 - below matplotlib.use("Agg")
+from bench.store.folder import Run  # noqa: E402 - below matplotlib.use("Agg")
+from bench.suite import config  # noqa: E402 - below matplotlib.use("Agg")
+from bench.suite.workload import NAME_RULE  # noqa: E402 - below matplotlib.use("Agg")
+from test_compare import ENV, compare_frames, run_frames, samples  # noqa: E402 - below matplotlib.use("Agg")
 
 # Text that, unescaped, splits a Markdown table and makes a heading, hides the rest of the page, makes a link
 # or an image, runs a script, or crashes matplotlib's mathtext.

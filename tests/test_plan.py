@@ -153,7 +153,7 @@ def conv_cases(draw):
     groups = draw(st.integers(1, 3))
     cin = draw(st.integers(1, 3)) * groups if draw(st.integers(0, 3)) else draw(st.integers(1, 6))
     cout = draw(st.integers(1, 3)) * groups if draw(st.integers(0, 3)) else draw(st.integers(1, 6))
-    pair = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))  # noqa: E731
+    pair = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))  # noqa: E731 - a one-line strategy helper
     sizes = dict(kernel_size=draw(pair(1, 5)), stride=draw(pair(1, 3)), dilation=draw(pair(1, 2)),
                  padding=draw(st.one_of(pair(0, 2), st.sampled_from(["same", "valid"]))))
     if draw(st.integers(0, 5)) == 0:  # now and then a zero or negative size: torch builds some, then fails later

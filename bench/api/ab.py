@@ -48,8 +48,8 @@ AB_FILE = "ab.json"  # marks an A/B folder: its two run folders are two versions
 DEFAULT_PAIRS = 16  # pairs of worker processes (docs/gate.md: the sign test needs 8; 16 leaves room for outliers)
 DEFAULT_BLOCKS = 6  # blocks per row per process, alternated between the two sides
 # then this many more pairs for the rows that could still be slower by their threshold (verdict unsure, the upper
-# end of the ratio's interval at or above 1 + threshold): a loaded runner widens the pairs' spread, and a +25% row
-# ended unsure rather than slower in 1 of 27 jobs (docs/gate.md)
+# end of the ratio's interval at or above 1 + threshold): a loaded runner widens the pairs' spread, and more pairs
+# let a real slowdown reach `slower` rather than end `unsure` (docs/gate.md)
 DEFAULT_EXTRA_PAIRS = 8
 FLUSH_S = 5.0  # the run folders are rewritten at most this often while measuring, and at the end
 

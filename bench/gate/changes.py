@@ -1,20 +1,18 @@
 """Change points in a row's history: where, over runs, its median moved to another level and stayed there.
 
-The pairwise gate compares two runs and cannot see creep below its detectable change (five commits of +3% each
-pass it one by one). Over many runs those steps add up to a level the series holds, which a change-point search
-finds. The search is ruptures' kernel change-point detection with the linear kernel (least squares, solved
-exactly by PELT in ruptures' C code: 10,000 runs in about 2 s), not hand-written, on the log of the per-run
+The pairwise gate compares two runs and cannot see creep below its detectable change (five commits of +3% each pass
+it one by one). Over many runs those steps add up to a level the series holds, which a change-point search finds.
+The search is ruptures' kernel change-point detection with the linear kernel (least squares, solved exactly by PELT
+in ruptures' C code, fast enough for series of thousands of runs), not hand-written, on the log of the per-run
 medians (a ratio is a difference of logs) scaled by the series' own noise: sigma from the median absolute
 difference of consecutive runs, which a step barely moves. Least squares is thrown by a single odd run (a busy
 machine), so each run's distance from its segment's median is first clipped to CLIP_SIGMAS sigma, the segments
 found again, until they hold (at most 3 passes). The penalty per change is PENALTY_PER_LOG_N * log(n).
 
-Chosen on simulated series of 40 runs with heavy-tailed noise (Student t, 3 degrees of freedom, 1-4%):
-unclipped least squares at 3 log n put a false change point in 1-19% of steady series; ruptures' l1 cost at 2
-log n in 0-0.3% but took 100 s for 3,000 runs; clipped least squares at 5 log n in 0-0.65% (2,000 series per
-noise level), while finding a +30% step at its run in 99-100% of series, two +30% steps each within two runs in
-99%, and five +3% steps inside their span in 97-98% (tests/perf/history_eval.py measures it on real runs). A change also has to be worth telling:
-at least MIN_CHANGE between the medians of the segments on either side, each at least MIN_RUNS runs long.
+Plain least squares puts false change points in steady series with heavy-tailed noise; the clipping and a penalty
+of 5 log n hold them off while a real step is still found at its run (docs/history.md; tests/perf/history_eval.py
+measures the search on real runs). ruptures' l1 cost is as robust but far slower. A change also has to be worth
+telling: at least MIN_CHANGE between the medians of the segments on either side, each at least MIN_RUNS runs long.
 """
 from __future__ import annotations
 
@@ -110,11 +108,10 @@ def locate(log_medians: np.ndarray, cuts: list[int], *, min_runs: int = MIN_RUNS
 
 
 # The per-run value a trend follows: the median of the row's fastest worker process (the default), the trimmed
-# mean of its process medians (bench.store.history.process_statistics), or the median of all its samples. On the
-# shared VM a process runs in one of two speed modes for its whole life, and the pooled median jumps with the mix
-# a run drew. On two sets of 40 real runs of an 8-row suite (docs/history.md), judged relative to the suite, the
-# fastest process found the step and the creep with no false change on the steady rows in both (the step 2 runs
-# late in one); the trimmed mean put 2 false changes on the held-out set, the median 3.
+# mean of its process medians (bench.store.history.process_statistics), or the median of all its samples. On a
+# shared machine a process can run in a slow speed mode for its whole life, and the pooled median jumps with the
+# mix a run drew; the fastest process's median is what the code does when the machine lets it, so it is the
+# default (docs/history.md; tests/perf/history_eval.py compares the three on real runs).
 STATISTICS = {"fastest": "fastest_process_median_s", "trimmed": "trimmed_process_mean_s", "median": "median_s"}
 
 # Relative to the suite: on a shared machine a whole run is often slower or faster (a neighbour's job, another

@@ -271,7 +271,7 @@ def _judge_row(k: RowKey, rows: tuple, samples: tuple, limit: tuple[float, str],
         verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
         figures = Figures.unknown()
     elif metric == "instructions":
-        count = lambda row: float(pd.to_numeric(row.get("instructions"), errors="coerce"))  # noqa: E731 - local
+        count = lambda row: float(pd.to_numeric(row.get("instructions"), errors="coerce"))  # noqa: E731 - a one-line helper for the two sides
         verdict, reason, figures = decide_count(count(row_b), count(row_c), threshold=threshold)
         smallest = 1 + threshold / 2 if verdict != "unsure" else float("inf")
     elif is_paired:

@@ -1,9 +1,9 @@
 """The decision rule for one row: faster, same, slower or unsure, from the per-process medians of two runs.
 
-The unit is the worker process, not the sample: consecutive samples in one process are not independent
-(lag-1 autocorrelation up to 0.61 here) and processes differ more than samples within one (a process can run
-a few percent, or 1.6x, slower for its whole life), so a test on samples finds "significant" differences
-between two runs of the same code. Each side's values are its processes' median per-call times.
+The unit is the worker process, not the sample: consecutive samples in one process are not independent (each is
+correlated with the one before) and processes differ more than samples within one (a process can run slower than
+another for its whole life), so a test on samples finds "significant" differences between two runs of the same code
+(docs/gate.md, "the process is the unit"). Each side's values are its processes' median per-call times.
 
 The effect is the ratio candidate / baseline (>1 = slower; Hodges-Lehmann: the median of all pairwise
 ratios of process medians) with a 99% interval, and the evidence a two-sided Mann-Whitney U test. The
@@ -61,14 +61,14 @@ class Rule:
     confidence: float = 0.99
     min_processes: int = 7  # the exact U test cannot reach p < 0.001 with 6 against 6
     # Paired runs (`bench ab`): each pair of processes ran side by side in time and gives one ratio; the test is the
-    # exact sign test on those ratios (robust to a pair whose process ran 1.6x off for its whole life, which a
-    # signed-rank test would weigh most), at paired_alpha; its rank interval needs min_pairs to exclude 1.
+    # exact sign test on those ratios (robust to a pair whose process ran off the other for its whole life, which
+    # a signed-rank test would weigh most), at paired_alpha; its rank interval needs min_pairs to exclude 1.
     paired_alpha: float = 0.01
     min_pairs: int = 8  # the exact sign test cannot reach p < 0.01 with 7 pairs
     noise_factor: float = 3.0
-    # A launch-bound CUDA row times the host's launch path, not the GPU: on an H200 the same code moved by up to
-    # +120% between two processes (Flatten, a view with no kernel; ANCHORS.md: 76% on an H100). Such rows are held
-    # to this wider threshold (400%: slower only from 3x, the level teams set github-action-benchmark to).
+    # A launch-bound CUDA row times the host's launch path, not the GPU, and the same code moves a lot between
+    # processes (docs/gate.md, Thresholds). Such rows are held to this wider threshold (400%: slower only from 3x,
+    # the level teams set github-action-benchmark to).
     launch_bound_threshold: float = 4.0
 
     def __post_init__(self) -> None:

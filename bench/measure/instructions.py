@@ -1,17 +1,18 @@
 """CPU instructions per call, counted by callgrind: a deterministic metric for CPU rows (`--metric instructions`).
 
 Wall time on a shared runner moves by percents between processes; an instruction count of the same binary and
-inputs does not (two collections agreed to 0.003%). torch.utils.benchmark's Timer.collect_callgrind starts a
-valgrind'ed interpreter per measurement with instrumentation on from the start, so each collection pays for
-importing torch under instrumentation (about six minutes here). Instead one worker process runs the whole suite
-under `valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no`, and switches instrumentation and
-collection on around the measured calls only, through callgrind's client requests. Those are macros of
-<valgrind/callgrind.h> (inline machine code, not functions), so a five-line C file is compiled once into a small
-shared library and called through ctypes: torch exposes only the collection toggle, not instrumentation.
+inputs, with the sources of drift below held still, does not (docs/gate.md, "Instructions").
+torch.utils.benchmark's Timer.collect_callgrind starts a valgrind'ed interpreter per measurement with
+instrumentation on from the start, so each collection pays for importing torch under instrumentation, which takes
+minutes. Instead one worker process runs the whole suite under `valgrind --tool=callgrind --instr-atstart=no
+--collect-atstart=no`, and switches instrumentation and collection on around the measured calls only, through
+callgrind's client requests. Those are macros of <valgrind/callgrind.h> (inline machine code, not functions), so a
+five-line C file is compiled once into a small shared library and called through ctypes: torch exposes only the
+collection toggle, not instrumentation.
 
 The same library is the worker's allocator (counting_malloc.c, preloaded, with PYTHONMALLOC=malloc so Python's
-objects use it too): glibc's malloc costs what its heap's history makes it cost, and moved a Conv2d's count 0.4%
-from one batch to the next.
+objects use it too): glibc's malloc costs what its heap's history makes it cost, so a Conv2d's count would move
+from one batch to the next; this allocator's cost does not depend on what came before.
 """
 from __future__ import annotations
 
@@ -39,31 +40,28 @@ void bench_cg_dump(void) { CALLGRIND_DUMP_STATS; }
 ALLOCATOR = Path(__file__).with_name("counting_malloc.c")
 # -fno-builtin: GCC would compile calloc's malloc + memset into a call to calloc, itself
 FLAGS = ("-shared", "-fPIC", "-O2", "-fno-builtin")
-# Python randomizes str hashes per process, so dict and set probes differ from one process to the next: two counts
-# of a Flatten row were 0.4-5.4% apart and agreed to the last digit with the seed fixed.
+# Python randomizes str hashes per process, so dict and set probes, and with them the count, differ from one
+# process to the next; with the seed fixed they do not.
 HASH_SEED = "0"
 # With the seed fixed, a count still depends on the process: CPython caches attribute lookups in a table indexed by
 # the name's address and the type's version tag (handed out in the order types are first looked up), and two hot
-# lookups that share a slot evict each other on every call (find_name_in_mro, dict probes). The CI runner saw two
-# counts of one Flatten row 5.0% apart. Which lookups collide changes from one worker to the next, so each row is
-# counted in LAYOUTS workers (each with its own environment padding, the same paddings on both sides of `bench
-# ab`), and its count is the lowest: collisions only add instructions. Counted in 12 workers, twice (the allocator
-# and warm-up below in place), the lowest counts of the four smoke rows were equal to the instruction in both runs,
-# and 10 of 96 workers were 0.1-1.7% above their row's lowest; the lowest of any 5 of the 12 was never more than
-# 0.03% above it (of any 3: 0.47%, in 1% of the triples).
+# lookups that share a slot evict each other on every call (find_name_in_mro, dict probes). Which lookups collide
+# changes from one worker to the next, so each row is counted in LAYOUTS workers (each with its own environment
+# padding, the same paddings on both sides of `bench ab`), and its count is the lowest: collisions only add
+# instructions. Five layouts make it unlikely that every one of them collides, at a cost of five workers under
+# valgrind; tests/perf/instructions_eval.py measures how far apart the layouts are.
 LAYOUTS = 5
 PAD_BYTES = 1187  # layout i pads the environment with i * PAD_BYTES bytes (not a multiple of any alignment)
 CALLS = 100  # calls counted per row (after one instrumented, uncounted call that translates the code paths)
 # ...in BATCHES batches, each dumped, the row's count the median batch's: a one-time event inside the counted calls
-# (a new allocator arena, a dict resized, glibc consolidating its free lists) costs thousands of instructions once.
-# Counted in one batch of 100 calls it moved two runs' counts of a 20,000-instruction row 0.16% apart (and 0.12%
-# for a 190,000 one); the median of 5 batches leaves it out.
+# (a new allocator arena, a dict resized, glibc consolidating its free lists) costs thousands of instructions once,
+# enough to move a small row's count in a single batch; the median of the batches leaves it out.
 BATCHES = 5
 # Before them, WARMUP_CALLS uncounted calls (at most WARMUP_S seconds of them) outside instrumentation: Python 3.11
 # specializes its bytecode as it runs, and retries a failed specialization after 1, 3, 7 ... 4095 executions, so
-# the first few hundred calls of a row cost more than the next and the cost settles in steps. Counted right after
-# the timer's calls (10 to 100 of them, as many as the speed of the moment asked for), a Flatten row's batches moved
-# 0.5%. Rows slow enough to reach WARMUP_S first do millions of instructions a call, where those steps are nothing.
+# the first few hundred calls of a row cost more than the next and the cost settles in steps. The timer's own calls
+# are too few (as many as the speed of the moment asks for) to get past them. Rows slow enough to reach WARMUP_S
+# first do millions of instructions a call, where those steps are nothing.
 WARMUP_CALLS = 1000
 WARMUP_S = 5.0
 

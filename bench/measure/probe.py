@@ -39,8 +39,8 @@ POLICIES = {False: Policy(warmup_s=0.3, min_samples=5, floor_samples=3, max_samp
 
 def _cpu_size(dtype: torch.dtype, largest: int, *, target_s: float) -> int:
     """The CPU matrix size for a dtype: `largest`, or smaller where one product of that size would take much more
-    than target_s (a CPU without bfloat16 or float16 units emulates them, hundreds of times slower than float32:
-    a 2048^3 bfloat16 product took 62 s on one machine). Sized from one timed 128^3 product."""
+    than target_s (a CPU without bfloat16 or float16 units emulates them, far slower than float32, and a
+    full-size product would take minutes). Sized from one timed 128^3 product."""
     n0 = min(128, largest)
     a = torch.ones(n0, n0, dtype=dtype)
     torch.mm(a, a)  # lazy initialisation outside the timing
@@ -59,7 +59,7 @@ def probe(device: str, *, threads: int = 0, quick: bool = False, timer=None,
     with applied(Variant(threads=threads if device == "cpu" else 0)):
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         # Others' demand, measured first while this process sleeps: during the probe they only get what it leaves
-        # them (two busy loops beside a 2-thread probe on 2 cores used 1.0 core, and cut its FLOP/s 177x).
+        # them, so a machine that looks quiet during the probe may have been busy, and the probe's roofs low.
         with OthersBusy() as before:
             time.sleep(QUIET_WINDOW_S)
         with OthersBusy() as during:
@@ -91,7 +91,7 @@ def _measure_roofs(device: str, timer, quick: bool,
             out = torch.empty(n, n, device=device, dtype=dtype)
             try:
                 m = measure(functools.partial(torch.mm, a, b, out=out), timer=timer, policy=policy)
-            except WorkloadTimeout:  # this math is too slow here to probe: no roof for it, float32's applies
+            except WorkloadTimeout:  # this math is too slow on this device to probe: no roof for it, float32's applies
                 continue
             finally:
                 del a, b, out

@@ -6,15 +6,15 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
+import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402 - below matplotlib.use("Agg")
 
-from bench.measure.roofs import Peaks  # noqa: E402
-from bench.report.plots import latency_figure, png  # noqa: E402
-from bench.report.roofline import roofline_figure  # noqa: E402
-from bench.schema import OK  # noqa: E402
-from bench.store.cells import mpl_text  # noqa: E402
+from bench.measure.roofs import Peaks  # noqa: E402 - below matplotlib.use("Agg")
+from bench.report.plots import latency_figure, png  # noqa: E402 - below matplotlib.use("Agg")
+from bench.report.roofline import roofline_figure  # noqa: E402 - below matplotlib.use("Agg")
+from bench.schema import OK  # noqa: E402 - below matplotlib.use("Agg")
+from bench.store.cells import mpl_text  # noqa: E402 - below matplotlib.use("Agg")
 
 
 def speedup_table(rows: pd.DataFrame) -> pd.DataFrame:

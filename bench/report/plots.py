@@ -12,13 +12,13 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
+import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
 
-from bench.schema import OK  # noqa: E402
-from bench.store.cells import mpl_text  # noqa: E402
-from bench.store.files import write_atomic  # noqa: E402
-from bench.units import fmt_s  # noqa: E402
+from bench.schema import OK  # noqa: E402 - below matplotlib.use("Agg")
+from bench.store.cells import mpl_text  # noqa: E402 - below matplotlib.use("Agg")
+from bench.store.files import write_atomic  # noqa: E402 - below matplotlib.use("Agg")
+from bench.units import fmt_s  # noqa: E402 - below matplotlib.use("Agg")
 
 
 COLORS = {"cpu": "#1f77b4", "cuda": "#76b900"}

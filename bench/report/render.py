@@ -99,7 +99,7 @@ def clock_rows(report: Report) -> list[list[str]]:
     """GPU rows with NVML samples: clocks, power, temperature and throttling while they were measured."""
     f = report.frame
     sel = f[f.get("sm_clock_mhz", pd.Series(dtype=float, index=f.index)).notna()]
-    num = (lambda v, unit: "-" if v is None or pd.isna(v) else f"{v:.0f} {unit}")  # noqa: E731
+    num = (lambda v, unit: "-" if v is None or pd.isna(v) else f"{v:.0f} {unit}")  # noqa: E731 - a one-line formatter for this table
     return [[r["machine"], r["device"], r["workload"], r["variant"], num(r["sm_clock_mhz"], "MHz"),
              num(r.get("mem_clock_mhz"), "MHz"), num(r.get("power_w"), "W"), num(r.get("temperature_c"), "C"),
              _share(r.get("throttled_share")), str(r.get("throttle") or "")] for _, r in sel.iterrows()]

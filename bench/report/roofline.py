@@ -22,12 +22,12 @@ from typing import Callable, Collection
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
+import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
 
-from bench.measure.roofs import Peaks  # noqa: E402
-from bench.schema import OK  # noqa: E402
-from bench.store.cells import mpl_text  # noqa: E402
+from bench.measure.roofs import Peaks  # noqa: E402 - below matplotlib.use("Agg")
+from bench.schema import OK  # noqa: E402 - below matplotlib.use("Agg")
+from bench.store.cells import mpl_text  # noqa: E402 - below matplotlib.use("Agg")
 
 ROOFLINE_COLUMNS = ["peak_flops_per_s", "peak_bytes_per_s", "ridge_flop_per_byte", "roof_flops_per_s",
                     "pct_of_roof", "verdict"]

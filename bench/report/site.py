@@ -59,7 +59,7 @@ def _json(value) -> str:
 
 
 def run_link(run_path: str, out: Path) -> str:
-    """A link from the site's folder to a run's report.html, else its folder; "" when neither exists here."""
+    """A link from the site's folder to a run's report.html, else its folder; "" when neither exists on this machine."""
     if not run_path:
         return ""
     folder = Path(run_path)

@@ -156,7 +156,7 @@ def check_run(run: Run, where: str) -> None:
     _check_shapes(rw, results)
     _check_one_line_per_sample(sw, samples)
     rkeys, skeys = _keys(results), _keys(samples)
-    label = lambda keys, i: RowKey(*keys[i]).label  # noqa: E731
+    label = lambda keys, i: RowKey(*keys[i]).label  # noqa: E731 - a one-line helper for the messages below
     twice = rkeys.duplicated()
     if twice.any():
         i = first_row(pd.Series(twice))

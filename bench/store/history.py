@@ -10,8 +10,8 @@ Schema: bench_runs (one row per run: RUN_COLUMNS), bench_rows (one per measured 
 and ROW_COLUMNS; indexed by identity and machine), bench_workloads (every workload name with its latest tags:
 `--filter` is resolved there, not by scanning a million rows), bench_meta (`schema_version`). A store written by a newer
 version of bench is refused in one line, never written to. Rows are inserted with SQLAlchemy Core in one
-executemany per run: pandas' to_sql inspects the table on every call (110 ms per run of 100 rows here, against
-a few ms), and pandas reads the rows back.
+executemany per run, because pandas' to_sql inspects the table on every call, which costs more than the
+insert itself; pandas reads the rows back.
 """
 from __future__ import annotations
 
@@ -171,8 +171,8 @@ class Store:
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as dicts for an executemany: missing values as NULL, numbers as Python floats (a loop over plain dicts:
-    pandas' where/astype took 23 ms for 100 rows, more than the insert)."""
+    """Rows as dicts for an executemany: missing values as NULL, numbers as Python floats (a loop over plain dicts,
+    because pandas' where/astype on the frame costs more than the insert)."""
     def cell(name: str, value):
         if value is None or (not isinstance(value, str) and pd.isna(value)):
             return None
@@ -192,7 +192,7 @@ def _tables():
         from sqlalchemy import Column, Float, Index, MetaData, String, Table, Text
 
         meta = MetaData()
-        text_column = lambda c: Column(c, Text if c in ("reason", "run_path", "config") else String(200))  # noqa: E731
+        text_column = lambda c: Column(c, Text if c in ("reason", "run_path", "config") else String(200))  # noqa: E731 - a one-line column factory
         runs = Table(RUNS_TABLE, meta, Column("run_id", String(64), primary_key=True),
                      *[text_column(c) for c in RUN_COLUMNS[1:]])
         rows = Table(ROWS_TABLE, meta, Column("run_id", String(64), index=True), text_column("machine_key"),
@@ -298,9 +298,9 @@ def trimmed_mean(values) -> float:
 
 
 def process_statistics(samples: pd.DataFrame) -> dict[RowKey, tuple[float, float]]:
-    """Row identity -> (the smallest of its worker processes' medians, their trimmed mean). On this
-    project's shared VM a process runs a layer in one of two speed modes up to 2x apart for its whole life
-    (docs/gate.md), so a run's pooled median jumps with the mix of fast and slow processes it drew. The fastest
+    """Row identity -> (the smallest of its worker processes' medians, their trimmed mean). On a shared
+    machine a process can run a layer in a slow speed mode for its whole life (docs/gate.md), so a run's pooled
+    median jumps with the mix of fast and slow processes it drew. The fastest
     process's median is what the code does when the machine lets it; the trimmed mean of the process medians
     (bench.gate.changes.STATISTICS) uses every process but the two extremes."""
     if samples is None or samples.empty:

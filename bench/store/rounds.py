@@ -46,7 +46,7 @@ def _first_difference(a: list[str] | None, b: list[str] | None) -> tuple[str, st
     inserted = i1 == i2 or j1 == j2  # one side has nothing there: show a neighbour for context
     lead = 1 if i1 > 0 and (inserted or a[i1 - 1].startswith("-")) else 0  # and the option whose value changed
     tail = 1 if inserted and not lead else 0
-    show = lambda tokens, lo, hi: " ".join(tokens[lo - lead:hi + tail])  # noqa: E731
+    show = lambda tokens, lo, hi: " ".join(tokens[lo - lead:hi + tail])  # noqa: E731 - closes over lead and tail
     return show(a, i1, i2), show(b, j1, j2)
 
 

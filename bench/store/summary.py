@@ -1,11 +1,11 @@
 """Each row's summary recomputed from its samples: the one place results.csv's statistics come from, whether the
 samples were taken by several worker processes of one run or pooled from several rounds.
 
-The samples of a row come from its worker processes (samples.csv "process"). Besides the median and IQR of all
-of them, a row reports how many processes measured it, the spread within them (the median of each process's
-relative IQR) and between them (the relative IQR of the per-process medians): on a shared machine a process
-can run a few percent (or 1.6x) slower than another for its whole life, so the process, not the sample, is the
-unit of noise, and the gate's statistics work on per-process medians (bench.gate.rule).
+The samples of a row come from its worker processes (samples.csv "process"). Besides the median and IQR of all of
+them, a row reports how many processes measured it, the spread within them (the median of each process's relative
+IQR) and between them (the relative IQR of the per-process medians): on a shared machine a process can run slower
+than another for its whole life, so the process, not the sample, is the unit of noise, and the gate's statistics
+work on per-process medians (bench.gate.rule; docs/gate.md).
 """
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from bench.measure.runner import build
 def timed_step(module: Callable, x: torch.Tensor, device: str, *,
                synchronize: Callable[[], None] | None = None) -> Callable[[], Any]:
     """The function pytest-benchmark times. On CUDA it waits for the GPU inside the timed function:
-    pytest-benchmark reads the host clock, and without this it times only the kernel launch (31x too
-    fast on the seed's conv, see ../shared/ANCHORS.md)."""
+    pytest-benchmark reads the host clock, and without this it times only the kernel launch, far shorter
+    than the kernel itself."""
     if device != "cuda":
         return lambda: module(x)
     sync = synchronize or torch.cuda.synchronize

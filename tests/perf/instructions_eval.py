@@ -23,7 +23,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import bench  # noqa: E402
+import bench  # noqa: E402 - after the sys.path insert
 
 RUN_ARGS = ["--device", "cpu", "--processes", "1", "--metric", "instructions", "--budget-s", "0.05", "--threads", "1"]
 

@@ -20,12 +20,12 @@ import torch
 import torch.utils.benchmark as tub
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bench.suite import plan  # noqa: E402
+from bench.suite import plan  # noqa: E402 - after the sys.path insert
 from bench.suite import config
-from bench.measure.sampling import Policy, measure  # noqa: E402
-from bench.measure.clock import default_timer  # noqa: E402
-from bench.measure.runner import build  # noqa: E402
-from bench.stats import summarize  # noqa: E402
+from bench.measure.sampling import Policy, measure  # noqa: E402 - after the sys.path insert
+from bench.measure.clock import default_timer  # noqa: E402 - after the sys.path insert
+from bench.measure.runner import build  # noqa: E402 - after the sys.path insert
+from bench.stats import summarize  # noqa: E402 - after the sys.path insert
 
 
 def harness_s(fn, device: str, budget_s: float) -> float:
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         tools_here = dict(tools)
         if device == "cuda":
             try:
-                import triton.testing  # noqa: F401
+                import triton.testing  # noqa: F401 - imported only to check that triton is installed
 
                 tools_here["do_bench"] = do_bench_s
             except ImportError:
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         for p in plans:
             module, x = build(p, device)
             with torch.inference_mode():
-                fn = lambda: module(x)  # noqa: E731
+                fn = lambda: module(x)  # noqa: E731 - the callable each tool times
                 times = {t: [] for t in tools_here}
                 for r in range(args.rounds):
                     for tool, timer in tools_here.items():

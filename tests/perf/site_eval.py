@@ -22,8 +22,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.api.site import history_site  # noqa: E402
-from bench.store.history import HISTORY_COLUMNS, open_store, resolve  # noqa: E402
+from bench.api.site import history_site  # noqa: E402 - after the sys.path insert
+from bench.store.history import HISTORY_COLUMNS, open_store, resolve  # noqa: E402 - after the sys.path insert
 
 CHUNK_RUNS = 500  # runs per append: one transaction each, as a shard of imports would be
 STEP_ROW = 7  # the row that is 30% slower from the middle run on
