@@ -119,12 +119,7 @@ def history(*, store: str | Path | None = None, filter: str = "", device: str = 
     a busy machine is not a change, and report moves of the whole suite apart. With `out`, writes changes.csv,
     history.csv (the rows read, with the suite factor of the ok ones), one PNG per row identity and index.html
     there."""
-    if statistic not in STATISTICS:
-        raise BenchError(Problem(where="history", field="--statistic", expected=" or ".join(STATISTICS),
-                                 found=repr(statistic)))
-    opened = open_for(store, create=False)
-    if opened is None:
-        raise BenchError(Problem(where="history", field="--store", expected="a store", found="none"))
+    opened = open_store(store, statistic=statistic, where="history")
     started = time.perf_counter()
     names = None
     if filter:
@@ -184,3 +179,14 @@ def _one_run(path: str | Path) -> Path:
         raise BenchError(Problem(where=str(path), field="RUN", expected="one shard's run folder",
                                  found=f"{len(dirs)} run folders"))
     return dirs[0]
+
+
+def open_store(store: str | Path | None, *, statistic: str, where: str):
+    """The history store a reading command opens (never created by reading), its statistic checked first."""
+    if statistic not in STATISTICS:
+        raise BenchError(Problem(where=where, field="--statistic", expected=" or ".join(STATISTICS),
+                                 found=repr(statistic)))
+    opened = open_for(store, create=False)
+    if opened is None:
+        raise BenchError(Problem(where=where, field="--store", expected="a store", found="none"))
+    return opened

@@ -19,7 +19,7 @@ from bench.gate.changes import STATISTICS, SUITE, judge
 from bench.report.site import site_data
 from bench.report.site_pages import site_pages
 from bench.store.files import write_together, writable_folder
-from bench.store.history import open_for
+from bench.api.history import open_store
 from bench.store.writer import cannot_write
 
 
@@ -45,12 +45,7 @@ def history_site(*, store: str | Path | None = None, out: str | Path, statistic:
     points, newest first), row.html (one trend, its series loaded on demand) and machines.html, with their data
     under out/data and the script and stylesheet beside them. statistic, relative: as bench.api.history.history.
     report: a run's report.html the pages link to. A data/rows folder left by an earlier build is replaced."""
-    if statistic not in STATISTICS:
-        raise BenchError(Problem(where="history site", field="--statistic", expected=" or ".join(STATISTICS),
-                                 found=repr(statistic)))
-    opened = open_for(store, create=False)
-    if opened is None:
-        raise BenchError(Problem(where="history site", field="--store", expected="a store", found="none"))
+    opened = open_store(store, statistic=statistic, where="history site")
     started = time.perf_counter()
     frame = opened.read()
     read_s = time.perf_counter() - started
