@@ -10,7 +10,8 @@ import importlib
 
 _WHERE = {
     "BenchError": "bench.errors", "Problem": "bench.errors", "Run": "bench.store.folder",
-    "Variant": "bench.suite.variants", "Workload": "bench.suite.workload",
+    "Variant": "bench.suite.variants", "Workload": "bench.suite.workload", "TensorSpec": "bench.suite.inputs",
+    "LayerOrigin": "bench.suite.workload", "Model": "bench.suite.models", "layers": "bench.api",
     **{name: "bench.api" for name in ("ab", "check", "compare", "comparison", "history", "import_runs", "load", "merge",
                                             "peaks", "record", "report", "run")},
 }

@@ -48,6 +48,11 @@ RESULT_COLUMNS = [
     # --profile (bench.measure.kernels): the kernels of one call with their share of device time, and what their
     # names say: matrix (tensor-core) kernels ran, TF32 ran; kernels.csv and profiles/ hold the rest
     "top_kernels", "tensor_cores", "tf32",
+    # every input of the row on one line ("int64[2,128]; attention_mask=bool[2,128]"; input_shape is the first's), and
+    # for rows made by bench.layers: kind ("layer" or "model"; "" for a workload written by hand), the model's name,
+    # the calls of the model's forward the row stands for (count; 1 for the model and hand-written rows), their
+    # module paths (";"-joined) and the module's class name
+    "inputs", "kind", "model", "count", "paths", "module_type",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics
@@ -63,7 +68,7 @@ NUMERIC_COLUMNS = frozenset({
     "compile_s", "graphs",
     "peak_memory_bytes", "planned_peak_bytes",
     "cpu_mhz", "sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "throttled_share",
-    "calls", "time_s", "share",
+    "calls", "time_s", "share", "count",
 })
 BOOL_COLUMNS = frozenset({"noisy", "launch_bound", "tensor_cores", "tf32"})
 # kernels.csv (--profile): one row per kernel (CUDA) or operator (CPU) of one call of a row

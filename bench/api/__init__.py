@@ -6,6 +6,7 @@
     bench.compare("results/baselines/<machine>", run.source)   # verdicts as a DataFrame
     bench.report([run], out="report")                          # report.html, report.md, figures
     bench.history(filter="conv", out="history")                # trends and change points of the history store
+    bench.run(bench.layers("torchvision.models:resnet18", (1, 3, 224, 224)))  # every distinct layer and the model
 
 Functions return data and never print; user errors raise bench.BenchError (one line per problem).
 """
@@ -13,9 +14,10 @@ from bench.api.ab import AB, ab
 from bench.api.comparing import compare, comparison, load
 from bench.api.history import History, Imported, history, import_runs, merge, record
 from bench.api.reporting import default_report_dir, gather_peaks, peaks, report
+from bench.api.models import layers
 from bench.api.running import Prepared, check, execute, prepare, run
 from bench.measure.runner import devices_for
 
 __all__ = ["AB", "History", "Imported", "Prepared", "ab", "check", "compare", "comparison", "default_report_dir",
-           "devices_for", "execute", "gather_peaks", "history", "import_runs", "load", "merge", "peaks", "prepare",
+           "devices_for", "execute", "gather_peaks", "history", "import_runs", "layers", "load", "merge", "peaks", "prepare",
            "record", "report", "run"]

@@ -407,22 +407,52 @@ def run_in_workers(sides: Sequence[Side], job: Job, *, processes: int, rng: rand
 
 
 def dumps_workloads(workloads) -> bytes:
-    """Workloads given in code, pickled for the workers; BenchError naming the first that cannot be (a lambda)."""
-    import pickle
+    """Workloads given in code, pickled by value for the workers with cloudpickle: lambdas, closures, partials, and
+    the functions and classes of the caller's own modules (a script's __main__, a notebook, a test file: modules a
+    worker process may not import) travel as code; installed packages and bench travel by reference. BenchError
+    naming the first workload that cannot be pickled even so (a factory holding a lock or an open file)."""
+    import sys
+    import sysconfig
 
-    expected = ("a factory a worker process can rebuild (a class or function defined at module level in an importable "
-                "module, or a functools.partial of one), or processes=0 to measure in this process")
-    for w in workloads:
-        factory = w.module.func if isinstance(w.module, functools.partial) else w.module
-        if getattr(factory, "__module__", "") == "__main__":  # pickles by reference, but a worker has no such __main__
-            raise BenchError(Problem(where="<python>", workload=str(w.name), field="module", expected=expected,
-                                     found=f"{getattr(factory, '__qualname__', factory)!r} defined in __main__"))
-        try:
-            pickle.dumps(w)
-        except Exception as exc:  # noqa: BLE001 - pickle raises several types; the message says which workload
-            raise BenchError(Problem(where="<python>", workload=str(w.name), field="module", expected=expected,
-                                     found=f"{type(w.module).__name__} that does not pickle ({exc})"[:200])) from None
-    return pickle.dumps(tuple(workloads))
+    import cloudpickle
+
+    from bench.errors import one_line
+
+    installed = tuple(p for p in {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")} if p)
+
+    def own(obj, depth=0):
+        """The modules of obj's code (a partial's function and arguments, a callable object's fields) that are
+        the caller's own: not bench, not installed, not built in."""
+        parts = [obj.func, *obj.args, *obj.keywords.values()] if isinstance(obj, functools.partial) else [obj]
+        found = set()
+        for part in parts:
+            name = getattr(part, "__module__", None) or type(part).__module__
+            module = sys.modules.get(name)
+            path = getattr(module, "__file__", None) or ""
+            if name not in ("__main__", "builtins") and not name.split(".")[0] == "bench" and path and \
+                    not path.startswith(installed):
+                found.add(module)
+            if depth < 2 and not isinstance(part, type) and hasattr(part, "__dict__") and callable(part):
+                for value in vars(part).values():
+                    found |= own(value, depth + 1) if callable(value) else set()
+        return found
+
+    modules = set().union(*(own(w.module) for w in workloads)) if workloads else set()
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        for w in workloads:
+            try:
+                cloudpickle.dumps(w)
+            except Exception as exc:  # noqa: BLE001 - pickling raises several types; the message says which workload
+                raise BenchError(Problem(
+                    where="<python>", workload=str(w.name), field="module",
+                    expected="a factory that pickles by value (cloudpickle), or processes=0 to measure in this process",
+                    found=f"{type(w.module).__name__} that does not pickle ({one_line(exc)})"[:200])) from None
+        return cloudpickle.dumps(tuple(workloads))
+    finally:
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng: random.Random,
