@@ -28,7 +28,7 @@ def add_model_options(p) -> None:
 
 def _shape(text: str) -> tuple[int, ...]:
     try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+        shape = tuple(int(s) for s in text.split(","))
     except ValueError:
         shape = ()
     if not shape or any(s <= 0 for s in shape):

@@ -117,7 +117,7 @@ def step(module: Callable[..., Any], x: torch.Tensor | Args, variant: Variant,
         wrt = [t for t in a.tensors if t.requires_grad] + params
         return torch.autograd.grad(first_tensor(a.call(module)), wrt, grad_out)
 
-    if len(xs) == 1 and xs[0].single:
+    if len(xs) == 1 and xs[0].single and xs[0].args[0].requires_grad:
         x, wrt = xs[0].args[0], [xs[0].args[0], *params]
         return lambda: torch.autograd.grad(module(x), wrt, grad_out)
     if len(xs) == 1:

@@ -57,7 +57,12 @@ class Layer:
 
 
 class Uncapturable(Exception):
-    """A module call whose inputs cannot be described as tensor specs and plain values."""
+    """A module call that cannot become a workload: its inputs are not tensors and plain values, or are of a dtype
+    its layer does not take. expected and found: the Problem's."""
+
+    def __init__(self, expected: str, found: str) -> None:
+        super().__init__(found)
+        self.expected, self.found = expected, found
 
 
 def _config(module: nn.Module) -> str:
@@ -81,8 +86,21 @@ def _spec(value: Any, where: str, high: int) -> Any:
     value = tuple(value) if isinstance(value, list) and plain(tuple(value)) else value
     if plain(value):
         return value
-    raise Uncapturable(f"module '{where}' takes a {type(value).__name__} input, neither a tensor nor a plain value "
-                       "(a smaller depth makes its parent the layer)")
+    raise Uncapturable("layers whose inputs are tensors and plain values (a smaller depth makes the parent the "
+                       f"layer)", f"module '{where}' takes a {type(value).__name__} input")
+
+
+def _check_dtypes(path: str, module: nn.Module, args: tuple) -> None:
+    """A torch.nn layer with floating weights (not an embedding) fed an integer or bool tensor: the meta device
+    does not check dtypes for every operator (Linear on int64 returns float32 there), so it is checked here."""
+    if isinstance(module, EMBEDDINGS) or not type(module).__module__.startswith("torch.nn"):
+        return
+    weights = [p for p in module.parameters(recurse=False) if p.is_floating_point()]
+    bad = next((t for t in args if isinstance(t, torch.Tensor) and not t.is_floating_point()), None)
+    if weights and bad is not None:
+        raise Uncapturable("floating inputs for layers with floating weights (--input-dtype float32)",
+                           f"module '{path or type(module).__name__}' ({type(module).__name__}) is fed "
+                           f"{TensorSpec.of(bad).text()}")
 
 
 def _integer_high(model: nn.Module, specs: Sequence[TensorSpec]) -> int:
@@ -101,6 +119,7 @@ def record_calls(model: nn.Module, args: list, kwargs: dict, *, depth: int | Non
     def pre(path, module, a, kw):
         if stack:
             stack[-1][2] = True
+        _check_dtypes(path, module, a)
         cap = min(high, module.num_embeddings) if isinstance(module, EMBEDDINGS) else high
         stack.append([path, module, False, tuple(_spec(v, path, cap) for v in a),
                       tuple((k, _spec(v, path, cap)) for k, v in sorted(kw.items()))])
@@ -123,8 +142,8 @@ def record_calls(model: nn.Module, args: list, kwargs: dict, *, depth: int | Non
     except Uncapturable:
         raise
     except Exception as exc:
-        running = stack[-1][0] if stack else ""
-        raise _Failed(running, exc) from None
+        path, module = (stack[-1][0], stack[-1][1]) if stack else ("", model)
+        raise _Failed(path, type(module).__name__, exc) from None
     finally:
         for h in handles:
             h.remove()
@@ -132,9 +151,11 @@ def record_calls(model: nn.Module, args: list, kwargs: dict, *, depth: int | Non
 
 
 class _Failed(Exception):
-    def __init__(self, path: str, exc: BaseException) -> None:
+    """The forward raised while the module at path (of type module_type) ran."""
+
+    def __init__(self, path: str, module_type: str, exc: BaseException) -> None:
         super().__init__(path)
-        self.path, self.exc = path, exc
+        self.path, self.module_type, self.exc = path, module_type, exc
 
 
 def group(calls: Sequence[Call]) -> list[Layer]:
@@ -224,7 +245,7 @@ def capture(factory: Callable[[], nn.Module], inputs: Sequence[TensorSpec], *, n
     try:
         calls, _ = record_calls(model, args, {}, depth=depth, high=high)
     except Uncapturable as exc:
-        raise refuse("inputs", "layers whose inputs are tensors and plain values", str(exc)) from None
+        raise refuse("inputs", exc.expected, exc.found) from None
     except _Failed as failed:
         raise _forward_problem(factory, inputs, name, failed, dtype) from None
     if not calls:
@@ -235,7 +256,7 @@ def capture(factory: Callable[[], nn.Module], inputs: Sequence[TensorSpec], *, n
 def _forward_problem(factory, inputs, name: str, failed: _Failed, dtype: str) -> BenchError:
     """The meta forward failed: a real forward at batch 1 tells a bad input or forward (it fails too) from a forward
     that cannot run on meta (data-dependent control flow: it runs for real), which is refused."""
-    where = f"module '{failed.path}' ({type(failed.exc).__name__})" if failed.path else "the forward"
+    field = f"module '{failed.path or failed.module_type}'"
     shown = "; ".join(s.text() for s in inputs)
     try:
         torch.manual_seed(0)
@@ -244,11 +265,11 @@ def _forward_problem(factory, inputs, name: str, failed: _Failed, dtype: str) ->
         with torch.no_grad():
             model(*[s.make("cpu", DTYPES[dtype]) for s in small])
     except Exception:  # noqa: BLE001 - it fails for real too: the meta error is the user's problem
-        return BenchError(Problem(where="model", workload=name, field=failed.path or "forward",
+        return BenchError(Problem(where="model", workload=name, field=field,
                                   expected=f"a forward that runs on inputs {shown}", found=one_line(failed.exc)))
-    return BenchError(Problem(where="model", workload=name, field=failed.path or "forward",
+    return BenchError(Problem(where="model", workload=name, field=field,
                               expected="a forward that runs on the meta device (no data-dependent control flow)",
-                              found=f"{where} runs for real but not on meta: {one_line(failed.exc)}"))
+                              found=f"it runs for real but not on meta: {one_line(failed.exc)}"))
 
 
 def model_workloads(factory: Callable[[], nn.Module], inputs: Sequence[TensorSpec], *, name: str,
