@@ -112,7 +112,7 @@ def _integer_high(model: nn.Module, specs: Sequence[TensorSpec]) -> int:
 
 def record_calls(model: nn.Module, args: list, kwargs: dict, *, depth: int | None, high: int) -> tuple[list[Call], Any]:
     """Run model(*args, **kwargs) with hooks on every module up to `depth`; the innermost calls, and the output."""
-    stack: list[list] = []  # [path, module, ran_a_child, inputs, kwargs] per running module
+    stack: list[list] = []  # [path, module, ran_a_child, (inputs, kwargs) or Uncapturable] per running module
     calls: list[Call] = []
     handles = []
 
@@ -121,12 +121,19 @@ def record_calls(model: nn.Module, args: list, kwargs: dict, *, depth: int | Non
             stack[-1][2] = True
         _check_dtypes(path, module, a)
         cap = min(high, module.num_embeddings) if isinstance(module, EMBEDDINGS) else high
-        stack.append([path, module, False, tuple(_spec(v, path, cap) for v in a),
-                      tuple((k, _spec(v, path, cap)) for k, v in sorted(kw.items()))])
+        try:
+            described = (tuple(_spec(v, path, cap) for v in a),
+                         tuple((k, _spec(v, path, cap)) for k, v in sorted(kw.items())))
+        except Uncapturable as exc:  # a problem only if the module turns out innermost (DenseNet's list inputs)
+            described = exc
+        stack.append([path, module, False, described])
 
     def post(module, a, kw, out):
-        path, module, ran_child, inputs, kwargs_ = stack.pop()
+        path, module, ran_child, described = stack.pop()
+        if not ran_child and isinstance(described, Uncapturable):
+            raise described
         if not ran_child:
+            inputs, kwargs_ = described
             outs = tuple(TensorSpec.of(t) for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
             calls.append(Call(path=path, module_type=type(module).__name__, config=_config(module),
                               params=_params(module), inputs=inputs, kwargs=kwargs_, outputs=outs))
@@ -186,6 +193,18 @@ def model_name(factory: Any) -> str:
 
 
 # ---------------------------------------------------------------- the layer's own factory
+_LAST_MODEL: list = []  # (factory, the model it built on meta): the layers of one model are built one after another
+
+
+def _meta_model(factory: Callable[[], nn.Module]) -> nn.Module:
+    """The model on the meta device, built once for consecutive layers of the same factory (callers copy from it)."""
+    if not _LAST_MODEL or _LAST_MODEL[0][0] is not factory:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _LAST_MODEL[:] = [(factory, factory())]
+    return _LAST_MODEL[0][1]
+
+
 @dataclass(frozen=True)
 class LayerFactory:
     """Builds the submodule at `path` of the model `model_factory` builds, alone, with seeded random weights.
@@ -200,9 +219,7 @@ class LayerFactory:
 
     def __call__(self) -> nn.Module:
         device = torch.get_default_device()
-        with torch.device("meta"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            layer = self.model_factory().get_submodule(self.path)
+        layer = copy.deepcopy(_meta_model(self.model_factory).get_submodule(self.path))
         if device.type == "meta":
             return layer
         resettable = all(hasattr(m, "reset_parameters") or hasattr(m, "reset_running_stats")
