@@ -2,6 +2,7 @@
 factories that pickle, `list --model --json`, `run --model` through a worker, and every bad input as one line."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import pickle
 import textwrap
@@ -135,6 +136,39 @@ def test_layer_factories_pickle_and_rebuild_one_layer_with_random_weights():
     assert float(layer.weight.detach().std()) > 0.01
 
 
+def _public(name: str, factory: str, spec: TensorSpec, depth=None):
+    """A public architecture's capture against its real forward (skipped where the package is not installed)."""
+    from bench.suite.vision import import_module
+
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed (make test installs it)")
+    module = import_module(name) if name != "torchvision" else import_module("torchvision.models")
+    build = getattr(module, factory)
+    layers, _, specs = capture(lambda: build(pretrained=False) if name == "timm" else build(), [spec], name="m",
+                               depth=depth)
+    real = real_calls(lambda: build(pretrained=False) if name == "timm" else build(), specs, depth=depth)
+    captured = {(p, tuple(s.shape for s in lay.call.inputs), lay.call.outputs) for lay in layers for p in lay.paths}
+    assert captured == {(c.path, tuple(s.shape for s in c.inputs), c.outputs) for c in real}
+    assert sum(lay.count for lay in layers) == len(real)
+    return layers
+
+
+def test_torchvision_resnet18_capture_equals_a_real_forward():
+    layers = _public("torchvision", "resnet18", TensorSpec((1, 3, 32, 32)))
+    assert max(lay.count for lay in layers) >= 4
+
+
+def test_timm_model_capture_equals_a_real_forward():
+    from bench.suite.vision import import_module
+
+    if importlib.util.find_spec("timm") is None:
+        pytest.skip("timm is not installed (make test installs it)")
+    timm = import_module("timm")
+    build = lambda: timm.create_model("convnext_atto", pretrained=False)  # noqa: E731
+    layers, _, specs = capture(build, [TensorSpec((1, 3, 32, 32))], name="atto")
+    assert sum(lay.count for lay in layers) == len(real_calls(build, specs))
+
+
 # ---------------------------------------------------------------- the CLI
 def _module(tmp_path, monkeypatch, text: str, name: str = "usermodels"):
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(text), encoding="utf-8")
@@ -237,7 +271,7 @@ def test_run_model_measures_layers_and_model_in_a_worker(tmp_path, monkeypatch, 
     """`run --model`: one row per distinct layer and one for the model, through a worker process; a layer whose
     isolated forward fails gets its status and reason, the others run."""
     name = _module(tmp_path, monkeypatch, MODELS)
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{__import__('os').environ.get('PYTHONPATH', '')}")
+    # the worker cannot import the model's module (tmp_path is not on its path): the factory travels by value
     status = main(["run", "--model", f"{name}:breaks_alone", "--input", "2,8", "--device", "cpu", "--out",
                    str(tmp_path / "runs"), "--processes", "1", "--budget-s", "0.05", "--warmup-s", "0",
                    "--min-samples", "3"])

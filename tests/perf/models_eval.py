@@ -8,12 +8,14 @@ ResNet's ReLU, belongs to several layers), and the captured counts add up to the
 
     python tests/perf/models_eval.py            # both evidence files
     python tests/perf/models_eval.py --shapes   # the shapes only
+    python tests/perf/models_eval.py --list-time
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -99,12 +101,15 @@ def list_time(runs: int = 3) -> str:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     lines = []
     for i in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         rows = done.stdout.count('"kind"')
-        lines.append(f"run {i + 1}: exit {done.returncode}, {rows} workloads listed, {wall:.1f} s wall (process start, "
-                     "imports, capture, planning every workload on meta)")
+        lines.append(f"run {i + 1}: exit {done.returncode}, {rows} workloads listed, {wall:.1f} s wall, {cpu:.1f} s CPU "
+                     "(process start, imports, capture, planning every workload on meta)")
     load = os.getloadavg()[0]
     return "\n".join(lines) + f"\nload average (1 min) after the runs: {load:.1f} on {os.cpu_count()} CPUs\n"
 
@@ -112,10 +117,12 @@ def list_time(runs: int = 3) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", action="store_true", help="the shapes evidence only")
+    parser.add_argument("--list-time", action="store_true", help="the list time evidence only")
     args = parser.parse_args()
     EVIDENCE.mkdir(parents=True, exist_ok=True)
-    text = header("python tests/perf/models_eval.py") + "\n" + shapes()
-    (EVIDENCE / "models-shapes.txt").write_text(text, encoding="utf-8")
+    if not args.list_time:
+        text = header("python tests/perf/models_eval.py") + "\n" + shapes()
+        (EVIDENCE / "models-shapes.txt").write_text(text, encoding="utf-8")
     if not args.shapes:
         text = header("layerbench list --model torchvision.models:resnet50 --input 1,3,224,224 --json") + "\n" + list_time()
         (EVIDENCE / "models-list-time.txt").write_text(text, encoding="utf-8")
