@@ -1,5 +1,9 @@
 """torchvision, importable beside any torch build, and model factories that reach worker processes.
 
+`Factory` wraps a model factory: it pickles by value, and where building the model fails because a package imported
+torchvision on the way (timm, transformers' lazy imports) and torchvision could not import, it repairs that (below)
+and builds again.
+
 PyPI's torchvision wheels carry a C extension linked against CUDA builds of torch's libraries. Installed beside a
 CPU build of torch, the extension cannot load, so its operators are never registered, and `import torchvision` then
 fails in torchvision/_meta_registrations.py, which registers fake kernels for `torchvision::nms` and `qnms`
@@ -10,6 +14,7 @@ the import fails that way and the operators are not registered: a torchvision th
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pickle
 import sys
 from dataclasses import dataclass
@@ -56,6 +61,21 @@ def import_module(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+def repair() -> bool:
+    """Make an installed torchvision importable if it is not (see above); True when that was needed just now, so a
+    caller whose code failed importing it (transformers and timm import it lazily) may try again."""
+    if _LIBRARY or importlib.util.find_spec("torchvision") is None:
+        return False
+    try:
+        importlib.import_module("torchvision")
+        return False
+    except RuntimeError as exc:
+        if not _missing_ops(exc):
+            return False
+    import_module("torchvision")
+    return True
+
+
 def torchvision() -> ModuleType:
     """The torchvision module (see the module's docstring for when its two operator schemas are defined first)."""
     return import_module("torchvision")
@@ -69,6 +89,11 @@ class Factory:
     func: Callable[[], Any]
 
     def __call__(self) -> Any:
+        try:
+            return self.func()
+        except Exception:  # noqa: BLE001 - retried once where torchvision was the cause, else raised as it is
+            if not repair():
+                raise
         return self.func()
 
     @property
