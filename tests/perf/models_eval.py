@@ -110,6 +110,16 @@ def list_time(runs: int = 3) -> str:
         rows = done.stdout.count('"kind"')
         lines.append(f"run {i + 1}: exit {done.returncode}, {rows} workloads listed, {wall:.1f} s wall, {cpu:.1f} s CPU "
                      "(process start, imports, capture, planning every workload on meta)")
+    from bench.api.models import layers
+    from bench.suite.config import from_workloads
+    from bench.suite.plan import plan_suite
+
+    for i in range(runs):  # in this process, imports done: the capture and the planning alone
+        started, cpu_started = time.perf_counter(), time.process_time()
+        workloads = layers("torchvision.models:resnet50", (1, 3, 224, 224))
+        plans, _ = plan_suite(from_workloads(workloads).declared)
+        lines.append(f"in process {i + 1}: bench.layers and planning {len(plans)} workloads: "
+                     f"{time.perf_counter() - started:.2f} s wall, {time.process_time() - cpu_started:.2f} s CPU")
     load = os.getloadavg()[0]
     return "\n".join(lines) + f"\nload average (1 min) after the runs: {load:.1f} on {os.cpu_count()} CPUs\n"
 
