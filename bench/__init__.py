@@ -1,8 +1,9 @@
 """layerbench: time PyTorch layers truthfully on CPU and CUDA, and gate CI on regressions.
 
-The Python API (bench.api): check, run, ab, load, compare, report, peaks, history, import_runs, merge, record; the records they return: Run,
-Workload. Names are imported on first use (PEP 562), so `from bench import Workload` in a config, or a worker
-process, does not pay for pandas and matplotlib.
+The Python API (bench.api): check, run, ab, load, compare, report, peaks, history, import_runs, merge, record, layers
+(a model's distinct layers as workloads); the records they return or take: Run, Workload, TensorSpec, Model.
+Names are imported on first use (PEP 562), so `from bench import Workload` in a config, or a worker process, does
+not pay for pandas and matplotlib.
 """
 from __future__ import annotations
 
