@@ -14,7 +14,7 @@ from bench import TensorSpec, Workload
 from bench.measure.apply import convert, step
 from bench.measure.args import Args
 from bench.suite.plan import plan_one
-from bench.suite.variants import Variant
+from bench.suite.variants import Variant, skip_reason
 
 
 class Masked(nn.Module):
@@ -92,6 +92,8 @@ def test_variants_cast_floating_inputs_only():
     _, same = convert(nn.Embedding(100, 8), Args.build(EMB, "cpu"), Variant(dtype="float16", channels_last=True))
     assert same.first.dtype == torch.int64
     assert EMB.floating_ndim == 0 and MHA.floating_ndim == 3
+    reason = skip_reason(Variant(channels_last=True), device="cpu", input_ndim=EMB.floating_ndim, workload_dtype="float32")
+    assert reason == "channels_last needs a 4-d floating input, this workload has none"
 
 
 def test_backward_differentiates_floating_inputs_and_parameters():
