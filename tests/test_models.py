@@ -299,3 +299,15 @@ def test_config_models_expand_like_workloads(write_config):
     cfg = load(str(path))
     assert [w.name for w in cfg.workloads] == ["lin", "tiny.0", "tiny.1", "tiny"]
     assert cfg.workloads[-1].origin.kind == "model"
+
+
+@pytest.mark.slow
+def test_a_torchvision_layer_reaches_a_worker():
+    """A factory of an installed package travels by reference; unpickling it in the worker imports torchvision,
+    which bench.suite.vision makes importable beside a CPU torch."""
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed (make test installs it)")
+    workloads = bench.layers("torchvision.models:alexnet", (1, 3, 63, 63))
+    run = bench.run(workloads, device="cpu", processes=1, budget_s=0.02, warmup_s=0.0, min_samples=3,
+                    filter="classifier.6")
+    assert run.frame["workload"].tolist() == ["alexnet.classifier.6"] and run.frame["status"].tolist() == ["ok"]
