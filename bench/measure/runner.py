@@ -83,15 +83,12 @@ def _classify(exc: BaseException) -> str:
     return "error"
 
 
-_first_tensor = first_tensor
-
-
 def _reference(module: torch.nn.Module, x: Args) -> torch.Tensor:
     """The float64 CPU output of a copy of the module, as built, on the first ACCURACY_ROWS rows of the short
     form's input (several inputs: on all of them)."""
     ref_module = copy.deepcopy(module).to("cpu", torch.float64)
     with torch.inference_mode():
-        return _first_tensor(x.rows(ACCURACY_ROWS).reference().call(ref_module))
+        return first_tensor(x.rows(ACCURACY_ROWS).reference().call(ref_module))
 
 
 class NotCompiled(RuntimeError):
@@ -150,7 +147,7 @@ def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Polic
             extra["instructions"] = counter.per_call(fn)
         if policy.profile:  # after the timing: the profiler slows what it watches
             extra["profile"] = profile_calls(fn, x.device.type, calls=PROFILED_CALLS if min(m.device_s) < 0.01 else 1)
-        out = _first_tensor(x.call(module) if variant.backward else fn()).detach()
+        out = first_tensor(x.call(module) if variant.backward else fn()).detach()
     return m, out, extra
 
 
