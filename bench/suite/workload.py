@@ -1,4 +1,4 @@
-"""A workload: a layer to build and the input shape to feed it. Frozen data, nothing allocated."""
+"""A workload: a layer to build and the inputs to feed it (shapes, dtypes, keywords). Frozen data, nothing allocated."""
 from __future__ import annotations
 
 import re
