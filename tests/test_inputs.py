@@ -34,7 +34,8 @@ def _mha():
 
 MHA = Workload(name="mha", module=_mha, inputs=(TensorSpec((2, 5, 16)),) * 3)
 EMB = Workload(name="emb", module=lambda: nn.Embedding(100, 8), inputs=(TensorSpec((2, 7), "int64", 0, 100),))
-MASKED = Workload(name="masked", module=Masked, inputs=(TensorSpec((2, 4, 8)),), kwargs={"mask": TensorSpec((2, 4), "bool")})
+MASKED = Workload(name="masked", module=Masked, inputs=(TensorSpec((2, 4, 8)),),
+                  kwargs={"mask": TensorSpec((2, 4), "bool")})
 
 
 def test_short_form_and_specs_agree():
@@ -92,7 +93,8 @@ def test_variants_cast_floating_inputs_only():
     _, same = convert(nn.Embedding(100, 8), Args.build(EMB, "cpu"), Variant(dtype="float16", channels_last=True))
     assert same.first.dtype == torch.int64
     assert EMB.floating_ndim == 0 and MHA.floating_ndim == 3
-    reason = skip_reason(Variant(channels_last=True), device="cpu", input_ndim=EMB.floating_ndim, workload_dtype="float32")
+    reason = skip_reason(Variant(channels_last=True), device="cpu", input_ndim=EMB.floating_ndim,
+                         workload_dtype="float32")
     assert reason == "channels_last needs a 4-d floating input, this workload has none"
 
 

@@ -21,7 +21,8 @@ def add_model_options(p) -> None:
                    help="with --model: a keyword argument for the callable (values read as Python literals: 10, False, "
                    "None; anything else as a string)")
     p.add_argument("--depth", type=int, default=None, metavar="N",
-                   help="with --model: stop at modules N levels deep (a block as one layer); default: innermost modules")
+                   help="with --model: stop at modules N levels deep (a block as one layer); default: the innermost "
+                   "modules")
     p.add_argument("--name", default=None, help="with --model: the model's name in workload names (default: the "
                    "callable's)")
 

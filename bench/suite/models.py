@@ -37,7 +37,8 @@ def resolve_factory(spec: Any, *, where: str = "model") -> Callable:
     if not isinstance(spec, str):
         if not callable(spec):
             raise BenchError(Problem(where=where, field="model", expected="a zero-argument callable that builds an "
-                                     "nn.Module, or 'module.path:callable'", found=f"{type(spec).__name__} {spec!r}"[:120]))
+                                     "nn.Module, or 'module.path:callable'",
+                                     found=f"{type(spec).__name__} {spec!r}"[:120]))
         return spec
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
@@ -57,7 +58,8 @@ def resolve_factory(spec: Any, *, where: str = "model") -> Callable:
     return target
 
 
-def input_specs(inputs: Any, dtypes: Sequence[str] = (), *, where: str = "model", name: str = "") -> tuple[TensorSpec, ...]:
+def input_specs(inputs: Any, dtypes: Sequence[str] = (), *, where: str = "model",
+                name: str = "") -> tuple[TensorSpec, ...]:
     """A shape, a list of shapes or TensorSpecs as TensorSpecs; dtypes: each shape's dtype in order (default
     float32). BenchError (one line) for anything else."""
     def shape_like(v: Any) -> bool:

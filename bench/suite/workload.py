@@ -67,8 +67,8 @@ class Workload:
     dtype, integer range) or a plain value passed as it is; kwargs: keyword inputs, name -> TensorSpec or plain value
     (a dict is stored as sorted pairs, so workloads stay hashable). Floating inputs take the workload's dtype.
     dtype: one of DTYPES' keys, for parameters and floating inputs alike. origin: where bench.layers took the
-    workload from (a model's layer, or the model), None for a workload written by hand. tags: free labels for filtering, each
-    following the name rule. note: shown in listings. threshold: this workload's regression
+    workload from (a model's layer, or the model), None for a workload written by hand. tags: free labels for
+    filtering, each following the name rule. note: shown in listings. threshold: this workload's regression
     threshold for `bench compare` as a fraction (0.1 = 10%), or None for the command's default.
 
     Construction never raises, so that a config with several mistakes reports them all at once:

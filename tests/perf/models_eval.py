@@ -92,7 +92,8 @@ def shapes() -> str:
         lines.append(check(name, factory, inputs))
         print(lines[-1], flush=True)
     failed = sum("MISMATCH" in line for line in lines)
-    return "\n".join(lines) + f"\n\n{len(lines) - failed} of {len(lines)} architectures: captured shapes and counts equal the real forward's\n"
+    return "\n".join(lines) + (f"\n\n{len(lines) - failed} of {len(lines)} architectures: captured shapes and counts "
+                               "equal the real forward's\n")
 
 
 def list_time(runs: int = 3) -> str:
@@ -108,8 +109,8 @@ def list_time(runs: int = 3) -> str:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         rows = done.stdout.count('"kind"')
-        lines.append(f"run {i + 1}: exit {done.returncode}, {rows} workloads listed, {wall:.1f} s wall, {cpu:.1f} s CPU "
-                     "(process start, imports, capture, planning every workload on meta)")
+        lines.append(f"run {i + 1}: exit {done.returncode}, {rows} workloads listed, {wall:.1f} s wall, "
+                     f"{cpu:.1f} s CPU (process start, imports, capture, planning every workload on meta)")
     from bench.api.models import layers
     from bench.suite.config import from_workloads
     from bench.suite.plan import plan_suite
@@ -134,7 +135,8 @@ def main() -> None:
         text = header("python tests/perf/models_eval.py") + "\n" + shapes()
         (EVIDENCE / "models-shapes.txt").write_text(text, encoding="utf-8")
     if not args.shapes:
-        text = header("layerbench list --model torchvision.models:resnet50 --input 1,3,224,224 --json") + "\n" + list_time()
+        command = "layerbench list --model torchvision.models:resnet50 --input 1,3,224,224 --json"
+        text = header(command) + "\n" + list_time()
         (EVIDENCE / "models-list-time.txt").write_text(text, encoding="utf-8")
         print(text)
 
