@@ -311,3 +311,19 @@ def test_a_torchvision_layer_reaches_a_worker():
     run = bench.run(workloads, device="cpu", processes=1, budget_s=0.02, warmup_s=0.0, min_samples=3,
                     filter="classifier.6")
     assert run.frame["workload"].tolist() == ["alexnet.classifier.6"] and run.frame["status"].tolist() == ["ok"]
+
+
+@pytest.mark.slow
+def test_config_models_run_in_a_worker(write_config, tmp_path):
+    """A config's MODELS expanded again in the worker process: the same names, so every row is found there."""
+    path = write_config("""
+        from torch import nn
+        from bench import Model
+        MODELS = [Model(name="tiny", factory=lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8),
+                                                                    nn.ReLU()), inputs=(2, 4))]
+    """)
+    run = bench.run(str(path), device="cpu", processes=1, budget_s=0.02, warmup_s=0.0, min_samples=3)
+    frame = run.frame.set_index("workload")
+    assert sorted(frame.index) == ["tiny", "tiny.0", "tiny.1", "tiny.2"]  # the two ReLUs are one layer
+    assert set(frame["status"]) == {"ok"}
+    assert frame.loc["tiny.1", "count"] == 2 and frame.loc["tiny.1", "paths"] == "1;3"
