@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_leaves
 
 from bench.errors import BenchError, Problem, one_line
 from bench.suite.inputs import DEFAULT_HIGH, TensorSpec, plain
@@ -134,7 +135,7 @@ def record_calls(model: nn.Module, args: list, kwargs: dict, *, depth: int | Non
             raise described
         if not ran_child:
             inputs, kwargs_ = described
-            outs = tuple(TensorSpec.of(t) for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
+            outs = tuple(TensorSpec.of(t) for t in tree_leaves(out) if isinstance(t, torch.Tensor))
             calls.append(Call(path=path, module_type=type(module).__name__, config=_config(module),
                               params=_params(module), inputs=inputs, kwargs=kwargs_, outputs=outs))
 
