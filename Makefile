@@ -11,10 +11,19 @@ BENCH_ARGS ?=
 
 .PHONY: bench test setup gpu-check peers clean
 
+# torchvision for the shipped model configs (configs/alexnet.py, configs/models.py) and the model tests. Installed only
+# when none is installed, the release made for the installed torch (torch 2.X -> torchvision 0.(X+15)) and without
+# dependencies, so a torch the user has is never replaced; timm and transformers (the `models` extra) follow only
+# when a torchvision is there, for timm depends on it. A CPU torch beside PyPI's torchvision: bench/suite/vision.py.
+export HAS_TORCHVISION := import importlib.util, sys; sys.exit(importlib.util.find_spec("torchvision") is None)
+export MATCHING_TORCHVISION := import torch; minor = int(torch.__version__.split(".")[1]); print(f"torchvision==0.{minor + 15}.*")
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -c "$$HAS_TORCHVISION" || $(PY) -m pip install --quiet --no-deps "$$($(PY) -c "$$MATCHING_TORCHVISION")" \
+		|| echo "note: no torchvision release matches this torch: the model configs and tests that need it are skipped"
+	$(PY) -c "$$HAS_TORCHVISION" && $(PY) -m pip install --quiet -e ".[test,models]" || $(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -1,9 +1,10 @@
 """layerbench: time PyTorch layers truthfully on CPU and CUDA, and gate CI on regressions.
 
-The Python API (bench.api): check, run, ab, attribution, load, compare, make_report, peaks, history, import_runs, merge,
-add_to_history; the records they return: Run, Workload. `bench.report` is the package that builds and renders
-reports. Names are imported on first use (PEP 562), so `from bench import Workload` in a config, or a worker
-process, does not pay for pandas and matplotlib.
+The Python API (bench.api): check, run, ab, layers (a model's distinct layers as workloads), attribution, load,
+compare, make_report, peaks, history, import_runs, merge, add_to_history; the records they return or take: Run,
+Workload, TensorSpec, Model. `bench.report` is the package that builds and renders reports. Names are imported on
+first use (PEP 562), so `from bench import Workload` in a config, or a worker process, does not pay for pandas
+and matplotlib.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import importlib
 
 _WHERE = {
     "BenchError": "bench.errors", "Problem": "bench.errors", "Run": "bench.store.folder",
-    "Variant": "bench.suite.variants", "Workload": "bench.suite.workload",
+    "Variant": "bench.suite.variants", "Workload": "bench.suite.workload", "TensorSpec": "bench.suite.inputs",
+    "LayerOrigin": "bench.suite.workload", "Model": "bench.suite.models", "layers": "bench.api",
     **{name: "bench.api" for name in ("ab", "add_to_history", "attribution", "check", "compare", "comparison",
                                       "history", "import_runs", "load", "make_report", "merge", "peaks", "run")},
 }

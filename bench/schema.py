@@ -56,10 +56,11 @@ RESULT_COLUMNS = [
     # --profile (bench.measure.kernels): the kernels of one call with their share of device time, and what their
     # names say: matrix (tensor-core) kernels ran, TF32 ran; kernels.csv and profiles/ hold the rest
     "top_kernels", "tensor_cores", "tf32",
-    # a model's rows (bench.layers): kind "layer" (one distinct layer), "model" (the whole model) or "" (a plain
-    # workload); the model's name; how many calls of the model a layer row stands for (1 for model and plain
-    # rows); the model paths the row stands for, ";"-joined; the module's class name
-    "kind", "model", "count", "paths", "module_type",
+    # every input of the row on one line ("int64[2,128]; attention_mask=bool[2,128]"; input_shape is the first's), and
+    # for rows made by bench.layers: kind ("layer" or "model"; "" for a workload written by hand), the model's name,
+    # the calls of the model's forward the row stands for (count; 1 for the model and hand-written rows), their
+    # module paths (";"-joined) and the module's class name
+    "inputs", "kind", "model", "count", "paths", "module_type",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics

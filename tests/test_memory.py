@@ -84,7 +84,7 @@ def never_built(monkeypatch):
     def build(plan, device):
         pytest.fail(f"{plan.name} was built on {device}: the refusal missed")
 
-    monkeypatch.setattr(runner, "build", build)
+    monkeypatch.setattr(runner, "build_inputs", build)
 
 
 @pytest.mark.parametrize("make", [flatten_12gb, wide_intermediate], ids=["flatten-12GiB", "linear-16GB-intermediate"])
@@ -106,7 +106,7 @@ def test_the_refusal_compares_memory_factor_times_peak_with_free(monkeypatch):
         built.append(device)
         raise RuntimeError("stop here: built")
 
-    monkeypatch.setattr(runner, "build", build)
+    monkeypatch.setattr(runner, "build_inputs", build)
     plan = wide_intermediate()
     needed = int(plan.peak_bytes * 2.0)
     monkeypatch.setattr(runner, "free_bytes", lambda device: needed - 1)

@@ -2,6 +2,7 @@
 down, the run is complete on disk, no worker outlives the run, and the CLI pools several processes per row."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -193,14 +194,22 @@ def test_cli_run_pools_two_processes_per_row(write_config, tmp_path):
     assert isinstance(env_json["seed"], int)
 
 
+def _holding(lock, n):
+    return nn.Linear(n, n)
+
+
 def test_workloads_in_code_that_do_not_pickle_need_processes_0(tmp_path):
-    """A lambda module factory given in code cannot reach a worker: BenchError naming the workload and processes=0."""
-    workloads = [bench.Workload(name="pickles", module=nn.ReLU, input_shape=(2, 8)),
-                 bench.Workload(name="lambda-lin", module=lambda: nn.Linear(8, 4), input_shape=(2, 8))]
+    """Factories pickle by value (cloudpickle: lambdas too); one that cannot (it holds a lock) is refused before
+    anything is written: BenchError naming the workload and processes=0."""
+    import threading
+
+    workloads = [bench.Workload(name="lambda-lin", module=lambda: nn.Linear(8, 4), input_shape=(2, 8)),
+                 bench.Workload(name="locked", module=functools.partial(_holding, threading.Lock(), 8),
+                                input_shape=(2, 8))]
     with pytest.raises(bench.BenchError) as err:
         run(workloads, device="cpu", processes=1, budget_s=0.05, warmup_s=0.0, min_samples=3, out=tmp_path / "out")
     message = str(err.value)
-    assert "lambda-lin" in message and "processes=0" in message
+    assert "locked" in message and "processes=0" in message and "lambda-lin" not in message
     assert "\n" not in message.strip()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # refused before writing
 

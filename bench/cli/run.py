@@ -18,6 +18,7 @@ from bench.api.history import add_to_history
 from bench.store.history import open_for
 from bench.api.reporting import default_report_dir, make_report
 from bench.api.running import DEFAULT_PROCESSES, PROCESSES_ENV, execute, prepare
+from bench.cli.models import add_model_options, json_fields, suite_of
 from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
                               number, read_run)
 from bench.errors import BenchError, Problem
@@ -43,13 +44,15 @@ FILTER_HELP = "only workloads whose name contains one of these comma-separated p
 
 def register(sub) -> None:
     p = command(sub, "list", help="check workloads on the meta device: shapes, FLOPs, bytes, problems")
-    p.add_argument("configs", nargs="+", help="config names in configs/ (seed) or paths to .py files")
+    p.add_argument("configs", nargs="*", help="config names in configs/ (seed) or paths to .py files")
+    add_model_options(p)
     p.add_argument("--filter", default="", help=FILTER_HELP)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table (stdout holds JSON only)")
     p.set_defaults(func=cmd_list)
 
     p = command(sub, "run", help="time the workloads and write a run folder <out>/<UTC time>[-label]/")
-    p.add_argument("configs", nargs="+", help="config names in configs/ (seed) or paths to .py files")
+    p.add_argument("configs", nargs="*", help="config names in configs/ (seed) or paths to .py files")
+    add_model_options(p)
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="where to time")
     p.add_argument("--out", default=RESULTS, help="the folder this command writes into: a new run folder is made there")
     p.add_argument("--label", default="", help="a name for the run, appended to its folder's name")
@@ -119,7 +122,7 @@ def add_metric(p) -> None:
 
 # ---------------------------------------------------------------- list
 def cmd_list(args) -> int:
-    suite = load_suite(args.configs)
+    suite = suite_of(args)
     plans, problems = plan_suite(suite.declared)
     plans = [p for p in plans if matches(p.workload, args.filter)]
     if args.filter and not plans and not problems:  # as `run` says
@@ -130,10 +133,11 @@ def cmd_list(args) -> int:
             "name": p.name, "source": p.source, "input_shape": list(p.workload.input_shape),
             "output_shape": list(p.output_shape), "dtype": p.workload.dtype, "flops": p.flops, "params": p.params,
             "bytes": p.bytes_moved, "peak_bytes": p.peak_bytes, "is_view": p.is_view, "shape_notes": list(p.shape_notes), "tags": list(p.workload.tags),
+            **json_fields(p.workload),
         } for p in plans], indent=2))
     else:
         table = pd.DataFrame([{
-            "workload": p.name, "input": str(list(p.workload.input_shape)), "output": str(list(p.output_shape)),
+            "workload": p.name, "input": p.workload.inputs_text, "output": str(list(p.output_shape)),
             "dtype": p.workload.dtype, "params": fmt_si(p.params), "FLOPs": fmt_si(p.flops),
             "bytes": fmt_si(p.bytes_moved, "B"), "peak": fmt_si(p.peak_bytes, "B"), "note": p.workload.note,
         } for p in plans])
@@ -198,12 +202,12 @@ def _prepare(args):
     seconds it took."""
     loading = time.perf_counter()
     note = threading.Timer(LOADING_NOTE_AFTER_S, err, args=(
-        f"loading {', '.join(args.configs)} (importing the config{'s' if len(args.configs) > 1 else ''} and planning "
-        "every workload on the meta device) ...",))
+        f"loading {', '.join(args.configs or [args.model])} (importing the config"
+        f"{'s' if len(args.configs) > 1 else ''} and planning every workload on the meta device) ...",))
     note.daemon = True
     note.start()
     try:
-        prepared = prepare(args.configs, device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
+        prepared = prepare(suite_of(args), device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s,
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
                            processes=args.processes, metric=args.metric, shard=args.shard, cache=args.cache,

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from bench.measure.env import matmul_precision
-from bench.suite.plan import Plan, flop_counter, plan_one
+from bench.measure.args import Args, as_args, first_tensor
+from bench.suite.plan import Plan, flop_counter, meta_inputs, plan_one
 from bench.suite.variants import Variant
 from bench.suite.workload import DTYPES
 
@@ -73,34 +74,55 @@ def math_that_ran(math: str, *, max_rel_diff: float | None, tf32_kernels: bool |
     return math, "flags"
 
 
-def convert(module: nn.Module, x: torch.Tensor, variant: Variant) -> tuple[nn.Module, torch.Tensor]:
-    """The module and input in the variant's dtype and memory format (the input keeps requires_grad off)."""
+def convert(module: nn.Module, x: torch.Tensor | Args, variant: Variant) -> tuple[nn.Module, torch.Tensor | Args]:
+    """The module and inputs in the variant's dtype and memory format (inputs keep requires_grad off). Casts apply
+    to floating inputs only; channels_last to 4-d floating ones. x: a tensor or Args, returned as given."""
+    a = as_args(x)
     if variant.dtype:
-        module, x = module.to(dtype=DTYPES[variant.dtype]), x.to(DTYPES[variant.dtype])
+        dtype = DTYPES[variant.dtype]
+        module, a = module.to(dtype=dtype), a.map(lambda t: t.to(dtype))
     if variant.channels_last:
-        module, x = module.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    return module, x
+        module = module.to(memory_format=torch.channels_last)
+        a = a.map(lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t)
+    return module, (a if isinstance(x, Args) else a.first)
 
 
-def step(module: Callable[..., Any], x: torch.Tensor, variant: Variant,
-         inputs: list[torch.Tensor] | None = None) -> Callable[[], Any]:
-    """The function to time: module(x), or for `backward` module(x) then the gradients of x and the parameters.
-    inputs: copies of x to take in turn, one per call (a cold cache, `cold_inputs`); None: x every call.
+def _caller(module: Callable[..., Any], a: Args) -> Callable[[], Any]:
+    """module on the inputs, with no more Python around the call than the short form needs."""
+    if a.single:
+        x = a.args[0]
+        return lambda: module(x)
+    args, kwargs = a.args, a.kwargs
+    return lambda: module(*args, **kwargs)
+
+
+def step(module: Callable[..., Any], x: torch.Tensor | Args, variant: Variant,
+         inputs: list | None = None) -> Callable[[], Any]:
+    """The function to time: module(x), or for `backward` module(x) then the gradients of the floating inputs and
+    the parameters. inputs: copies of x to take in turn, one per call (a cold cache, `cold_inputs`); None: x
+    every call.
 
     The backward step uses torch.autograd.grad with a fixed random output gradient, so gradients do not
     accumulate between calls. Call it under torch.enable_grad() for backward, inference_mode otherwise.
     """
-    xs = inputs or [x]
+    xs = [as_args(i) for i in inputs] if inputs else [as_args(x)]
     if not variant.backward:
-        return (lambda: module(x)) if len(xs) == 1 else rotating(module, xs)
-    xs = [t.detach().requires_grad_(True) for t in xs]
+        return _caller(module, xs[0]) if len(xs) == 1 else rotating(lambda a: a.call(module), xs)
+    xs = [a.map(lambda t: t.detach().requires_grad_(True)) for a in xs]
     params = [p for p in getattr(module, "parameters", lambda: [])() if p.requires_grad]
     with torch.no_grad():
-        grad_out = torch.randn_like(module(xs[0]))
-    if len(xs) == 1:
-        x, wrt = xs[0], [xs[0], *params]
+        grad_out = torch.randn_like(first_tensor(xs[0].call(module)))
+
+    def grad(a: Args) -> Any:
+        wrt = [t for t in a.tensors if t.requires_grad] + params
+        return torch.autograd.grad(first_tensor(a.call(module)), wrt, grad_out)
+
+    if len(xs) == 1 and xs[0].single and xs[0].args[0].requires_grad:
+        x, wrt = xs[0].args[0], [xs[0].args[0], *params]
         return lambda: torch.autograd.grad(module(x), wrt, grad_out)
-    return rotating(lambda xi: torch.autograd.grad(module(xi), [xi, *params], grad_out), xs)
+    if len(xs) == 1:
+        return lambda: grad(xs[0])
+    return rotating(grad, xs)
 
 
 def max_rel_diff(output: torch.Tensor, reference: torch.Tensor) -> float:
@@ -140,11 +162,14 @@ def cost(plan: Plan, variant: Variant) -> tuple[int, int]:
     w = plan.workload
     with torch.device("meta"):
         module = w.module().to(dtype=w.torch_dtype)
-    x = torch.empty(w.input_shape, dtype=w.torch_dtype, device="meta")
-    x.requires_grad_(True)
+    args, kwargs = meta_inputs(w)
+    for t in (*args, *kwargs.values()):
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            t.requires_grad_(True)
     counter = flop_counter()
     with counter:  # .backward, not autograd.grad: FlopCounterMode's module tracker refuses grad() on leaves
-        out = module(x)
+        out = module(*args, **kwargs)
+        out = first_tensor(out)
         out.backward(torch.ones_like(out))
     if plan.is_view:  # the gradient of a view is a view of grad_out: nothing more moves
         return int(counter.get_total_flops()), plan.bytes_moved
@@ -175,15 +200,16 @@ def last_level_cache_bytes(device: str, *, root: Path = Path("/")) -> int:
     return best[1] or 32 << 20
 
 
-def cold_inputs(x: torch.Tensor, cache_bytes: int) -> list[torch.Tensor]:
-    """Copies of x (x itself first) that together hold at least COLD_FACTOR x cache_bytes: taking the next one
-    for each call, a call never finds its input in the cache (the weights, read by every call, may stay)."""
-    size = max(1, x.numel() * x.element_size())
+def cold_inputs(x: torch.Tensor | Args, cache_bytes: int) -> list:
+    """Copies of x (x itself first; a tensor or Args) that together hold at least COLD_FACTOR x cache_bytes: taking
+    the next one for each call, a call never finds its input in the cache (the weights, read by every call, may
+    stay)."""
+    size = max(1, x.nbytes if isinstance(x, Args) else x.numel() * x.element_size())
     count = max(1, -(-COLD_FACTOR * cache_bytes // size))
     return [x] + [x.clone() for _ in range(count - 1)]
 
 
-def rotating(module: Callable[..., Any], inputs: list[torch.Tensor]) -> Callable[[], Any]:
+def rotating(module: Callable[..., Any], inputs: list) -> Callable[[], Any]:
     """module on the next input of `inputs` at each call (one integer step of Python beside the call)."""
     state = [0]
     n = len(inputs)

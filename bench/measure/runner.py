@@ -13,9 +13,9 @@ import time
 from typing import Callable, Sequence
 
 import torch
-from torch.utils._pytree import tree_leaves
 
 from bench.errors import BenchError, Problem, one_line
+from bench.measure.args import Args, first_tensor
 from bench.measure.apply import (applied, cold_inputs, convert, cost, last_level_cache_bytes, math_mode, math_that_ran,
                                  max_rel_diff, peak_memory, step)
 from bench.measure.kernels import PROFILED_CALLS, profile_calls
@@ -53,15 +53,21 @@ def devices_for(choice: str) -> list[str]:
 
 
 
-def build(plan: Plan, device: str) -> tuple[torch.nn.Module, torch.Tensor]:
-    """The layer (eval mode) and a seeded random input on `device`, in the workload's dtype; never timed."""
+def build_inputs(plan: Plan, device: str) -> tuple[torch.nn.Module, Args]:
+    """The layer (eval mode) and seeded random inputs on `device` (floating ones in the workload's dtype, integer
+    ones in their range); never timed."""
     w = plan.workload
     torch.manual_seed(0)  # seeded weights and input: same data in every run, never zeros
     with torch.device(device):
         module = w.module()
     module = module.to(device=device, dtype=w.torch_dtype).eval()
-    x = torch.randn(w.input_shape, dtype=w.torch_dtype, device=device)
-    return module, x
+    return module, Args.build(w, device)
+
+
+def build(plan: Plan, device: str) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The layer and its first input (the short form, one floating input): see build_inputs."""
+    module, args = build_inputs(plan, device)
+    return module, args.first
 
 
 OOM_TEXTS = ("out of memory", "can't allocate memory", "cannot allocate memory")  # CUDA; the CPU allocator, ENOMEM
@@ -78,15 +84,12 @@ def _classify(exc: BaseException) -> str:
     return ERROR
 
 
-def _first_tensor(out) -> torch.Tensor:
-    return out if isinstance(out, torch.Tensor) else next(t for t in tree_leaves(out) if isinstance(t, torch.Tensor))
-
-
-def _reference(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The float64 CPU output of a copy of the module, as built, on the first ACCURACY_ROWS rows of x."""
+def _reference(module: torch.nn.Module, x: Args) -> torch.Tensor:
+    """The float64 CPU output of a copy of the module, as built, on the first ACCURACY_ROWS rows of the short
+    form's input (several inputs: on all of them)."""
     ref_module = copy.deepcopy(module).to("cpu", torch.float64)
     with torch.inference_mode():
-        return _first_tensor(ref_module(x[:ACCURACY_ROWS].to("cpu", torch.float64)))
+        return first_tensor(x.rows(ACCURACY_ROWS).reference().call(ref_module))
 
 
 class NotCompiled(RuntimeError):
@@ -145,7 +148,7 @@ def _measure_variant(module, x, variant: Variant, *, timer: Timer, policy: Polic
             extra["instructions"] = counter.per_call(fn)
         if policy.profile:  # after the timing: the profiler slows what it watches
             extra["profile"] = profile_calls(fn, x.device.type, calls=PROFILED_CALLS if min(m.device_s) < 0.01 else 1)
-        out = _first_tensor(module(x) if variant.backward else fn()).detach()
+        out = first_tensor(x.call(module) if variant.backward else fn()).detach()
     return m, out, extra
 
 
@@ -161,7 +164,7 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
     """
     w = plan.workload
     name = device_name(device)
-    reason = skip_reason(variant, device=device, input_ndim=len(w.input_shape), workload_dtype=w.dtype)
+    reason = skip_reason(variant, device=device, input_ndim=w.floating_ndim, workload_dtype=w.dtype)
     if reason:
         return Record(plan=plan, device=device, device_name=name, threads=torch.get_num_threads(),
                       status=NOT_APPLICABLE, reason=reason, variant=variant, cache=policy.cache)
@@ -191,7 +194,7 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                     if keep is not None:
                         keep.clear()  # the previous row's tensors go before this row's are built
                     tracker = PeakTracker(device)  # before anything of the row exists
-                    module, x = build(plan, device)
+                    module, x = build_inputs(plan, device)
                     reference = _reference(module, x)
                     module, x = convert(module, x, variant)
                     math = math_mode(module, dtype=variant.dtype or w.dtype, device=device)
@@ -200,7 +203,7 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                 tracker.restart()
                 m, out, extra = _measure_variant(module, x, variant, timer=timer, policy=policy, counter=counter)
                 extra.update(peak_memory_bytes=tracker.peak_bytes(), planned_peak_bytes=peak)
-            head = out[:ACCURACY_ROWS] if out.dim() else out
+            head = out[:ACCURACY_ROWS] if out.dim() and x.single else out
             diff = max_rel_diff(head, reference) if head.shape == reference.shape else None
             profile = extra.get("profile")
             math, math_from = math_that_ran(math, max_rel_diff=diff, tf32_kernels=profile.tf32 if profile else None)

@@ -23,7 +23,7 @@ PYTEST_BENCHMARK_VERSION = "5.2.3"  # the version whose layout this follows (and
 TEST_FILE = "tests/benchmarks/test_config_workloads.py"
 
 
-EXTRA_INFO = ("dtype", "input_shape", "flops", "bytes", "device_name", "threads", "launch_bound")
+EXTRA_INFO = ("dtype", "input_shape", "inputs", "flops", "bytes", "device_name", "threads", "launch_bound")
 
 
 def _plain(value):

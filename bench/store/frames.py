@@ -27,6 +27,7 @@ def _row(r: Record) -> dict:
         source=p.source, note=w.note, threshold=w.threshold, variant=r.variant.name,
         max_rel_diff=r.max_rel_diff, math=r.math or None, cache=r.cache, math_from=r.math_from or None,
         arithmetic_intensity=flops / bytes_moved if bytes_moved else None,
+        inputs=w.inputs_text, **_origin(w),
     )
     row["pass"] = r.variant.pass_name  # "pass" is a keyword: not usable in update(...)
     m = r.measurement
@@ -34,6 +35,14 @@ def _row(r: Record) -> dict:
         row.update(calls_per_sample=m.calls_per_sample, warmup_calls=m.warmup_calls, first_call_s=m.first_call_s,
                    stop_reason=m.stop_reason)
     return row
+
+
+def _origin(w) -> dict:
+    """kind, model, count, paths and module_type of a row made by bench.layers (a hand-written row: "", "", 1)."""
+    o = getattr(w, "origin", None)
+    if o is None:
+        return dict(kind="", model="", count=1, paths="", module_type="")
+    return dict(kind=o.kind, model=o.model, count=o.count, paths=";".join(o.paths), module_type=o.module_type)
 
 
 def _failed(records: list[Record]) -> Record | None:

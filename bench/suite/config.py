@@ -1,4 +1,5 @@
-"""Config modules: plain Python files that define WORKLOADS (a list of bench.Workload) and optionally
+"""Config modules: plain Python files that define WORKLOADS (a list of bench.Workload) and/or MODELS (a list of
+bench.Model, each expanded into the workloads of its distinct layers and the whole model), and optionally
 VARIANTS (variants or variant names to run too) and PEAKS (roofs to use instead of probing them).
 
 Each config module is imported exactly once per command: `load_config` returns everything the command needs
@@ -112,13 +113,30 @@ def _variants(module: object, where: str) -> tuple[Variant, ...]:
     return tuple(out)
 
 
+def _models(module: object, where: str) -> list[Workload]:
+    """MODELS, each expanded into its layers' workloads and the whole model's (bench.suite.models)."""
+    from bench.suite.models import Model, expand_model  # capture is imported by configs that use it only
+
+    declared = getattr(module, "MODELS", ())
+    if not isinstance(declared, (list, tuple)):
+        raise BenchError(Problem(where=where, field="MODELS", expected="a list of bench.Model",
+                                 found=type(declared).__name__))
+    out: list[Workload] = []
+    for i, m in enumerate(declared):
+        if not isinstance(m, Model):
+            raise BenchError(Problem(where=where, field=f"MODELS[{i}]", expected="a bench.Model",
+                                     found=type(m).__name__))
+        out.extend(expand_model(m, where))
+    return out
+
+
 def load_config(spec: str, *, require_workloads: bool = True) -> Config:
     """Import one config module (once) and return its WORKLOADS, VARIANTS and PEAKS. BenchError naming the file
     on any problem. require_workloads=False: a module that only gives PEAKS is fine."""
     path = resolve(spec)
     where = display(path)
     module = _import(path)
-    workloads = getattr(module, "WORKLOADS", None if require_workloads else [])
+    workloads = getattr(module, "WORKLOADS", None if require_workloads and not hasattr(module, "MODELS") else [])
     if workloads is None:
         raise BenchError(Problem(where=where, field="WORKLOADS",
                                  expected="a module-level list of bench.Workload", found="no WORKLOADS defined"))
@@ -131,6 +149,7 @@ def load_config(spec: str, *, require_workloads: bool = True) -> Config:
     ]
     if problems:
         raise BenchError(*problems)
+    workloads = [*workloads, *_models(module, where)]
     return Config(where=where, workloads=tuple(workloads), variants=_variants(module, where),
                   peaks=getattr(module, "PEAKS", None), path=str(path.resolve()))
 

@@ -20,7 +20,16 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from bench.suite.rules import RULES, Violation
 from bench.errors import BenchError, Problem, one_line
+from bench.suite.inputs import TensorSpec
 from bench.suite.workload import Declared, Workload
+
+
+def meta_inputs(workload: Workload) -> tuple[list, dict]:
+    """The workload's positional and keyword inputs on the meta device (plain values as they are)."""
+    def one(spec):
+        return spec.meta() if isinstance(spec, TensorSpec) else spec
+
+    return [one(s) for s in workload.input_specs], {k: one(v) for k, v in workload.kwarg_specs}
 
 
 def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
@@ -124,27 +133,31 @@ def plan_one(workload: Workload, source: str) -> Plan:
             for t in tree_leaves(out):
                 if isinstance(t, torch.Tensor):
                     owner = t._base if t._base is not None else t  # a view's memory is its base's
-                    if owner is not x and id(owner) not in produced:
+                    if id(owner) not in given and id(owner) not in produced:
                         produced[id(owner)] = owner  # kept alive (meta: no memory) so no id is reused
 
         handles.append(sub.register_forward_pre_hook(pre_hook))
         handles.append(sub.register_forward_hook(post_hook))
 
     try:
-        x = torch.empty(workload.input_shape, dtype=workload.torch_dtype, device="meta")
+        args, kwargs = meta_inputs(workload)
     except RuntimeError as exc:  # e.g. "Storage size calculation overflowed" for absurd shapes
         for h in handles:
             h.remove()
-        raise problem("input_shape", "a tensor size torch can address", one_line(exc)) from None
+        raise problem("input_shape" if not workload.inputs else "inputs", "a tensor size torch can address",
+                      one_line(exc)) from None
+    tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+    given = {id(t) for t in tensors}
     counter = flop_counter()
     try:
         with torch.no_grad(), counter:
-            out = module(x)
+            out = module(*args, **kwargs)
     except Violation as v:
         raise problem(v.field, v.expected, v.found) from None
     except Exception as exc:  # noqa: BLE001 - an unsupported layer combination; name the layer that failed
         at = running[-1] if running else "module"
-        raise problem(at.split(" ")[0], f"a forward that runs on input {list(workload.input_shape)}",
+        shown = list(workload.input_shape) if not (workload.inputs or workload.kwargs) else workload.inputs_text
+        raise problem(at.split(" ")[0], f"a forward that runs on input {shown}",
                       one_line(exc)) from None
     finally:
         for h in handles:
@@ -161,10 +174,10 @@ def plan_one(workload: Workload, source: str) -> Plan:
         output_shape=tuple(first.shape),  # the first tensor's, when the forward returns several
         params=sum(p.numel() for p in module.parameters()),
         flops=int(counter.get_total_flops()),
-        input_bytes=x.numel() * x.element_size(),
+        input_bytes=sum(t.numel() * t.element_size() for t in tensors),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         output_bytes=sum(t.numel() * t.element_size() for t in outs),
-        is_view=len(outs) == 1 and _aliases(first, x),
+        is_view=len(outs) == 1 and any(_aliases(first, t) for t in tensors),
         intermediate_bytes=sum(t.numel() * t.element_size() for t in produced.values()),
         shape_notes=tuple(notes),
     )

@@ -142,6 +142,8 @@ def skip_reason(variant: Variant, *, device: str, input_ndim: int, workload_dtyp
     if variant.tf32 is not None and dtype != "float32":
         return f"TF32 applies to float32 only, this variant runs {dtype}"
     if variant.channels_last and input_ndim != 4:
+        if not input_ndim:  # input_ndim: the first floating input's (integer and bool inputs are never converted)
+            return "channels_last needs a 4-d floating input, this workload has none"
         return f"channels_last needs a 4-d input, this one is {input_ndim}-d"
     if variant.cuda_graph and variant.backward:
         return "CUDA graph replay is timed for the forward pass only"

@@ -1,4 +1,4 @@
-"""A workload: a layer to build and the input shape to feed it. Frozen data, nothing allocated."""
+"""A workload: a layer to build and the inputs to feed it (shapes, dtypes, keywords). Frozen data, nothing allocated."""
 from __future__ import annotations
 
 import re
@@ -9,6 +9,7 @@ import torch
 
 from bench.checks import is_int, is_number
 from bench.errors import Problem
+from bench.suite.inputs import TensorSpec, describe, plain
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -43,6 +44,19 @@ def _label(value: str, limit: int = 60) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LayerOrigin:
+    """Where a workload made by bench.layers comes from. model: the model's name; kind: "layer" (one distinct
+    innermost module) or "model" (the whole model); count: the calls of the model's forward it stands for;
+    paths: the module paths of those calls in the model ("" for the model itself); module_type: the class name."""
+
+    model: str
+    kind: str
+    count: int
+    paths: tuple[str, ...]
+    module_type: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Workload:
     """One layer (or stack) and its input.
 
@@ -50,8 +64,12 @@ class Workload:
     a letter or digit (NAME_PATTERN: names reach CSV, Markdown, HTML and plots, so they hold no syntax of
     any of them). module: a zero-argument callable that builds the nn.Module (a class, a lambda or a
     functools.partial), so nothing is allocated until needed. input_shape: the input tensor's shape, batch
-    first. dtype: one of DTYPES' keys, for parameters and input alike. tags: free labels for filtering, each
-    following the name rule. note: shown in listings. threshold: this workload's regression
+    first: the short form of one floating input. inputs: the positional inputs instead, each a TensorSpec (shape,
+    dtype, integer range) or a plain value passed as it is; kwargs: keyword inputs, name -> TensorSpec or plain value
+    (a dict is stored as sorted pairs, so workloads stay hashable). Floating inputs take the workload's dtype.
+    dtype: one of DTYPES' keys, for parameters and floating inputs alike. origin: where bench.layers took the
+    workload from (a model's layer, or the model), None for a workload written by hand. tags: free labels for
+    filtering, each following the name rule. note: shown in listings. threshold: this workload's regression
     threshold for `bench compare` as a fraction (0.1 = 10%), or None for the command's default.
 
     Construction never raises, so that a config with several mistakes reports them all at once:
@@ -60,16 +78,29 @@ class Workload:
 
     name: str
     module: Callable[[], Any]
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] = ()
+    inputs: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
     dtype: str = "float32"
     tags: tuple[str, ...] = ()
     note: str = ""
     threshold: float | None = None
+    origin: LayerOrigin | None = None
 
     def __post_init__(self) -> None:
         # Normalise lists to tuples so workloads hash and compare by value.
         if isinstance(self.input_shape, list):
             object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        if isinstance(self.inputs, (list, TensorSpec)):
+            object.__setattr__(self, "inputs", tuple(self.inputs) if isinstance(self.inputs, list) else (self.inputs,))
+        if isinstance(self.kwargs, dict):
+            try:
+                object.__setattr__(self, "kwargs", tuple(sorted(self.kwargs.items())))
+            except TypeError:  # keys of mixed types: problems() reports them
+                object.__setattr__(self, "kwargs", tuple(self.kwargs.items()))
+        first = _first_tensor(self.inputs, self.kwargs)
+        if first is not None and self.input_shape == ():  # the input_shape column: the first tensor input's
+            object.__setattr__(self, "input_shape", first.shape)
         if isinstance(self.tags, (list, set, frozenset)):
             try:
                 object.__setattr__(self, "tags", tuple(sorted(self.tags)))
@@ -81,6 +112,32 @@ class Workload:
     @property
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
+
+    @property
+    def input_specs(self) -> tuple[Any, ...]:
+        """The positional inputs as built: `inputs`, or one floating input of `input_shape`; floating specs in the
+        workload's dtype."""
+        given = self.inputs if self.inputs or self.kwargs else (TensorSpec(self.input_shape),)
+        return tuple(_in_dtype(s, self.dtype) for s in given)
+
+    @property
+    def kwarg_specs(self) -> tuple[tuple[str, Any], ...]:
+        return tuple((k, _in_dtype(v, self.dtype)) for k, v in self.kwargs)
+
+    @property
+    def tensor_specs(self) -> tuple[TensorSpec, ...]:
+        """Every tensor input, positional then keyword."""
+        return tuple(s for s in (*self.input_specs, *(v for _, v in self.kwarg_specs)) if isinstance(s, TensorSpec))
+
+    @property
+    def floating_ndim(self) -> int:
+        """Dimensions of the first floating tensor input (what channels_last converts), 0 when there is none."""
+        return next((len(s.shape) for s in self.tensor_specs if s.floating), 0)
+
+    @property
+    def inputs_text(self) -> str:
+        """Every input on one line: "float32[256,3,227,227]" or "int64[2,128]; attention_mask=bool[2,128]"."""
+        return describe(self.input_specs, self.kwarg_specs)
 
     def problems(self, where: str) -> list[Problem]:
         """What is wrong with the declared fields themselves (not yet with the layer against the input)."""
@@ -108,7 +165,9 @@ class Workload:
             bad("module", "a zero-argument callable that builds an nn.Module (a class, lambda or partial)",
                 f"{type(self.module).__name__} {self.module!r}"[:120])
         shape = self.input_shape
-        if not isinstance(shape, tuple) or len(shape) == 0:
+        if self.inputs != () or self.kwargs != ():
+            _input_problems(self, bad)
+        elif not isinstance(shape, tuple) or len(shape) == 0:
             bad("input_shape", "a non-empty tuple of positive integers", repr(shape))
         else:
             for i, size in enumerate(shape):
@@ -127,6 +186,47 @@ class Workload:
         if self.threshold is not None and not (is_number(self.threshold) and 0 < self.threshold < 10):
             bad("threshold", "a fraction such as 0.1 for 10%, or None", repr(self.threshold))
         return out
+
+
+def _first_tensor(inputs: Any, kwargs: Any) -> TensorSpec | None:
+    """The first tensor spec among the positional inputs, else among the keyword ones (None for malformed fields)."""
+    values = list(inputs) if isinstance(inputs, tuple) else []
+    if isinstance(kwargs, tuple):
+        values += [p[1] for p in kwargs if isinstance(p, tuple) and len(p) == 2]
+    return next((v for v in values if isinstance(v, TensorSpec)), None)
+
+
+def _in_dtype(spec: Any, dtype: str) -> Any:
+    if isinstance(spec, TensorSpec) and spec.floating and spec.dtype != dtype and dtype in DTYPES:
+        return TensorSpec(spec.shape, dtype)
+    return spec
+
+
+def _input_problems(w: Workload, bad: Callable[[str, str, Any], None]) -> None:
+    """inputs and kwargs: tensor specs or plain values; input_shape, when also given, the first tensor's shape."""
+    if not isinstance(w.inputs, tuple):
+        bad("inputs", "a tuple of bench.TensorSpec or plain values", repr(w.inputs)[:120])
+        return
+    items = [(f"inputs[{i}]", v) for i, v in enumerate(w.inputs)]
+    if not isinstance(w.kwargs, tuple) or not all(isinstance(p, tuple) and len(p) == 2 for p in w.kwargs):
+        bad("kwargs", "a dict of name -> bench.TensorSpec or plain value", repr(w.kwargs)[:120])
+    else:
+        for key, value in w.kwargs:
+            if not isinstance(key, str) or not key.isidentifier():
+                bad("kwargs", "keyword names that are Python identifiers", repr(key))
+            items.append((f"kwargs[{key!r}]", value))
+    for where, value in items:
+        if isinstance(value, TensorSpec):
+            for field_name, expected, found in value.problems():
+                bad(f"{where}.{field_name}", expected, found)
+        elif not plain(value):
+            bad(where, "a bench.TensorSpec or a plain value (None, bool, number, string, tuple of them)",
+                f"{type(value).__name__} {value!r}"[:120])
+    first = _first_tensor(w.inputs, w.kwargs)
+    if first is None:
+        bad("inputs", "at least one bench.TensorSpec among the inputs or kwargs", repr(w.inputs)[:120])
+    elif w.input_shape != first.shape:
+        bad("input_shape", f"the first tensor input's shape {list(first.shape)} or nothing", repr(w.input_shape))
 
 
 @dataclass(frozen=True, kw_only=True)

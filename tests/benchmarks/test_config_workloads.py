@@ -12,20 +12,22 @@ from typing import Any, Callable
 
 import torch
 
-from bench.measure.runner import build
+from bench.measure.args import Args, first_tensor
+from bench.measure.runner import build_inputs
 
 
-def timed_step(module: Callable, x: torch.Tensor, device: str, *,
+def timed_step(module: Callable, x: torch.Tensor | Args, device: str, *,
                synchronize: Callable[[], None] | None = None) -> Callable[[], Any]:
     """The function pytest-benchmark times. On CUDA it waits for the GPU inside the timed function:
     pytest-benchmark reads the host clock, and without this it times only the kernel launch, far shorter
     than the kernel itself."""
+    args, kwargs = (x.args, x.kwargs) if isinstance(x, Args) else ((x,), {})  # several inputs: a model's layers
     if device != "cuda":
-        return lambda: module(x)
+        return lambda: module(*args, **kwargs)
     sync = synchronize or torch.cuda.synchronize
 
     def step():
-        out = module(x)
+        out = module(*args, **kwargs)
         sync()
         return out
 
@@ -33,15 +35,16 @@ def timed_step(module: Callable, x: torch.Tensor, device: str, *,
 
 
 def test_workload(benchmark, case):
-    module, x = build(case.plan, case.device)  # as `bench run` builds them
+    module, x = build_inputs(case.plan, case.device)  # as `bench run` builds them
     step = timed_step(module, x, case.device)
     benchmark.group = case.device
     benchmark.extra_info.update(dtype=case.plan.workload.dtype, flops=case.plan.flops, bytes=case.plan.bytes_moved,
-                                input_shape=list(case.plan.workload.input_shape), device_s="host clock, synchronized")
+                                input_shape=list(case.plan.workload.input_shape), inputs=case.plan.workload.inputs_text,
+                                device_s="host clock, synchronized")
     with torch.inference_mode():
         if case.device == "cuda":
             step()  # untimed: CUDA context, cuDNN algorithm choice and caches before the first round
-        out = benchmark(step)
+        out = first_tensor(benchmark(step))
     assert tuple(out.shape) == case.plan.output_shape
     assert torch.isfinite(out).all()
 

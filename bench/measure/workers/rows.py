@@ -19,7 +19,7 @@ def rows_for(ready: Ready, job: Job) -> list[Row]:
 def applies(plan: Plan, row: Row) -> bool:
     """Whether the row's variant can run its plan's workload on its device (else it is not-applicable at once)."""
     w = plan.workload
-    return not skip_reason(row.variant, device=row.device, input_ndim=len(w.input_shape), workload_dtype=w.dtype)
+    return not skip_reason(row.variant, device=row.device, input_ndim=w.floating_ndim, workload_dtype=w.dtype)
 
 
 def isolated(row: Row) -> bool:
