@@ -17,7 +17,7 @@ _WHERE = {
     **{name: "bench.api" for name in ("ab", "add_to_history", "attribution", "check", "compare", "comparison",
                                       "history", "import_runs", "load", "make_report", "merge", "peaks", "run")},
 }
-__all__ = sorted(_WHERE)
+__all__ = sorted(_WHERE)  # noqa: PLE0605 - the names are the keys of _WHERE, listed once
 __version__ = "0.1.0"
 
 

@@ -8,9 +8,10 @@ env.json (the environment, SCHEMA_VERSION, whether the run completed).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 # Run folder format history (env.json "schema_version"; the env.json object itself has its own history, see
 # bench.store.env_record.ENV_SCHEMA_VERSION):
@@ -76,7 +77,7 @@ NUMERIC_COLUMNS = frozenset({
     "compile_s", "graphs",
     "peak_memory_bytes", "planned_peak_bytes",
     "cpu_mhz", "sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "throttled_share",
-    "calls", "time_s", "share", "count",
+    "time_s", "share", "count",
 })
 BOOL_COLUMNS = frozenset({"noisy", "launch_bound", "tensor_cores", "tf32"})
 # kernels.csv (--profile): one row per kernel (CUDA) or operator (CPU) of one call of a row
@@ -126,14 +127,14 @@ class RowKey:
     variant: str = DEFAULT_VARIANT
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> "RowKey":
+    def of(cls, row: Mapping[str, Any]) -> RowKey:
         """The key of a results or samples row (a dict or a pandas Series); a missing variant is the default."""
         variant = row.get("variant")
         return cls(str(row["workload"]), str(row["device"]), str(row["dtype"]),
                    DEFAULT_VARIANT if variant is None or variant != variant or variant == "" else str(variant))
 
     @classmethod
-    def of_group(cls, values: tuple) -> "RowKey":
+    def of_group(cls, values: tuple) -> RowKey:
         """The key of a pandas groupby over KEY_COLUMNS (its group's values in that order, made strings)."""
         return cls(*(str(v) for v in values))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from statistics import NormalDist
 
 import numpy as np
@@ -60,7 +60,7 @@ def rel_iqr(samples_s: list[float]) -> float:
 # ------------------------------------------- comparing two sets of samples (used by bench.gate.compare)
 # Written with numpy rather than taken from scipy: scipy is not a runtime dependency (torch, pandas and
 # matplotlib are) for two short functions. The tests check them against scipy.stats where it is installed.
-@lru_cache(maxsize=None)
+@cache
 def _u_count(m: int, n: int, u: int) -> int:
     """Number of orderings of m and n untied values whose U statistic equals u."""
     if u < 0:

@@ -9,16 +9,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from test_compare import run_frames, samples, write_run
 
 import bench
 from bench.errors import BenchError
 from bench.gate.rule import decide_count
 from bench.suite.pickling import dumps_workloads
-from bench.schema import SCHEMA_VERSION
-from test_compare import ENV, run_frames, samples, write_run
 
 CONFIG = """
 from torch import nn

@@ -5,18 +5,18 @@ import json
 
 import pandas as pd
 import pytest
-
-from bench.suite import config
-from bench.suite import plan as planning
-from bench.api import comparison as compare
-from bench.gate.baseline import load_noise, promote, store_dir
-from bench.gate.calibrate import calibrate, noise_of, save_calibration
-from bench.errors import BenchError
-from bench.measure.sampling import Measurement
-from bench.measure.record import Record
-from bench.store.runs import load as load_rounds
 from helpers import frames
 from test_compare import ENV, samples, write_run
+
+from bench.api import comparison as compare
+from bench.errors import BenchError
+from bench.gate.baseline import load_noise, promote, store_dir
+from bench.gate.calibrate import calibrate, noise_of, save_calibration
+from bench.measure.record import Record
+from bench.measure.sampling import Measurement
+from bench.store.runs import load as load_rounds
+from bench.suite import config
+from bench.suite import plan as planning
 
 KEY = ENV["machine_keys"]["cpu"]
 

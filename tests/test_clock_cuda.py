@@ -26,7 +26,7 @@ class FakeGpu:
         self._names = itertools.cycle(["start", "end"])  # CudaTimer makes its events in this order
 
     # -- what CudaTimer is given
-    def event(self) -> "FakeEvent":
+    def event(self) -> FakeEvent:
         ev = FakeEvent(self, next(self._names))
         self.events.append(ev)
         return ev
@@ -64,7 +64,7 @@ class FakeEvent:
         self.gpu.host = max(self.gpu.host, self.t)
         self.done = True
 
-    def elapsed_time(self, end: "FakeEvent") -> float:
+    def elapsed_time(self, end: FakeEvent) -> float:
         self.gpu.log.append(f"{self.name}.elapsed_time")
         if not (end.done and self.t is not None):
             raise RuntimeError("CUDA error: device not ready")  # what reading an unfinished event does

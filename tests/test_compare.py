@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from bench.api import comparison as compare
+from bench.errors import BenchError
 from bench.gate.compare import compare_runs
 from bench.gate.rule import Rule, decide
-from bench.store.folder import Run
-from bench.stats import mann_whitney_p, ratio_interval
-from bench.errors import BenchError
 from bench.schema import SCHEMA_VERSION
+from bench.stats import mann_whitney_p, ratio_interval
+from bench.store.folder import Run
 
 ENV = {"schema_version": SCHEMA_VERSION, "complete": True, "torch": "2.13.0+cpu", "threads": 1,
        "float32_matmul_precision": "highest", "cpu_name": "Test CPU", "cpu_count": 2, "cuda": "", "cudnn": "",

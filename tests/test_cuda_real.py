@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from bench.measure.clock import CudaTimer
-from bench.suite.config import load_config
-from bench.measure.sampling import Policy
-from bench.suite.plan import plan_one
-from bench.store.frames import to_frame
 from bench.measure.runner import run_one
+from bench.measure.sampling import Policy
+from bench.store.frames import to_frame
+from bench.suite.config import load_config
+from bench.suite.plan import plan_one
 
 pytestmark = pytest.mark.cuda
 

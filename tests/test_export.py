@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from test_compare import samples, write_run
 
 from bench.cli.main import main
 from bench.store.export import pytest_benchmark_stats, to_pytest_benchmark
@@ -14,8 +15,6 @@ from bench.store.runs import load as load_run
 
 def export_run(path):
     return to_pytest_benchmark(load_run(path))
-
-from test_compare import samples, write_run
 
 pb_stats = pytest.importorskip("pytest_benchmark.stats")
 

@@ -17,10 +17,10 @@ from torch import nn
 
 from bench import Workload
 from bench.cli.main import main
-from bench.measure.sampling import Policy
-from bench.suite.plan import plan_one
-from bench.store.writer import new_run_dir
 from bench.measure.runner import run_one, run_suite
+from bench.measure.sampling import Policy
+from bench.store.writer import new_run_dir
+from bench.suite.plan import plan_one
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = Policy(warmup_s=0.0, min_block_s=1e-4, min_samples=3, floor_samples=2, budget_s=0.005)

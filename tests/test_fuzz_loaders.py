@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_compare import samples, write_run
 
 from bench import BenchError, Workload
 from bench.cli.main import main
 from bench.suite.plan import plan_suite
 from bench.suite.workload import Declared
-from test_compare import samples, write_run
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 CELLS = st.one_of(st.sampled_from(["", "nan", "NaN", "inf", "-inf", "-1", "0", "1e308", "1e-320", "NA", "None",

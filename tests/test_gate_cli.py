@@ -5,10 +5,10 @@ import json
 
 import pandas as pd
 import pytest
+from test_compare import samples, write_run
 
 from bench.cli.main import main
 from bench.schema import SCHEMA_VERSION
-from test_compare import samples, write_run
 
 TINY = ["--device", "cpu", "--budget-s", "0.05", "--warmup-s", "0.01", "--min-samples", "3"]
 

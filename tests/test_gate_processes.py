@@ -10,21 +10,21 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from test_compare import compare_frames, run_frames
 from torch import nn
 
 from bench.gate.compare import compare_runs, paired
 from bench.gate.rule import Rule, decide, decide_paired, detectable_paired, median_interval, sign_test_p
+from bench.measure.record import Record
+from bench.measure.sampling import Policy
 from bench.measure.workers.counter import count_instructions
 from bench.measure.workers.protocol import Job, Ready, Row, Side, strip
 from bench.measure.workers.schedule import run_in_workers, run_pairs
-from bench.measure.record import Record
-from bench.measure.sampling import Policy
 from bench.store.folder import Run
 from bench.store.summary import process_medians
 from bench.suite.plan import plan_one
 from bench.suite.variants import Variant
 from bench.suite.workload import Workload
-from test_compare import compare_frames, run_frames
 
 
 # ---------------------------------------------------------------- per-process medians (unpaired runs)
@@ -237,7 +237,7 @@ class Fakes:
         self.log: list[dict] = []
         self.lock = threading.Lock()
 
-    def __call__(self, side: Side, job: Job, number: int) -> "FakeWorker":
+    def __call__(self, side: Side, job: Job, number: int) -> FakeWorker:
         worker = FakeWorker(self, side, job, number)
         with self.lock:
             self.started.append(worker)

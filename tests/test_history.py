@@ -10,8 +10,16 @@ import pytest
 
 import bench
 from bench.cli.main import main
-from bench.gate.changes import (CHANGE_COLUMNS, SUITE, breakpoints, change_points, locate, noise, suite_factors,
-                                trend_values)
+from bench.gate.changes import (
+    CHANGE_COLUMNS,
+    SUITE,
+    breakpoints,
+    change_points,
+    locate,
+    noise,
+    suite_factors,
+    trend_values,
+)
 from bench.schema import RowKey
 from bench.store.history import HISTORY_COLUMNS, STORE_SCHEMA_VERSION, history_rows, open_store, resolve
 from bench.suite.shard import Shard, assign, parse_shard, planned_cost_s, select

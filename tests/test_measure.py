@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.measure.clock import Block, CpuTimer
 from bench.errors import BenchError
+from bench.measure.clock import Block, CpuTimer
 from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure
 
 U = 2.0 ** -10

@@ -10,11 +10,11 @@ import resource
 from pathlib import Path
 
 import pytest
+from test_faults import RaisesOnRealDevice
 from torch import nn
 
 from bench import Workload
 from bench.measure import memory, runner
-from test_faults import RaisesOnRealDevice
 from bench.measure.apply import peak_memory
 from bench.measure.clock import CpuTimer
 from bench.measure.memory import free_bytes

@@ -14,8 +14,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench import BenchError, Workload
 from bench.suite.config import CONFIG_DIR, load_config
-from bench.suite.workload import Declared
 from bench.suite.plan import check, plan_one, plan_suite
+from bench.suite.workload import Declared
 
 SHIPPED = [c for c in ("seed", "smoke", "linear", "conv2d") if (CONFIG_DIR / f"{c}.py").is_file()]
 DECLARED = [d for c in SHIPPED for d in load_config(c).declared]

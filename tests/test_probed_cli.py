@@ -17,8 +17,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.cli.main import build_parser, main
 import bench.cli.run as run_cli
+from bench.cli.main import build_parser, main
 from bench.cli.run import estimate
 
 ROOT = Path(__file__).resolve().parent.parent

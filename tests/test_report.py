@@ -10,18 +10,17 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from bench import Workload
-from bench.suite import config
-from bench.measure import env as envmod
-from bench.suite import plan as planning
-from bench.measure.clock import Block
+from bench import Workload, api
 from bench.cli.main import main
+from bench.measure import env as envmod
+from bench.measure.clock import Block
+from bench.measure.runner import run_suite
 from bench.measure.sampling import Policy
-from bench import api
 from bench.report.build import MIN_SPEEDUP, best_variants
 from bench.report.figures import speedup_table
 from bench.store.recorder import RunRecorder
-from bench.measure.runner import run_suite
+from bench.suite import config
+from bench.suite import plan as planning
 from bench.suite.variants import parse_variants
 
 FAST = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=5, floor_samples=5, max_samples=5, budget_s=1.0)

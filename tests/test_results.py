@@ -8,19 +8,19 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import frames
 
 from bench import BenchError
-from bench.suite.config import load_config
+from bench.measure.record import Record
 from bench.measure.sampling import Measurement
-from bench.suite.plan import plan_one
 from bench.schema import SCHEMA_VERSION
 from bench.store.files import write_atomic
 from bench.store.frames import to_frame, to_samples
+from bench.store.recorder import RunRecorder
 from bench.store.runs import load as read_run
 from bench.store.writer import new_run_dir
-from bench.store.recorder import RunRecorder
-from helpers import frames
-from bench.measure.record import Record
+from bench.suite.config import load_config
+from bench.suite.plan import plan_one
 
 DEVICE_S = (1e-3, 2e-3, 3e-3, 4e-3, 10e-3)
 HOST_S = (2e-3, 2e-3, 4e-3, 5e-3, 11e-3)

@@ -7,17 +7,17 @@ import math
 import pandas as pd
 import pytest
 
-from bench.suite import config
-from bench.suite import plan as planning
-from bench.errors import BenchError
 from bench import api
+from bench.errors import BenchError
 from bench.measure import env as envmod
 from bench.measure.probe import probe
 from bench.measure.roofs import Peaks
+from bench.report.roofline import annotate, roofline_figure, roofline_row, verdict, verdict_text
+from bench.schema import LAUNCH_BOUND_S, is_launch_bound
 from bench.store.folder import Run
 from bench.store.peaks import from_json
-from bench.schema import LAUNCH_BOUND_S, is_launch_bound
-from bench.report.roofline import annotate, roofline_figure, roofline_row, verdict, verdict_text
+from bench.suite import config
+from bench.suite import plan as planning
 
 F32 = 4  # bytes per float32
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_compare import ENV, samples, write_run
 from torch import nn
 
 import bench
@@ -24,11 +25,10 @@ from bench.measure.sampling import Measurement
 from bench.stats import MAX_PAIRS, mann_whitney_p, ratio_interval, thinned_sizes
 from bench.store.files import read_csv
 from bench.store.peaks import read_peaks_file
+from bench.store.recorder import RunRecorder
 from bench.store.runs import load
 from bench.suite.plan import plan_one
 from bench.suite.workload import Workload
-from bench.store.recorder import RunRecorder
-from test_compare import ENV, samples, write_run
 
 KEY = ENV["machine_keys"]["cpu"]
 

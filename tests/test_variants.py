@@ -10,15 +10,15 @@ from hypothesis import strategies as st
 from torch import nn
 
 from bench import Workload
-from bench.measure.clock import Block, graph_replay
 from bench.cli.main import main
 from bench.errors import BenchError
-from bench.measure.sampling import Policy
-from bench.suite.plan import plan_one
-from bench.store.frames import to_frame, to_samples
-from bench.measure.runner import run_one, run_suite
 from bench.measure.apply import applied, cost, max_rel_diff
+from bench.measure.clock import Block, graph_replay
+from bench.measure.runner import run_one, run_suite
+from bench.measure.sampling import Policy
+from bench.store.frames import to_frame, to_samples
 from bench.suite.config import load_suite
+from bench.suite.plan import plan_one
 from bench.suite.variants import DEFAULT, SWEEPS, Variant, parse_variants, skip_reason, sweep
 
 

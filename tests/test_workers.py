@@ -221,9 +221,9 @@ def test_a_worker_that_fails_to_start_says_why(tmp_path, monkeypatch, gone_befor
     is gone before the init message could be sent (a broken pipe: CI's slower machine saw that one)."""
     from multiprocessing.connection import Connection
 
+    from bench.measure.sampling import Policy
     from bench.measure.workers.process import Worker
     from bench.measure.workers.protocol import Job, Side
-    from bench.measure.sampling import Policy
 
     if gone_before_init:
         def send(self, obj):

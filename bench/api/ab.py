@@ -19,22 +19,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from bench.checks import strict_int
 from bench.errors import BenchError, Problem
 from bench.gate.compare import compare_runs
 from bench.gate.rule import Rule
 from bench.measure import env as envmod
-from bench.measure.workers.counter import count_instructions
-from bench.measure.workers.protocol import Job, Side
-from bench.measure.workers.schedule import run_pairs
 from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for
 from bench.measure.sampling import Policy
+from bench.measure.workers.counter import count_instructions
+from bench.measure.workers.protocol import Job, Side
+from bench.measure.workers.schedule import run_pairs
 from bench.schema import RESULTS_DIR, RowKey
 from bench.store.env_record import RunEnv
 from bench.store.files import write_atomic

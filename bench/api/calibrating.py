@@ -3,12 +3,13 @@ and each row's noise stored beside this machine's baseline (bench.gate.calibrate
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from bench.api.running import Prepared, SuiteSpec, execute, prepare
-from bench.gate.calibrate import Calibration, calibrate as measure_noise, save_calibration
+from bench.gate.calibrate import Calibration, save_calibration
+from bench.gate.calibrate import calibrate as measure_noise
 from bench.measure.record import Record
 from bench.measure.sampling import Policy
 from bench.schema import RESULTS_DIR

@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -20,7 +20,7 @@ from bench.gate.changes import IDENTITY, STATISTICS, SUITE, judge
 from bench.report.plots import save_plots
 from bench.report.trends import render_page, suite_figure, trend_figures
 from bench.schema import RowKey
-from bench.store.files import write_atomic, writable_folder
+from bench.store.files import writable_folder, write_atomic
 from bench.store.folder import Run, incomplete_reason, read_run_dir, require_rows, run_dirs_in
 from bench.store.history import Store, open_for, rows_of_folder, rows_of_run
 from bench.store.merge import merge_shards

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -23,6 +23,7 @@ from bench.store.folder import Run, is_run_dir, require_rows
 from bench.store.runs import load
 from bench.suite.config import load_config
 from bench.suite.variants import Variant
+
 
 def peaks(device: str = "all", *, threads: int = 0, quick: bool = False, refresh: bool = False,
           root: str | Path = RESULTS_DIR, on_step: Callable[[str], None] | None = None) -> list[Peaks]:

@@ -5,9 +5,9 @@ import os
 import random
 import signal
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -15,12 +15,12 @@ from bench.checks import strict_int
 from bench.errors import BenchError, Problem, WorkerLost, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
-from bench.measure.workers.counter import count_instructions
-from bench.measure.workers.protocol import Job, Side
-from bench.measure.workers.schedule import check_count, run_in_workers
 from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy
+from bench.measure.workers.counter import count_instructions
+from bench.measure.workers.protocol import Job, Side
+from bench.measure.workers.schedule import check_count, run_in_workers
 from bench.report.plots import save_plots
 from bench.store.attribution import write_layers
 from bench.store.env_record import RunEnv
@@ -30,7 +30,8 @@ from bench.store.recorder import RunRecorder
 from bench.store.writer import cannot_write, check_label, new_run_dir
 from bench.suite.config import Suite, from_workloads, load_suite, matches
 from bench.suite.pickling import dumps_workloads
-from bench.suite.plan import Plan, check as check_plans
+from bench.suite.plan import Plan
+from bench.suite.plan import check as check_plans
 from bench.suite.shard import Shard, parse_shard, select
 from bench.suite.variants import Variant, parse_variants
 from bench.suite.workload import Workload

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.api.history import open_store
 from bench.errors import BenchError, Problem
 from bench.gate.changes import STATISTICS, SUITE, judge
 from bench.report.site import site_data
 from bench.report.site_pages import site_pages
-from bench.store.files import write_together, writable_folder
-from bench.api.history import open_store
+from bench.store.files import writable_folder, write_together
 from bench.store.writer import cannot_write
 
 

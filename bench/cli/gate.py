@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-
 from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_EXTRA_PAIRS, DEFAULT_PAIRS, ab
 from bench.api.calibrating import DEFAULT_REPEATS, calibrate
 from bench.api.comparing import comparison, load

@@ -19,10 +19,17 @@ import sys
 import threading
 import traceback
 
-from bench.cli.common import (EXIT_BROKEN_PIPE, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
-                              EXIT_USAGE, OneLineParser, err)
+from bench.cli.common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_CANNOT_WRITE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    OneLineParser,
+    err,
+)
 from bench.errors import BenchError, WorkerLost, WriteError
-
 
 # The signals received while `main` runs. Once one has arrived, whatever it broke is an interruption: a signal that
 # lands inside a C extension's import (numpy's) can come out as an ImportError instead of a KeyboardInterrupt.
@@ -52,7 +59,13 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="layerbench", description="Check, time and compare PyTorch layers on CPU and CUDA. "
                            "Every command that reads a run takes a run folder, the folder given to `run --out`, or a "
                            "run's results.csv. See README.md.")
-    from bench.cli import attribution, gate, history, report, run  # torch and pandas load here, not when this module does
+    from bench.cli import (  # torch and pandas load here, not when this module does
+        attribution,
+        gate,
+        history,
+        report,
+        run,
+    )
 
     sub = parser.add_subparsers(dest="command", required=True)
     run.register(sub)
@@ -125,7 +138,7 @@ def _main(argv: list[str]) -> int:
     except BrokenPipeError:  # the reader went away (`bench export RUN | head`): nothing more to say, as a shell tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except Exception:  # noqa: BLE001 - not the user's mistake: say so, with the traceback to report
+    except Exception:  # not the user's mistake: say so, with the traceback to report
         if _received:  # broken by a signal, not a bug: main says "interrupted"
             raise
         traceback.print_exc()

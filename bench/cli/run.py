@@ -15,22 +15,31 @@ from pathlib import Path
 import pandas as pd
 
 from bench.api.history import add_to_history
-from bench.store.history import open_for
 from bench.api.reporting import default_report_dir, make_report
 from bench.api.running import DEFAULT_PROCESSES, PROCESSES_ENV, execute, prepare
+from bench.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    RESULTS,
+    add_root,
+    command,
+    err,
+    number,
+    read_run,
+)
 from bench.cli.models import add_model_options, json_fields, suite_of
-from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RESULTS, add_root, command, err,
-                              number, read_run)
 from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
 from bench.report.plots import save_plots
 from bench.schema import FAILED, OK
 from bench.stats import summarize
-from bench.store.history import STORE_ENV
 from bench.store.files import writable_folder
+from bench.store.history import STORE_ENV, open_for
 from bench.store.writer import check_label
-from bench.suite.config import load_suite, matches
+from bench.suite.config import matches
 from bench.suite.plan import plan_suite
 from bench.units import fmt_s, fmt_si
 

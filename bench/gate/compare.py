@@ -144,7 +144,7 @@ PROBE_LIMIT = 1.3  # speed probes further apart than this ratio: another machine
 SUITE_SHARE = 0.8  # that share of rows moved the same way by more than half the threshold: the machine moved
 
 
-def machine_differs(verdicts: list["Verdict"], base_env, cand_env, *, threshold: float) -> str:
+def machine_differs(verdicts: list[Verdict], base_env, cand_env, *, threshold: float) -> str:
     """Why a stored baseline seems to come from a machine that is faster or slower as a whole, or "": the env.json
     speed probes (bench.measure.env.speed_probe) disagree by more than PROBE_LIMIT, or at least 3 rows were judged
     and SUITE_SHARE of them moved together in one direction by more than half the threshold."""

@@ -9,15 +9,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
-from matplotlib.ticker import FuncFormatter  # noqa: E402 - below matplotlib.use("Agg")
-import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # below matplotlib.use("Agg")
+import pandas as pd  # below matplotlib.use("Agg")
+from matplotlib.ticker import FuncFormatter  # below matplotlib.use("Agg")
 
-from bench.gate.compare import Comparison  # noqa: E402 - below matplotlib.use("Agg")
-from bench.gate.rule import VERDICTS, Figures  # noqa: E402 - below matplotlib.use("Agg")
-from bench.store.cells import md_text, mpl_text  # noqa: E402 - below matplotlib.use("Agg")
-from bench.store.files import write_atomic  # noqa: E402 - below matplotlib.use("Agg")
-from bench.units import fmt_s  # noqa: E402 - below matplotlib.use("Agg")
+from bench.gate.compare import Comparison  # below matplotlib.use("Agg")
+from bench.gate.rule import VERDICTS, Figures  # below matplotlib.use("Agg")
+from bench.store.cells import md_text, mpl_text  # below matplotlib.use("Agg")
+from bench.store.files import write_atomic  # below matplotlib.use("Agg")
+from bench.units import fmt_s  # below matplotlib.use("Agg")
 
 MARK = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same", "unsure": "⚪ unsure"}
 COLORS = {"slower": "#d62728", "faster": "#2ca02c", "same": "#7f7f7f", "unsure": "#ff7f0e"}

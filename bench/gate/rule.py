@@ -39,7 +39,7 @@ class Figures:
     p_value: float
 
     @classmethod
-    def unknown(cls) -> "Figures":
+    def unknown(cls) -> Figures:
         """No figures: a side without samples or counts."""
         nan = float("nan")
         return cls(nan, nan, nan, nan)

@@ -7,17 +7,17 @@ its peak; `max_rel_diff` measures accuracy.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Callable, Iterator
-
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from bench.measure.env import matmul_precision
 from bench.measure.args import Args, as_args, first_tensor
+from bench.measure.env import matmul_precision
 from bench.suite.plan import Plan, flop_counter, meta_inputs, plan_one
 from bench.suite.variants import Variant
 from bench.suite.workload import DTYPES

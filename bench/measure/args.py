@@ -2,7 +2,8 @@
 a cold cache, the accuracy check and the backward pass do to them (floating tensors only, where it matters)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -17,7 +18,7 @@ class Args:
         self.args, self.kwargs = tuple(args), dict(kwargs or {})
 
     @classmethod
-    def build(cls, workload: Workload, device: str | torch.device) -> "Args":
+    def build(cls, workload: Workload, device: str | torch.device) -> Args:
         """Seeded random inputs on device: floating ones in the workload's dtype, integers in their range."""
         def one(spec: Any) -> Any:
             return spec.make(device, workload.torch_dtype) if isinstance(spec, TensorSpec) else spec
@@ -45,25 +46,25 @@ class Args:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.tensors)
 
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor], *, floating: bool = True) -> "Args":
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor], *, floating: bool = True) -> Args:
         """fn applied to every tensor (floating: only to floating-point ones)."""
         def one(v: Any) -> Any:
             return fn(v) if isinstance(v, torch.Tensor) and (v.is_floating_point() or not floating) else v
 
         return Args(tuple(one(v) for v in self.args), {k: one(v) for k, v in self.kwargs.items()})
 
-    def clone(self) -> "Args":
+    def clone(self) -> Args:
         return self.map(torch.Tensor.clone, floating=False)
 
     def call(self, module: Callable[..., Any]) -> Any:
         return module(*self.args, **self.kwargs)
 
-    def rows(self, n: int) -> "Args":
+    def rows(self, n: int) -> Args:
         """The first n rows (dim 0) of the short form's input; several inputs are kept whole (their batch
         dimensions need not be dim 0, nor agree)."""
         return Args((self.args[0][:n],)) if self.single else self
 
-    def reference(self) -> "Args":
+    def reference(self) -> Args:
         """On the CPU, floating tensors in float64 (the accuracy check's reference inputs)."""
         return self.map(lambda t: t.to("cpu"), floating=False).map(lambda t: t.to(torch.float64))
 

@@ -9,8 +9,9 @@ A timer runs `fn` `calls` times back to back and says how long that took, as a `
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, kw_only=True)

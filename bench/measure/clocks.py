@@ -15,9 +15,9 @@ import functools
 import os
 import statistics
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 SAMPLE_S = 0.05  # NVML sampling interval: a query costs tens of microseconds, and the thread holds the GIL that long
 # NVML's clock-event (throttle) reason bits, from nvml.h (a stable ABI; pynvml exposes them under names that changed
@@ -103,7 +103,7 @@ class OthersBusy:
         self.stat, self.own, self.cpus = stat, own, cpus or os.cpu_count() or 1
         self.cores: float | None = None
 
-    def __enter__(self) -> "OthersBusy":
+    def __enter__(self) -> OthersBusy:
         self._start = (_cpu_ticks(self.stat), _own_ticks(self.own))
         return self
 
@@ -197,7 +197,7 @@ class Sampler:
         while not self._stop.wait(self.interval_s):
             self._sample()
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         if self.device == "cpu":
             mhz = self.cpu_reader()
             self._cpu += [mhz] if mhz is not None else []

@@ -8,11 +8,10 @@ It records when and under what load average it ran, so a report can say how far 
 from __future__ import annotations
 
 import functools
-
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 import torch
 

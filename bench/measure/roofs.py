@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 MAX_OTHERS_SHARE = 0.5  # of the cores busy with other processes during a probe: above it the peaks are flagged
 
 

@@ -10,19 +10,29 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from bench.errors import BenchError, Problem, one_line
+from bench.measure.apply import (
+    applied,
+    cold_inputs,
+    convert,
+    cost,
+    last_level_cache_bytes,
+    math_mode,
+    math_that_ran,
+    max_rel_diff,
+    peak_memory,
+    step,
+)
 from bench.measure.args import Args, first_tensor
-from bench.measure.apply import (applied, cold_inputs, convert, cost, last_level_cache_bytes, math_mode, math_that_ran,
-                                 max_rel_diff, peak_memory, step)
-from bench.measure.kernels import PROFILED_CALLS, profile_calls
 from bench.measure.clock import Timer, default_timer, graph_replay
 from bench.measure.clocks import Sampler
 from bench.measure.deadline import DeadlineExceeded, deadline
 from bench.measure.env import device_name
+from bench.measure.kernels import PROFILED_CALLS, profile_calls
 from bench.measure.memory import PeakTracker, free_bytes
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Measurement, Policy, WorkloadTimeout, measure

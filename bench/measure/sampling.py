@@ -9,13 +9,13 @@ budget `budget_s` is spent (but never fewer than `floor_samples`), or `max_sampl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from bench.errors import BenchError, Problem
 from bench.measure.clock import Block, Timer
 from bench.stats import rel_iqr
-
 
 CACHE_STATES = ("warm", "cold")
 

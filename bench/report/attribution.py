@@ -9,17 +9,17 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
-from matplotlib.patches import Patch  # noqa: E402 - below matplotlib.use("Agg")
-import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # below matplotlib.use("Agg")
+import pandas as pd  # below matplotlib.use("Agg")
+from matplotlib.patches import Patch  # below matplotlib.use("Agg")
 
-from bench.measure.roofs import Peaks  # noqa: E402 - below matplotlib.use("Agg")
-from bench.report.model import ModelSection  # noqa: E402 - below matplotlib.use("Agg")
-from bench.report.plots import png  # noqa: E402 - below matplotlib.use("Agg")
-from bench.report.roofline import roofline_figure, verdict_text  # noqa: E402 - below matplotlib.use("Agg")
-from bench.schema import DEFAULT_VARIANT  # noqa: E402 - below matplotlib.use("Agg")
-from bench.store.cells import mpl_text  # noqa: E402 - below matplotlib.use("Agg")
-from bench.units import fmt_s  # noqa: E402 - below matplotlib.use("Agg")
+from bench.measure.roofs import Peaks  # below matplotlib.use("Agg")
+from bench.report.model import ModelSection  # below matplotlib.use("Agg")
+from bench.report.plots import png  # below matplotlib.use("Agg")
+from bench.report.roofline import roofline_figure, verdict_text  # below matplotlib.use("Agg")
+from bench.schema import DEFAULT_VARIANT  # below matplotlib.use("Agg")
+from bench.store.cells import mpl_text  # below matplotlib.use("Agg")
+from bench.units import fmt_s  # below matplotlib.use("Agg")
 
 TOP_N = 10  # layers shown by name in the chart and the table; the rest are grouped
 BOUND_COLORS = {"compute": "#d62728", "memory": "#1f77b4", "launch": "#7f7f7f", "no work": "#c7c7c7",

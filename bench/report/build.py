@@ -6,7 +6,7 @@ the roofs come in as data, each with its provenance (bench.measure.roofs.Peaks).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 

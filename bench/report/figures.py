@@ -6,15 +6,15 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
-import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402 - below matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # below matplotlib.use("Agg")
+import pandas as pd  # below matplotlib.use("Agg")
+from matplotlib.colors import TwoSlopeNorm  # below matplotlib.use("Agg")
 
-from bench.measure.roofs import Peaks  # noqa: E402 - below matplotlib.use("Agg")
-from bench.report.plots import latency_figure, png  # noqa: E402 - below matplotlib.use("Agg")
-from bench.report.roofline import roofline_figure  # noqa: E402 - below matplotlib.use("Agg")
-from bench.schema import OK  # noqa: E402 - below matplotlib.use("Agg")
-from bench.store.cells import mpl_text  # noqa: E402 - below matplotlib.use("Agg")
+from bench.measure.roofs import Peaks  # below matplotlib.use("Agg")
+from bench.report.plots import latency_figure, png  # below matplotlib.use("Agg")
+from bench.report.roofline import roofline_figure  # below matplotlib.use("Agg")
+from bench.schema import OK  # below matplotlib.use("Agg")
+from bench.store.cells import mpl_text  # below matplotlib.use("Agg")
 
 
 def speedup_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -12,14 +12,13 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
-import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # below matplotlib.use("Agg")
+import pandas as pd  # below matplotlib.use("Agg")
 
-from bench.schema import OK  # noqa: E402 - below matplotlib.use("Agg")
-from bench.store.cells import mpl_text  # noqa: E402 - below matplotlib.use("Agg")
-from bench.store.files import write_atomic  # noqa: E402 - below matplotlib.use("Agg")
-from bench.units import fmt_s  # noqa: E402 - below matplotlib.use("Agg")
-
+from bench.schema import OK  # below matplotlib.use("Agg")
+from bench.store.cells import mpl_text  # below matplotlib.use("Agg")
+from bench.store.files import write_atomic  # below matplotlib.use("Agg")
+from bench.units import fmt_s  # below matplotlib.use("Agg")
 
 COLORS = {"cpu": "#1f77b4", "cuda": "#76b900"}
 

@@ -17,17 +17,17 @@ A float64 row is put against the float64 roof only: without one (peaks probed be
 from __future__ import annotations
 
 import math
-from typing import Callable, Collection
+from collections.abc import Callable, Collection
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
-import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # below matplotlib.use("Agg")
+import pandas as pd  # below matplotlib.use("Agg")
 
-from bench.measure.roofs import Peaks  # noqa: E402 - below matplotlib.use("Agg")
-from bench.schema import OK  # noqa: E402 - below matplotlib.use("Agg")
-from bench.store.cells import mpl_text  # noqa: E402 - below matplotlib.use("Agg")
+from bench.measure.roofs import Peaks  # below matplotlib.use("Agg")
+from bench.schema import OK  # below matplotlib.use("Agg")
+from bench.store.cells import mpl_text  # below matplotlib.use("Agg")
 
 ROOFLINE_COLUMNS = ["peak_flops_per_s", "peak_bytes_per_s", "ridge_flop_per_byte", "roof_flops_per_s",
                     "pct_of_roof", "verdict"]

@@ -7,12 +7,12 @@ import html
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - below matplotlib.use("Agg")
-import pandas as pd  # noqa: E402 - below matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # below matplotlib.use("Agg")
+import pandas as pd  # below matplotlib.use("Agg")
 
-from bench.report.plots import png  # noqa: E402 - below matplotlib.use("Agg")
-from bench.schema import KEY_COLUMNS, OK, RowKey  # noqa: E402 - below matplotlib.use("Agg")
-from bench.store.cells import mpl_text  # noqa: E402 - below matplotlib.use("Agg")
+from bench.report.plots import png  # below matplotlib.use("Agg")
+from bench.schema import KEY_COLUMNS, OK, RowKey  # below matplotlib.use("Agg")
+from bench.store.cells import mpl_text  # below matplotlib.use("Agg")
 
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
        "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}tr.slower td{background:#fde2e1}"

@@ -57,7 +57,7 @@ class RunEnv(Mapping):
     other: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, env: Mapping[str, Any]) -> "RunEnv":
+    def of(cls, env: Mapping[str, Any]) -> RunEnv:
         """The record of an env.json object (or of capture's dict plus settings); unknown keys go to `other`,
         the versions are the writer's (this bench's) whatever the mapping said."""
         names = {f.name for f in fields(cls)} - {"machine", "other"}
@@ -92,17 +92,17 @@ class RunEnv(Mapping):
     def __len__(self) -> int:
         return len(self.to_dict())
 
-    def with_machine(self, **values: Any) -> "RunEnv":
+    def with_machine(self, **values: Any) -> RunEnv:
         """The machine part with these keys replaced (the git commit of the tree measured, say)."""
         return replace(self, machine={**self.machine, **values})
 
-    def with_versions(self, versions: Mapping[str, Any]) -> "RunEnv":
+    def with_versions(self, versions: Mapping[str, Any]) -> RunEnv:
         """The python, torch and cuda the worker processes ran (another interpreter with `ab --base-python`)."""
         return self.with_machine(**{k: versions[k] for k in WORKER_VERSIONS if k in versions})
 
-    def with_extended(self, *, extra_pairs: int, rows: list[str]) -> "RunEnv":
+    def with_extended(self, *, extra_pairs: int, rows: list[str]) -> RunEnv:
         """ab: the extra pairs given to the rows still unsure, and those rows (their labels)."""
         return replace(self, ab={**(self.ab or {}), "extra_pairs": extra_pairs, "extended": list(rows)})
 
-    def finished(self, *, complete: bool, reason: str = "") -> "RunEnv":
+    def finished(self, *, complete: bool, reason: str = "") -> RunEnv:
         return replace(self, complete=complete, finished_utc=_now_utc(), incomplete_reason=reason)

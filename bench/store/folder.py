@@ -2,16 +2,25 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, Problem, not_a_file
-from bench.schema import (DEFAULT_VARIANT, KEY_COLUMNS, REQUIRED_RESULT_COLUMNS, REQUIRED_SAMPLE_COLUMNS, RUN_FILES,
-                          READABLE_SCHEMA_VERSIONS, STATUSES, RowKey)
+from bench.schema import (
+    DEFAULT_VARIANT,
+    KEY_COLUMNS,
+    READABLE_SCHEMA_VERSIONS,
+    REQUIRED_RESULT_COLUMNS,
+    REQUIRED_SAMPLE_COLUMNS,
+    RUN_FILES,
+    STATUSES,
+    RowKey,
+)
 from bench.store.cells import FORMULA_STARTS
 from bench.store.files import first_row, read_csv, read_json_object
 from bench.store.summary import with_process

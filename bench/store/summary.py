@@ -9,7 +9,7 @@ work on per-process medians (bench.gate.rule; docs/gate.md).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd

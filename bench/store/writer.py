@@ -9,7 +9,6 @@ from pathlib import Path
 from bench.errors import BenchError, Problem, WriteError
 from bench.store.folder import is_run_dir
 
-
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 

@@ -16,8 +16,9 @@ import functools
 import hashlib
 import re
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -88,7 +89,7 @@ def _spec(value: Any, where: str, high: int) -> Any:
     if plain(value):
         return value
     raise Uncapturable("layers whose inputs are tensors and plain values (a smaller depth makes the parent the "
-                       f"layer)", f"module '{where}' takes a {type(value).__name__} input")
+                       "layer)", f"module '{where}' takes a {type(value).__name__} input")
 
 
 def _check_dtypes(path: str, module: nn.Module, args: tuple) -> None:
@@ -149,7 +150,7 @@ def record_calls(model: nn.Module, args: list, kwargs: dict, *, depth: int | Non
             out = model(*args, **kwargs)
     except Uncapturable:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any error of the user's forward becomes one line naming its module
         path, module = (stack[-1][0], stack[-1][1]) if stack else ("", model)
         raise _Failed(path, type(module).__name__, exc) from None
     finally:

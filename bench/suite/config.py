@@ -12,9 +12,10 @@ import importlib.util
 import io
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from bench.errors import BenchError, Problem, not_a_file, one_line
 from bench.suite.variants import Variant

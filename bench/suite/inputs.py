@@ -7,8 +7,9 @@ results.csv: `float32[256,3,227,227]` or `int64[2,128]; attention_mask=bool[2,12
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -98,7 +99,7 @@ class TensorSpec:
         return torch.randint(low, high, self.shape, dtype=INPUT_DTYPES[self.dtype], device=device)
 
     @classmethod
-    def of(cls, tensor: torch.Tensor, *, low: int | None = None, high: int | None = None) -> "TensorSpec":
+    def of(cls, tensor: torch.Tensor, *, low: int | None = None, high: int | None = None) -> TensorSpec:
         """The spec of a tensor (meta or real); integer tensors take the range given."""
         integer = not tensor.is_floating_point() and tensor.dtype != torch.bool
         return cls(tuple(tensor.shape), dtype_name(tensor.dtype), low if integer else None, high if integer else None)

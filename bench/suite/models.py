@@ -4,8 +4,9 @@ MODELS list holds; `expand` turns it into workloads, as `bench.layers` does."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from bench.errors import BenchError, Problem, one_line
 from bench.suite.capture import model_name, model_workloads

@@ -12,7 +12,7 @@ import functools
 import pickle
 import sys
 import sysconfig
-from typing import Sequence
+from collections.abc import Sequence
 
 import cloudpickle
 

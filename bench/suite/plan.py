@@ -18,9 +18,9 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from bench.suite.rules import RULES, Violation
 from bench.errors import BenchError, Problem, one_line
 from bench.suite.inputs import TensorSpec
+from bench.suite.rules import RULES, Violation
 from bench.suite.workload import Declared, Workload
 
 

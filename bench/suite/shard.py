@@ -11,8 +11,8 @@ workloads in the config does not matter; adding a workload may move others to an
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from bench.errors import BenchError, Problem
 from bench.suite.plan import Plan

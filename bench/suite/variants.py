@@ -66,7 +66,7 @@ class Variant:
         return "forward+backward" if self.backward else "forward"
 
     @classmethod
-    def parse(cls, text: str, *, where: str = "--variants") -> "Variant":
+    def parse(cls, text: str, *, where: str = "--variants") -> Variant:
         """The inverse of `name`: "bfloat16+channels_last", "float32+no-tf32", "threads=1", "default"."""
         fields: dict[str, Any] = {}
         for token in filter(None, text.strip().split("+")):

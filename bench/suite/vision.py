@@ -17,9 +17,10 @@ import importlib
 import importlib.util
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -91,7 +92,7 @@ class Factory:
     def __call__(self) -> Any:
         try:
             return self.func()
-        except Exception:  # noqa: BLE001 - retried once where torchvision was the cause, else raised as it is
+        except Exception:  # retried once where torchvision was the cause, else raised as it is
             if not repair():
                 raise
         return self.func()

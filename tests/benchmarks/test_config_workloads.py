@@ -8,7 +8,8 @@ Each test also checks the output's shape against the plan and that it is finite.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -74,9 +74,10 @@ def bench(work: Path, *args: str, burn: bool = False) -> tuple[int, float, str]:
 def judge(base_dir: Path, cand_dir: Path, *, stored: bool) -> list[dict]:
     """Our verdict per row (bench.comparison, as the CLI judged it) and pytest-benchmark's median:10% on the
     same two runs (its own PercentageRegressionCheck on the runs exported by bench.store.export)."""
+    from pytest_benchmark.utils import parse_compare_fail
+
     import bench
     from bench.store.export import to_pytest_benchmark
-    from pytest_benchmark.utils import parse_compare_fail
 
     base, cand = bench.load(base_dir), bench.load(cand_dir)
     cmp = bench.comparison(base, cand, stored_baseline=stored)

@@ -12,6 +12,7 @@ torch.utils.benchmark on a GPU for workloads above 100 us.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 from pathlib import Path
@@ -20,12 +21,14 @@ import torch
 import torch.utils.benchmark as tub
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bench.suite import plan  # noqa: E402 - after the sys.path insert
-from bench.suite import config
-from bench.measure.sampling import Policy, measure  # noqa: E402 - after the sys.path insert
-from bench.measure.clock import default_timer  # noqa: E402 - after the sys.path insert
-from bench.measure.runner import build  # noqa: E402 - after the sys.path insert
-from bench.stats import summarize  # noqa: E402 - after the sys.path insert
+from bench.measure.clock import default_timer  # after the sys.path insert
+from bench.measure.runner import build  # after the sys.path insert
+from bench.measure.sampling import Policy, measure  # after the sys.path insert
+from bench.stats import summarize  # after the sys.path insert
+from bench.suite import (
+    config,
+    plan,  # after the sys.path insert
+)
 
 
 def harness_s(fn, device: str, budget_s: float) -> float:
@@ -71,15 +74,15 @@ def main(argv=None) -> int:
         for p in plans:
             module, x = build(p, device)
             with torch.inference_mode():
-                fn = lambda: module(x)  # noqa: E731 - the callable each tool times
+                fn = functools.partial(module, x)  # the callable each tool times
                 times = {t: [] for t in tools_here}
-                for r in range(args.rounds):
+                for _ in range(args.rounds):
                     for tool, timer in tools_here.items():
                         times[tool].append(timer(fn, device, args.budget_s))
             med = {t: statistics.median(v) for t, v in times.items()}
             # The ratio is the median over rounds of the per-round ratio: the two tools ran back to back in each
             # round, so a machine that drifts between rounds (a shared CI box) moves both sides of each ratio.
-            def paired(other: str) -> float:
+            def paired(other: str, times: dict = times) -> float:
                 return statistics.median(h / o for h, o in zip(times["harness"], times[other]))
 
             row = {"workload": p.name, "device": device, "harness_s": med["harness"],

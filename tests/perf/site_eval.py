@@ -81,8 +81,8 @@ def page_loads(out: Path, chromium: str, step_row_id: str) -> list[tuple[str, fl
                 context = browser.new_context(viewport=dict(width=1280, height=900))
                 page = context.new_page()
                 problems = []
-                page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-                page.on("requestfailed", lambda r: problems.append(r.url))
+                page.on("console", lambda m, seen=problems: m.type == "error" and seen.append(m.text))
+                page.on("requestfailed", lambda r, seen=problems: seen.append(r.url))
                 started = time.perf_counter()
                 page.goto((out / name.split("#")[0]).as_uri() + ("#" + name.split("#")[1] if "#" in name else ""))
                 page.wait_for_selector(ready, state="attached", timeout=60_000)

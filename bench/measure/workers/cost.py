@@ -21,17 +21,17 @@ class WorkerCost:
     config_s: tuple[float, ...] = ()
     measuring_s: float = 0.0
 
-    def plus(self, worker) -> "WorkerCost":
+    def plus(self, worker) -> WorkerCost:
         """This cost with one more worker started (anything with start_s and a Ready)."""
         return replace(self, started=self.started + 1, start_s=self.start_s + (worker.start_s,),
                        import_s=self.import_s + (worker.ready.import_s,),
                        config_s=self.config_s + (worker.ready.config_s,))
 
-    def measured(self, seconds: float) -> "WorkerCost":
+    def measured(self, seconds: float) -> WorkerCost:
         """This cost with `seconds` more spent measuring."""
         return replace(self, measuring_s=self.measuring_s + seconds)
 
-    def merged(self, other: "WorkerCost") -> "WorkerCost":
+    def merged(self, other: WorkerCost) -> WorkerCost:
         """Both costs as one (a job's extra pairs after its first ones)."""
         return WorkerCost(started=self.started + other.started, start_s=self.start_s + other.start_s,
                           import_s=self.import_s + other.import_s, config_s=self.config_s + other.config_s,

@@ -9,9 +9,9 @@ import queue
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from bench.measure.record import Record
 from bench.measure.workers.process import Worker

@@ -18,11 +18,11 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bench.schema import WORKER_LOST
 from bench.errors import BenchError, Problem, WorkerLost
 from bench.measure.record import Record
 from bench.measure.sampling import Policy
 from bench.measure.workers.protocol import ERROR, EXIT, INIT, ROW, Job, Ready, Row, Side
+from bench.schema import WORKER_LOST
 
 ENGINE = Path(__file__).resolve().parents[3]  # the folder holding this `bench` package: the workers' engine
 START_LIMIT_S = 300.0  # a worker that is not ready by then (interpreter start, torch import, planning) is killed

@@ -1,9 +1,8 @@
 """Which rows a side has, which of them apply, which need a worker of their own, and which statuses failed."""
 from __future__ import annotations
 
-from bench.schema import FAILED_RUNNING
-
 from bench.measure.workers.protocol import Job, Ready, Row
+from bench.schema import FAILED_RUNNING
 from bench.suite.plan import Plan
 from bench.suite.variants import Variant, skip_reason
 
