@@ -37,7 +37,8 @@ def repo(tmp_path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
     (root / "cfg.py").write_text(textwrap.dedent(CONFIG))
-    for args in (["init", "-q"], ["add", "cfg.py"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
+    for args in (["init", "-q"], ["add", "cfg.py"],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
     return root
 

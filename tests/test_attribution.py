@@ -48,11 +48,13 @@ LAYERS = {
     "plain": (lambda: nn.Linear(4, 4), (2, 4), "", "", 1, "", ""),
 }
 # per-call seconds by (workload, device, variant)
-TIMES = {("tiny-0", "cpu", "default"): 2e-3, ("tiny-1", "cpu", "default"): 0.375e-3, ("tiny-2", "cpu", "default"): 1.25e-3,
+TIMES = {("tiny-0", "cpu", "default"): 2e-3, ("tiny-1", "cpu", "default"): 0.375e-3,
+         ("tiny-2", "cpu", "default"): 1.25e-3,
          ("tiny", "cpu", "default"): 5e-3,
          ("tiny-0", "cpu", "bfloat16"): 1e-3, ("tiny-1", "cpu", "bfloat16"): 0.25e-3,
          ("tiny-2", "cpu", "bfloat16"): 0.5e-3, ("tiny", "cpu", "bfloat16"): 1.5e-3,
-         ("tiny-0", "cuda", "default"): 40e-6, ("tiny-1", "cuda", "default"): 5e-6, ("tiny-2", "cuda", "default"): 20e-6,
+         ("tiny-0", "cuda", "default"): 40e-6, ("tiny-1", "cuda", "default"): 5e-6,
+         ("tiny-2", "cuda", "default"): 20e-6,
          ("tiny", "cuda", "default"): 60e-6,
          ("other-0", "cpu", "default"): 3e-3, ("other", "cpu", "default"): 4e-3, ("plain", "cpu", "default"): 1e-3}
 

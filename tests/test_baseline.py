@@ -34,7 +34,8 @@ def test_promote_copies_one_folder_per_device_and_keeps_noise(tmp_path):
     results, samp, env = frames(load_rounds(tmp_path / "store" / "baselines" / KEY))
     assert set(results["device"]) == {"cpu"} and set(samp["device"]) == {"cpu"} and len(samp) == 20
     assert json.loads((tmp_path / "store" / "baselines" / KEY / "baseline.json").read_text())["source"] == str(run)
-    (tmp_path / "store" / "baselines" / KEY / "noise.csv").write_text("workload,device,dtype,noise\na,cpu,float32,0.05\n")
+    (tmp_path / "store" / "baselines" / KEY / "noise.csv").write_text("workload,device,dtype,noise\n"
+                                                                      "a,cpu,float32,0.05\n")
     promote(load_rounds(run), root=tmp_path / "store")
     assert load_noise(tmp_path / "store" / "baselines" / KEY) == {("a", "cpu", "float32"): 0.05}
 
@@ -121,7 +122,8 @@ def test_rounds_folder_pools_samples_and_keeps_failures(tmp_path):
     results, samp, env = frames(load_rounds(tmp_path / "ci"))
     assert env["rounds"] == 2 and env["complete"] is True
     assert results.set_index("workload")["status"].to_dict() == {"a": "ok", "b": "oom"}
-    assert len(samp[samp["workload"] == "a"]) == 22 and samp[samp["workload"] == "a"]["sample"].tolist() == list(range(22))
+    assert (len(samp[samp["workload"] == "a"]) == 22
+            and samp[samp["workload"] == "a"]["sample"].tolist() == list(range(22)))
     single = frames(load_rounds(tmp_path / "ci" / "r1"))
     assert len(single[1]) == 20 and "rounds" not in single[2]
 

@@ -41,7 +41,8 @@ def run_frames(rows: dict, *, env: dict | None = None, variant: bool = True, thr
         smp += [dict(workload=w, device=d, dtype=t, variant=v, sample=i, device_s=x, calls=10, process=i % processes)
                 for i, x in enumerate(xs)]
     results = pd.DataFrame(res, columns=["workload", "device", "dtype", "variant", "status", "median_s", "threshold"])
-    samp = pd.DataFrame(smp, columns=["workload", "device", "dtype", "variant", "sample", "device_s", "calls", "process"])
+    samp = pd.DataFrame(smp, columns=["workload", "device", "dtype", "variant", "sample", "device_s", "calls",
+                                      "process"])
     if not variant:
         results, samp = results.drop(columns="variant"), samp.drop(columns="variant")
     return results, samp, dict(ENV, **(env or {}))
@@ -186,7 +187,8 @@ def test_cuda_settings_matter_only_when_cuda_rows_are_compared():
     assert not [d for d in compare_frames(base, cand).env_diffs if d.blocking]
     key = ("a", "cuda", "float32", "default")
     with pytest.raises(BenchError, match="allow_tf32_cudnn"):
-        compare_frames(run_frames({key: samples(1e-3)}), run_frames({key: samples(1e-3)}, env={"allow_tf32_cudnn": False}))
+        compare_frames(run_frames({key: samples(1e-3)}),
+                       run_frames({key: samples(1e-3)}, env={"allow_tf32_cudnn": False}))
 
 
 def test_thresholds_default_workload_and_noise():

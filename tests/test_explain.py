@@ -260,11 +260,14 @@ def _event(key, count, us, cuda):
 
 
 def test_kernels_of_a_cuda_row_are_its_device_events_per_call_largest_first():
-    events = [_event("aten::conv2d", 3, 900, False), _event("sm90_xmma_fprop_implicit_gemm_tf32f32_tf32f32", 3, 600, True),
+    events = [_event("aten::conv2d", 3, 900, False),
+              _event("sm90_xmma_fprop_implicit_gemm_tf32f32_tf32f32", 3, 600, True),
               _event("void at::native::elementwise_kernel", 6, 150, True), _event("Memset", 3, 0, True)]
     kernels = kernels_of(events, "cuda", calls=3)
-    assert [k.name for k in kernels] == ["sm90_xmma_fprop_implicit_gemm_tf32f32_tf32f32", "void at::native::elementwise_kernel"]
-    assert kernels[0].calls == 1 and kernels[0].time_s == pytest.approx(200e-6) and kernels[0].share == pytest.approx(0.8)
+    assert [k.name for k in kernels] == ["sm90_xmma_fprop_implicit_gemm_tf32f32_tf32f32",
+                                         "void at::native::elementwise_kernel"]
+    assert (kernels[0].calls == 1 and kernels[0].time_s == pytest.approx(200e-6)
+            and kernels[0].share == pytest.approx(0.8))
     assert kernels[1].calls == 2
     assert what_ran(kernels, "cuda") == (True, True)
 

@@ -106,7 +106,8 @@ def test_export_to_an_unwritable_path_is_one_line(two_runs, tmp_path, capsys, on
 
 def test_export_leaves_out_not_applicable_rows(tmp_path):
     run = write_run(tmp_path / "run", {"a": samples(1e-3), ("a", "cpu", "float32", "cuda_graph"): samples(1e-3)})
-    (run / "results.csv").write_text((run / "results.csv").read_text().replace(",cuda_graph,ok,", ",cuda_graph,not-applicable,"))
+    (run / "results.csv").write_text((run / "results.csv").read_text().replace(",cuda_graph,ok,",
+                                                                               ",cuda_graph,not-applicable,"))
     assert [b["param"] for b in export_run(run)["benchmarks"]] == ["a-default-cpu-float32"]
 
 

@@ -50,7 +50,8 @@ def _plan(name, module, shape=(2, 4)):
     (RuntimeError('"addmm_impl_cpu_" not implemented for \'Half\''), "unsupported"),
 ])
 def test_a_failing_forward_becomes_a_row_with_status_and_one_line_reason(exc, status):
-    record = run_one(_plan("bad", lambda: RaisesOnRealDevice(exc)), "cpu", timer=__import__("bench.measure.clock", fromlist=["CpuTimer"]).CpuTimer(), policy=FAST)
+    record = run_one(_plan("bad", lambda: RaisesOnRealDevice(exc)), "cpu",
+                     timer=__import__("bench.measure.clock", fromlist=["CpuTimer"]).CpuTimer(), policy=FAST)
     assert record.status == status
     assert "\n" not in record.reason and str(exc).splitlines()[0][:40] in record.reason
     assert record.measurement is None

@@ -82,7 +82,8 @@ JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True
 @SETTINGS
 @given(data=st.data(), key=st.sampled_from(["schema_version", "complete", "machine_keys", "argv", "torch", "threads",
                                             "incomplete_reason"]), value=JSON)
-def test_an_env_json_with_any_value_in_any_field_gets_a_verdict_or_one_line(pristine, tmp_path_factory, data, key, value):
+def test_an_env_json_with_any_value_in_any_field_gets_a_verdict_or_one_line(pristine, tmp_path_factory, data, key,
+                                                                            value):
     work = fresh_copy(pristine, tmp_path_factory)
     side = data.draw(st.sampled_from(["base", "cand"]))
     env = json.loads((work / side / "env.json").read_text())

@@ -182,7 +182,8 @@ def test_unwritable_markdown_path_is_one_line(runs, tmp_path, capsys, one_line):
     assert main(["compare", str(base), str(same), "--markdown", str(target), "--allow-missing"]) == 2
     one_line(capsys.readouterr().err.strip(), f"{target}: --markdown", "expected a writable file path",
              f"found {tmp_path / 'afile'} is a file, not a folder")
-    assert main(["compare", str(base), str(same), "--markdown", str(tmp_path), "--allow-missing"]) == 2  # a folder, not a file
+    # a folder, not a file
+    assert main(["compare", str(base), str(same), "--markdown", str(tmp_path), "--allow-missing"]) == 2
     one_line(capsys.readouterr().err.strip(), f"{tmp_path}: --markdown", "expected a writable file path")
 
 

@@ -60,7 +60,8 @@ def test_process_bias_without_an_effect_is_never_slower():
 
 
 def test_a_real_2x_effect_through_process_bias_is_slower():
-    """A 2x slowdown on top of the same process bias is called slower on per-process medians (200 trials of 10 vs 10)."""
+    """A 2x slowdown on top of the same process bias is called slower on per-process medians (200 trials of 10 vs
+    10)."""
     rng = np.random.default_rng(2)
     verdicts = Counter()
     for _ in range(200):
@@ -72,7 +73,8 @@ def test_a_real_2x_effect_through_process_bias_is_slower():
 
 
 def test_compare_runs_judges_processes_not_correlated_samples():
-    """Samples correlated within a process: the sample-level test calls A/A runs slower, compare_runs does not and counts processes."""
+    """Samples correlated within a process: the sample-level test calls A/A runs slower, compare_runs does not and
+    counts processes."""
     called_slower_by_samples = 0
     for seed in range(40):
         base = biased_processes(np.random.default_rng(2 * seed), 10)
@@ -89,7 +91,8 @@ def test_compare_runs_judges_processes_not_correlated_samples():
 
 
 def test_compare_runs_counts_processes_and_still_finds_a_real_slowdown():
-    """compare_runs on 12 vs 9 processes of biased samples: n_baseline/n_candidate count processes, a 2x slowdown is slower."""
+    """compare_runs on 12 vs 9 processes of biased samples: n_baseline/n_candidate count processes, a 2x slowdown is
+    slower."""
     rng = np.random.default_rng(5)
     base, cand = biased_processes(rng, 12, per=7), biased_processes(rng, 9, effect=2.0, per=7)
     (v,) = compare_frames(run_frames({"a": base}, processes=12), run_frames({"a": cand}, processes=9)).verdicts
@@ -131,7 +134,8 @@ def test_too_few_pairs_are_unsure():
 
 
 def test_fourteen_of_sixteen_pairs_slower_with_two_outliers_is_slower():
-    """14 of 16 pairs +10% and 2 pairs at 0.6 (a process far off for its life): slower, the outliers do not drag the median."""
+    """14 of 16 pairs +10% and 2 pairs at 0.6 (a process far off for its life): slower, the outliers do not drag the
+    median."""
     rng = np.random.default_rng(4)
     ratios = np.concatenate([1.10 * (1 + 0.005 * rng.standard_normal(14)), [0.6, 0.6]])
     verdict, reason, figures = decide_paired(rng.permutation(ratios), threshold=0.1)
@@ -185,7 +189,8 @@ def ab_runs(*, ids=("x", "x"), sides=("baseline", "candidate"), shuffle: int | N
 
 
 def test_paired_runs_are_judged_on_the_ratios_of_matching_processes():
-    """Two sides of one ab job: paired, and the verdict is the median of cand_k / base_k (slower); unpaired the same data is not."""
+    """Two sides of one ab job: paired, and the verdict is the median of cand_k / base_k (slower); unpaired the same
+    data is not."""
     base, cand, xb, xc = ab_runs()
     assert paired(base, cand)
     cmp = compare_runs(base, cand)
@@ -212,8 +217,10 @@ def test_pairing_uses_process_numbers():
     assert v.verdict != "slower", v.reason
 
 
-@pytest.mark.parametrize("ids, sides", [(("x", "y"), ("baseline", "candidate")), (("", ""), ("baseline", "candidate")),
-                                        (("x", "x"), ("candidate", "baseline")), (("x", "x"), ("baseline", "baseline"))])
+@pytest.mark.parametrize("ids, sides", [(("x", "y"), ("baseline", "candidate")),
+                                        (("", ""), ("baseline", "candidate")),
+                                        (("x", "x"), ("candidate", "baseline")),
+                                        (("x", "x"), ("baseline", "baseline"))])
 def test_not_paired_without_matching_ids_and_sides(ids, sides):
     """Runs whose env.json 'ab' ids differ (or are empty, or sides do not match) are compared unpaired."""
     base, cand, _, _ = ab_runs(ids=ids, sides=sides)
@@ -279,7 +286,8 @@ COMPILE = Variant(compile=True)
 
 
 def test_run_pairs_schedule():
-    """run_pairs: two workers per pair, pair k's records carry process k on both sides, each side blocks times per row, both orders."""
+    """run_pairs: two workers per pair, pair k's records carry process k on both sides, each side blocks times per
+    row, both orders."""
     fakes, records = Fakes(), []
     pairs, blocks = 6, 3
     costs = run_pairs(Side(name="baseline"), Side(name="candidate"), JOB, pairs=pairs, blocks=blocks,
@@ -312,7 +320,8 @@ def test_run_pairs_schedule():
 
 
 def test_run_pairs_compile_rows_and_failures_get_fresh_workers():
-    """run_pairs: a compile row is measured in workers of its own, and a crashed side gets a new worker for the next row."""
+    """run_pairs: a compile row is measured in workers of its own, and a crashed side gets a new worker for the next
+    row."""
     crash = lambda row, worker: "crashed" if row.workload == "b" and not row.variant.compile else "ok"  # noqa: E731 - a one-line fake outcome
     fakes, records = Fakes(status=crash), []
     job = replace(JOB, variants=(Variant(), COMPILE))
@@ -330,7 +339,8 @@ def test_run_pairs_compile_rows_and_failures_get_fresh_workers():
 
 
 def test_run_pairs_exception_in_on_record_kills_every_worker():
-    """An exception from on_record (Ctrl-C, a full disk) in the second pair propagates and kills that pair's live workers."""
+    """An exception from on_record (Ctrl-C, a full disk) in the second pair propagates and kills that pair's live
+    workers."""
     fakes = Fakes()
     calls = []
     first_of_pair_1 = 2 * 2 * 2 + 1  # rows x blocks x sides of pair 0, then one more
@@ -571,7 +581,8 @@ def test_an_unsure_row_says_which_side_is_left_open(lo, hi, says):
     assert verdict == "unsure" and says in reason
 
 
-@pytest.mark.parametrize("kw, field", [(dict(extra_pairs=-1), "--extra-pairs"), (dict(extra_pairs=True), "--extra-pairs"),
+@pytest.mark.parametrize("kw, field", [(dict(extra_pairs=-1), "--extra-pairs"),
+                                       (dict(extra_pairs=True), "--extra-pairs"),
                                        (dict(threshold=0.0), "threshold")])
 def test_ab_refuses_bad_extra_pairs_and_threshold_before_measuring(kw, field):
     """One-line BenchError naming the field, before any worktree or worker exists."""

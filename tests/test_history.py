@@ -385,7 +385,8 @@ def test_two_shards_merged_equal_one_unsharded_run(tmp_path, write_config):
     merged = bench.merge([p.source for p in parts], out=tmp_path / "merged")
     assert merged.results["workload"].tolist() == whole.results["workload"].tolist()
     same = [c for c in ("workload", "device", "dtype", "variant", "status", "flops", "bytes", "output_shape")]
-    pd.testing.assert_frame_equal(merged.results[same].reset_index(drop=True), whole.results[same].reset_index(drop=True))
+    pd.testing.assert_frame_equal(merged.results[same].reset_index(drop=True),
+                                  whole.results[same].reset_index(drop=True))
     assert merged.env["settings"]["workloads"] == whole.env["settings"]["workloads"]
     assert [m["shard"] for m in merged.env["merged_from"]] == ["1/2", "2/2"]
     again = bench.load(merged.source)

@@ -97,7 +97,8 @@ def test_gate_markdown_escapes_hostile_names():
     md = markdown(cmp)
     _assert_no_injection(md, ["### ❌ 1 row(s) slower"])
     # one table line per verdict (plus header and rule), every one of them with the same number of cells
-    table = [line for line in md.splitlines() if line.startswith("| ") and "verdict" not in line and "setting" not in line]
+    table = [line for line in md.splitlines()
+             if line.startswith("| ") and "verdict" not in line and "setting" not in line]
     verdict_lines = [line for line in table if "float32" in line and "---" not in line]
     assert len(verdict_lines) == len(cmp.verdicts)
     assert len({len(re.findall(r"(?<!\\) \| ", line)) for line in verdict_lines}) == 1
@@ -153,7 +154,8 @@ def _hostile_run() -> Run:
 
 def _hostile_peaks() -> Peaks:
     return Peaks(device="cpu", machine_key="cpu-evil", device_name=f"{SCRIPT} {MATH}", threads=2,
-                 flops_per_s={"float32": 1e11, f"m{MATH}": 2e11}, bytes_per_s=1e10, source=f"config {LINK}\n# {COMMENT}")
+                 flops_per_s={"float32": 1e11, f"m{MATH}": 2e11}, bytes_per_s=1e10,
+                 source=f"config {LINK}\n# {COMMENT}")
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +227,10 @@ def test_report_html_escapes_every_cell_and_caption(hostile_report):
     assert "RuntimeError: [x](http://evil)\n## boom <!-- hide <script>alert(1)</script>" in text
     for caption in hostile_report.figures:  # every caption, as the alt text and the figcaption
         assert page.text.count(caption) == 2
-    assert sum("Evil $\\frac{1}{$ <!-- hide" in c for c in hostile_report.figures) == 2  # the machine: roofline, variants
-    assert "<script>alert(1)</script> $\\frac{1}{$" in text and "config [x](http://evil)\n# <!-- hide" in text  # the peaks table
+    # the machine: roofline, variants
+    assert sum("Evil $\\frac{1}{$ <!-- hide" in c for c in hostile_report.figures) == 2
+    # the peaks table
+    assert "<script>alert(1)</script> $\\frac{1}{$" in text and "config [x](http://evil)\n# <!-- hide" in text
 
 
 def test_write_report_neutralizes_roofline_csv_and_names_figures_plainly(hostile_report, tmp_path):

@@ -269,7 +269,8 @@ def test_duplicate_names_in_one_file():
 
 
 def test_duplicate_names_across_two_config_files(write_config):
-    text = "from torch import nn\nfrom bench import Workload\nWORKLOADS = [Workload(name='same', module=nn.ReLU, input_shape=(2,))]\n"
+    text = ("from torch import nn\nfrom bench import Workload\n"
+            "WORKLOADS = [Workload(name='same', module=nn.ReLU, input_shape=(2,))]\n")
     a, b = write_config(text, "a.py"), write_config(text, "b.py")
     from bench.suite.config import load_suite
 

@@ -201,7 +201,8 @@ def test_markdown_beside_the_html_refers_to_written_images(written):
 
 
 def test_best_variant_rule_on_synthetic_rows():
-    rows = [dict(machine="m", device="cpu", workload="w", variant=v, status="ok", median_s=t, max_rel_diff=d, **{"pass": p})
+    rows = [dict(machine="m", device="cpu", workload="w", variant=v, status="ok", median_s=t, max_rel_diff=d,
+                 **{"pass": p})
             for v, t, d, p in [("default", 1.0, 1e-7, "forward"), ("a", 1 / MIN_SPEEDUP + 1e-3, 1e-3, "forward"),
                                ("backward", 0.1, 1e-7, "forward+backward")]]
     best = best_variants(pd.DataFrame(rows)).iloc[0]

@@ -1,4 +1,5 @@
-"""Roofline: FLOP and byte counts of the seed workloads by hand, verdicts on synthetic rows, peaks cached and overridden."""
+"""Roofline: FLOP and byte counts of the seed workloads by hand, verdicts on synthetic rows, peaks cached and
+overridden."""
 from __future__ import annotations
 
 import json
@@ -76,7 +77,8 @@ def test_verdicts():
     assert verdict(launch_bound=False, intensity=100, ridge=10, pct_of_roof=127) == "above roof"
     assert verdict(launch_bound=True, intensity=100, ridge=10, pct_of_roof=1) == "launch-bound"
     assert verdict_text("far below roof", 0.1512) == "far below roof (0.15%)"
-    assert verdict_text("above roof", 127.4) == "above roof (127%)" and verdict_text("memory-bound", 50) == "memory-bound"
+    assert (verdict_text("above roof", 127.4) == "above roof (127%)"
+            and verdict_text("memory-bound", 50) == "memory-bound")
     # one definition of launch-bound (bench.schema): a fast CPU row is not launch-bound, only CUDA rows can be
     assert not is_launch_bound(device="cpu", median_s=LAUNCH_BOUND_S / 2, enqueue_median_s=LAUNCH_BOUND_S / 2)
     assert is_launch_bound(device="cuda", median_s=LAUNCH_BOUND_S / 2, enqueue_median_s=0.0)
@@ -111,7 +113,8 @@ def test_float64_rows_are_judged_against_a_float64_roof_only():
     with64 = Peaks(device="cpu", machine_key="cpu-test", device_name="test", threads=2,
                    flops_per_s={"float32": 1e12, "float64": 0.5e12}, bytes_per_s=1e11)
     r = roofline_row(row, with64)
-    assert r["peak_flops_per_s"] == 0.5e12 and r["pct_of_roof"] == pytest.approx(100.0) and r["verdict"] == "compute-bound"
+    assert (r["peak_flops_per_s"] == 0.5e12 and r["pct_of_roof"] == pytest.approx(100.0)
+            and r["verdict"] == "compute-bound")
 
 
 def test_rows_without_flops_launch_bound_rows_and_failed_rows():

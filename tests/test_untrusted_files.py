@@ -214,7 +214,8 @@ def test_duplicate_rows_are_refused_on_load_by_every_command(pair, tmp_path, cap
     args = {"compare": [base, cand], "report": [cand, "--out", tmp_path / "rep"], "export": [cand],
             "baseline": [cand, "--root", tmp_path / "store"]}[command]
     refused(capsys, one_line, command, *args,
-            needles=(f"{cand / 'results.csv'}:4", "workload, device, dtype, variant", "duplicate row, a / cpu / float32"))
+            needles=(f"{cand / 'results.csv'}:4", "workload, device, dtype, variant",
+                     "duplicate row, a / cpu / float32"))
 
 
 def test_samples_of_a_row_results_lacks_are_refused(tmp_path):

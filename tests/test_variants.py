@@ -384,9 +384,11 @@ class Seen(nn.Module):
 
 @pytest.mark.parametrize("backward", [False, True])
 def test_a_cold_row_takes_the_next_copy_at_each_call_and_says_so(monkeypatch, backward):
-    monkeypatch.setattr("bench.measure.runner.last_level_cache_bytes", lambda device: 8 << 10)  # 2 x 8 KiB over inputs of 4 KiB: 4 copies
+    # 2 x 8 KiB over inputs of 4 KiB: 4 copies
+    monkeypatch.setattr("bench.measure.runner.last_level_cache_bytes", lambda device: 8 << 10)
     plan = _plan(Seen, (16, 64))
-    cold = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=3, floor_samples=3, max_samples=3, budget_s=1.0, cache="cold")
+    cold = Policy(warmup_s=0.0, min_block_s=0.0, min_samples=3, floor_samples=3, max_samples=3, budget_s=1.0,
+                  cache="cold")
     SEEN.clear()
     record = run_one(plan, "cpu", timer=CountingTimer(), policy=cold, variant=Variant(backward=backward))
     assert record.status == "ok" and record.cache == "cold", record.reason

@@ -131,7 +131,8 @@ def spin_library(tmp_path) -> Path:
 
 
 def test_crash_exit_and_native_hang_take_only_their_row(write_config, spin_library, tmp_path, monkeypatch):
-    """A segfault, sys.exit, os._exit and a native C loop each fail their own row; the healthy row, the run folder and the cleanup are fine."""
+    """A segfault, sys.exit, os._exit and a native C loop each fail their own row; the healthy row, the run folder
+    and the cleanup are fine."""
     monkeypatch.setattr(process, "GRACE_S", 2.0)
     cfg = write_config(BAD_CONFIG.format(spin=str(spin_library)))
     seen: dict[int, str] = {}
@@ -144,7 +145,8 @@ def test_crash_exit_and_native_hang_take_only_their_row(write_config, spin_libra
 
     rows = result.results.set_index("workload")
     assert rows.loc["segfault", "status"] == "crashed"
-    assert "SIGSEGV" in rows.loc["segfault", "reason"] and "cfg.py\", line" in rows.loc["segfault", "reason"]  # the config's frame, not ctypes'
+    # the config's frame, not ctypes'
+    assert "SIGSEGV" in rows.loc["segfault", "reason"] and "cfg.py\", line" in rows.loc["segfault", "reason"]
     assert rows.loc["exits", "status"] == "error"
     assert "sys.exit" in rows.loc["exits", "reason"]
     assert rows.loc["quits", "status"] == "crashed"

@@ -139,8 +139,8 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
     "instructions": each side's CPU rows are also counted under callgrind (judge with metric="instructions").
     retries: how often a row whose worker crashed or hung on a side is measured again on that side (0: never)."""
     if not base_ref and not base_python:
-        raise BenchError(Problem(where="ab", field="--base-ref", expected="a git ref to compare with (or --base-python)",
-                                 found="neither"))
+        raise BenchError(Problem(where="ab", field="--base-ref",
+                                 expected="a git ref to compare with (or --base-python)", found="neither"))
     check_label(label)
     if metric not in ("time", "instructions"):
         raise BenchError(Problem(where="ab", field="--metric", expected="time or instructions", found=repr(metric)))

@@ -33,7 +33,8 @@ def peaks(device: str = "all", *, threads: int = 0, quick: bool = False, refresh
     for dev in devices_for(device):
         with applied(Variant(threads=threads if dev == "cpu" else 0)):
             count = torch.get_num_threads() if dev == "cpu" else 0
-            found = None if refresh else peakstore.cached(Path(root), envmod.machine_key(dev), threads=count, quick=quick)
+            found = None if refresh else peakstore.cached(Path(root), envmod.machine_key(dev), threads=count,
+                                                          quick=quick)
             if found is None:
                 found = probe(dev, quick=quick, on_step=on_step)
                 peakstore.save_cached(Path(root), found, quick=quick)
@@ -81,7 +82,8 @@ def gather_peaks(runs: Sequence[Run], *, peaks: str | Path | Sequence[Peaks] | N
             if (item is None or item.busy) and probe_missing:  # a probe taken on a busy machine is taken again
                 with applied(Variant(threads=threads if device == "cpu" else 0)):
                     fresh = probe(device, quick=quick, on_step=on_step)
-                if item is None or not fresh.busy or fresh.peak_flops_per_s("float32") > item.peak_flops_per_s("float32"):
+                if (item is None or not fresh.busy
+                        or fresh.peak_flops_per_s("float32") > item.peak_flops_per_s("float32")):
                     item = fresh
                     peakstore.save_cached(Path(root), item, quick=quick)
         if item is not None:

@@ -50,7 +50,8 @@ def _suite(suite: SuiteSpec) -> Suite:
         return Suite(configs=(from_workloads(items),))
     if all(isinstance(s, (str, Path)) for s in items) and items:
         return load_suite([str(s) for s in items])
-    raise BenchError(Problem(where="suite", expected="a config name or path, a list of them, or a list of bench.Workload",
+    raise BenchError(Problem(where="suite",
+                             expected="a config name or path, a list of them, or a list of bench.Workload",
                              found=f"{type(suite).__name__} of {len(items)} item(s)" if items else "nothing"))
 
 
@@ -79,7 +80,8 @@ def default_processes() -> int:
     if not text:
         return DEFAULT_PROCESSES
     if not text.isdigit():
-        raise BenchError(Problem(where="environment", field=PROCESSES_ENV, expected="an integer >= 0", found=repr(text)))
+        raise BenchError(Problem(where="environment", field=PROCESSES_ENV, expected="an integer >= 0",
+                                 found=repr(text)))
     return int(text)
 
 

@@ -25,7 +25,8 @@ def register(sub) -> None:
     p.add_argument("--top", type=number(minimum=0, integer=True), default=10,
                    help="layers shown per model, largest first (0: all)")
     p.add_argument("--peaks", default="", help="roofs to use: a config (name or .py path) whose PEAKS give them, "
-                   "or a peaks.json (empty: peaks.json in the run folder, then this machine's cache under <root>/peaks)")
+                   "or a peaks.json (empty: peaks.json in the run folder, then this machine's cache under "
+                   "<root>/peaks)")
     add_root(p)
     p.set_defaults(func=cmd_attribution)
 

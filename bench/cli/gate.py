@@ -56,7 +56,8 @@ def _add_compare(sub) -> None:
 def _add_ab(sub) -> None:
     p = command(sub, "ab", help="A/B in one job: the suite from --base-ref (a git tree) or --base-python against the "
                 "working tree, processes interleaved in pairs; judged like compare (exit 0, 1 or 2)")
-    p.add_argument("configs", nargs="+", help="config names in configs/ (smoke) or paths to .py files in the repository")
+    p.add_argument("configs", nargs="+",
+                   help="config names in configs/ (smoke) or paths to .py files in the repository")
     p.add_argument("--base-ref", default="", help="the git ref the baseline side is measured from (a temporary "
                    "worktree), e.g. origin/main or HEAD; this or --base-python is required")
     p.add_argument("--base-python", default="", help="the interpreter the baseline side runs under (another "
@@ -81,7 +82,8 @@ def _add_ab(sub) -> None:
     p.add_argument("--timeout-s", type=number(strict=True), default=Policy.timeout_s, help="per row and block")
     p.add_argument("--min-samples", type=number(minimum=1, integer=True), default=Policy.min_samples,
                    help="samples per block before the noise target may stop it (at most the floor + 2)")
-    p.add_argument("--threads", type=number(minimum=1, integer=True), default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--threads", type=number(minimum=1, integer=True), default=None,
+                   help="CPU threads (default: torch's)")
     p.add_argument("--variants", default="", help="variants to run too, as `run --variants`")
     p.add_argument("--seed", type=number(integer=True), default=None, help="the random order (default: new, recorded)")
     add_retries(p)
@@ -93,7 +95,8 @@ def _add_baseline(sub) -> None:
     p = command(sub, "baseline", help="promote a run to <root>/baselines/<machine_key>/ (or print where that is)")
     p.add_argument("run", nargs="?", help=RUN_HELP)
     p.add_argument("--where", action="store_true", help="print this machine's store folder for --device and exit")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the device whose store folder --where prints")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="the device whose store folder --where prints")
     add_root(p)
     p.set_defaults(func=cmd_baseline)
 
@@ -113,7 +116,8 @@ def _add_calibrate(sub) -> None:
     p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s, help="warm-up seconds per row")
     p.add_argument("--min-samples", type=number(minimum=1, integer=True), default=Policy.min_samples,
                    help="samples per row at least")
-    p.add_argument("--threads", type=number(minimum=1, integer=True), default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--threads", type=number(minimum=1, integer=True), default=None,
+                   help="CPU threads (default: torch's)")
     p.add_argument("--processes", type=number(minimum=0, integer=True), default=None,
                    help="worker processes per row in each repeat; 0: in this process (default: $BENCH_PROCESSES or 7)")
     p.add_argument("--seed", type=number(integer=True), default=None,
@@ -243,7 +247,8 @@ def cmd_calibrate(args) -> int:
     print(table.to_string(index=False))
     unmeasured = len(cal.medians.drop_duplicates(["workload", "device", "dtype", "variant"])) - len(cal.noise)
     if unmeasured > 0:
-        print(f"{unmeasured} row(s) ran in fewer than 2 repeats: no noise stored for them (their threshold is not widened).")
+        print(f"{unmeasured} row(s) ran in fewer than 2 repeats: no noise stored for them "
+              "(their threshold is not widened).")
     print("noise: max/min - 1 of each row's medians over the repeats; `bench compare` widens a row's "
           f"threshold to noise_factor ({factor:g}) x its noise when that exceeds the threshold it would use.")
     print("Wrote " + ", ".join(str(f / "noise.csv") for f in done.folders))

@@ -19,14 +19,17 @@ PEAKS_HELP = "roofs to use: a config (name or .py path) whose PEAKS give them, o
 def register(sub) -> None:
     p = command(sub, "report", help="write report.html and report.md over one or more runs (one or many machines)")
     p.add_argument("runs", nargs="*", help="runs: run folders, folders given to `run --out`, or results.csv files")
-    p.add_argument("--latest", action="store_true", help="report on the newest run folder under --root (named on stderr)")
+    p.add_argument("--latest", action="store_true",
+                   help="report on the newest run folder under --root (named on stderr)")
     add_root(p)
-    p.add_argument("--out", default="", help="the folder this command writes the report into (empty: the first run's folder)")
+    p.add_argument("--out", default="",
+                   help="the folder this command writes the report into (empty: the first run's folder)")
     p.add_argument("--peaks", default="", help=PEAKS_HELP + " (empty: peaks.json in the run folders, then this "
                    "machine's cache under <root>/peaks)")
     p.add_argument("--probe-peaks", action="store_true",
                    help="measure this machine's peaks when none are found (announced; a few seconds)")
-    p.add_argument("--quick-peaks", action="store_true", help="with --probe-peaks: small sizes, under a second, rougher")
+    p.add_argument("--quick-peaks", action="store_true",
+                   help="with --probe-peaks: small sizes, under a second, rougher")
     p.add_argument("--site", default=None, metavar="DIR", help="a history site (`history site --out DIR`) the report "
                    "links to")
     p.set_defaults(func=cmd_report)

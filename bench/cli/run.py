@@ -67,7 +67,8 @@ def register(sub) -> None:
     p.add_argument("--label", default="", help="a name for the run, appended to its folder's name")
     p.add_argument("--filter", default="", help=FILTER_HELP)
     p.add_argument("--budget-s", type=number(), default=Policy.budget_s, help="sampling seconds per row")
-    p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s, help="warm-up seconds per row (CUDA: 0.5 at least)")
+    p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s,
+                   help="warm-up seconds per row (CUDA: 0.5 at least)")
     p.add_argument("--timeout-s", type=number(strict=True), default=Policy.timeout_s,
                    help="skip a row whose first call predicts more than this; stop one that runs past it")
     p.add_argument("--min-samples", type=number(minimum=1, integer=True), default=Policy.min_samples,
@@ -141,7 +142,8 @@ def cmd_list(args) -> int:
         print(json.dumps([{
             "name": p.name, "source": p.source, "input_shape": list(p.workload.input_shape),
             "output_shape": list(p.output_shape), "dtype": p.workload.dtype, "flops": p.flops, "params": p.params,
-            "bytes": p.bytes_moved, "peak_bytes": p.peak_bytes, "is_view": p.is_view, "shape_notes": list(p.shape_notes), "tags": list(p.workload.tags),
+            "bytes": p.bytes_moved, "peak_bytes": p.peak_bytes, "is_view": p.is_view,
+            "shape_notes": list(p.shape_notes), "tags": list(p.workload.tags),
             **json_fields(p.workload),
         } for p in plans], indent=2))
     else:
@@ -243,7 +245,8 @@ def cmd_run(args) -> int:
         times = f" x {len(prepared.variants)} variants" if len(prepared.variants) > 1 else ""
         procs = (f", each in {prepared.processes} worker processes" if prepared.processes
                  else ", in this process (--processes 0)")
-        err(f"{len(prepared.plans)} workloads x {len(prepared.devices)} device(s){times} = {prepared.rows} rows{procs}; "
+        err(f"{len(prepared.plans)} workloads x {len(prepared.devices)} device(s){times} = "
+            f"{prepared.rows} rows{procs}; "
             f"{estimate(prepared, load_s=load_s)}; writing {run_dir}")
 
     def progress(p: Progress) -> None:

@@ -72,7 +72,8 @@ def save_calibration(cal: Calibration, env: dict, *, root: Path = RESULTS_DIR) -
         try:
             write_together({
                 folder / NOISE_FILE: neutralize(cal.noise[cal.noise["device"] == device]).to_csv(index=False),
-                folder / CALIBRATION_FILE: neutralize(cal.medians[cal.medians["device"] == device]).to_csv(index=False)})
+                folder / CALIBRATION_FILE:
+                    neutralize(cal.medians[cal.medians["device"] == device]).to_csv(index=False)})
         except OSError as exc:
             raise WriteError(Problem(where=str(folder), field="--root", expected="a store folder bench can write",
                                      found=exc.strerror or type(exc).__name__)) from None

@@ -225,7 +225,8 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     if blocking and not allow_env_mismatch:
         d = blocking[0]
         raise BenchError(Problem(where=f"{names[1]}/env.json", field=d.field,
-                                 expected=f"{d.baseline} as in {names[0]}/env.json (--allow-env-mismatch to compare anyway)",
+                                 expected=f"{d.baseline} as in {names[0]}/env.json "
+                                 "(--allow-env-mismatch to compare anyway)",
                                  found=d.candidate))
     broken = [k for k in common if rb[k]["status"] == OK and rc[k]["status"] in FAILED]  # skipped included
     if broken and not allow_failed:

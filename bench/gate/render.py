@@ -129,7 +129,8 @@ def markdown(cmp: Comparison) -> str:
         out += ["", f"<sub>Rule (paired, `bench ab`): each pair of worker processes, one per side, ran side by side "
                     f"in time and gives one ratio candidate / baseline of its median per-call times. `slower` when the "
                     f"median ratio is at least 1 + threshold/2, its {cmp.rule.confidence:.0%} order-statistic interval "
-                    f"lies above 1 and the exact sign test gives p < {cmp.rule.paired_alpha:g}; `same` when the interval "
+                    f"lies above 1 and the exact sign test gives p < {cmp.rule.paired_alpha:g}; "
+                    "`same` when the interval "
                     f"rules out a change as large as the threshold; `unsure` otherwise (and with fewer than "
                     f"{cmp.rule.min_pairs} pairs). detectable: the smallest slowdown these pairs could have called "
                     "slower.</sub>"]

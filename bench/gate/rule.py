@@ -158,7 +158,8 @@ def decide_paired(ratios, *, threshold: float, rule: Rule = Rule()) -> tuple[str
     ratio, lo, hi = median_interval(ratios, confidence=rule.confidence)
     figures = Figures(ratio, lo, hi, sign_test_p(ratios))
     if n < rule.min_pairs:
-        return "unsure", f"too few pairs ({n}; at least {rule.min_pairs}: bench ab --processes {rule.min_pairs})", figures
+        return ("unsure", f"too few pairs ({n}; at least {rule.min_pairs}: bench ab --processes {rule.min_pairs})",
+                figures)
     return _judge(figures, threshold=threshold, alpha=rule.paired_alpha, test="sign test p")
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 SAMPLE_S = 0.05  # NVML sampling interval: a query costs tens of microseconds, and the thread holds the GIL that long
 # NVML's clock-event (throttle) reason bits, from nvml.h (a stable ABI; pynvml exposes them under names that changed
-# between releases, so they are spelled out in this module). Only these slow the GPU down: idle, application clocks, sync
-# boost and display clocks are not throttling.
+# between releases, so they are spelled out in this module). Only these slow the GPU down: idle, application clocks,
+# sync boost and display clocks are not throttling.
 THROTTLE_REASONS = {0x4: "sw_power_cap", 0x8: "hw_slowdown", 0x20: "sw_thermal", 0x40: "hw_thermal",
                     0x80: "hw_power_brake"}
 

@@ -43,7 +43,8 @@ def _mem_available(root: Path) -> int | None:
 
 def _cgroup_dirs(root: Path, mount: Path, match: Callable[[str], bool]) -> list[Path]:
     """The process's cgroup directory under `mount` and every ancestor up to `mount` itself (each may set a limit),
-    from the /proc/self/cgroup line `match` picks; only `mount` when that file says nothing. Missing ones are left out."""
+    from the /proc/self/cgroup line `match` picks; only `mount` when that file says nothing. Missing ones are left
+    out."""
     rel = ""
     try:
         for line in (root / "proc/self/cgroup").read_text(encoding="ascii").splitlines():

@@ -23,7 +23,8 @@ from bench.measure.roofs import Peaks
 from bench.measure.sampling import Policy, WorkloadTimeout, measure
 from bench.suite.variants import Variant
 
-MATHS = {"cuda": ("float32", "tf32", "bfloat16", "float16", "float64"), "cpu": ("float32", "bfloat16", "float16", "float64")}
+MATHS = {"cuda": ("float32", "tf32", "bfloat16", "float16", "float64"),
+         "cpu": ("float32", "bfloat16", "float16", "float64")}
 # (matrix size per math, copy bytes) per device, full and quick: a quick probe takes well under a second.
 SIZES = {
     ("cuda", False): ({"float32": 8192, "tf32": 8192, "bfloat16": 8192, "float16": 8192, "float64": 4096}, 1 << 30),

@@ -196,7 +196,7 @@ def run_one(plan: Plan, device: str, *, timer: Timer, policy: Policy, memory_fac
                               reason=f"needs about {needed / 2**30:.2f} GiB ({memory_factor:g}x the planned peak "
                                      f"of {peak / 2**30:.2f} GiB{' with backward' if variant.backward else ''}), "
                                      f"{device} has {free / 2**30:.2f} GiB free")
-            with deadline(policy.row_limit_s):  # in a worker, the parent also kills it past this (bench.measure.workers)
+            with deadline(policy.row_limit_s):  # in a worker, the parent also kills it past this (measure.workers)
                 row = RowKey(plan.name, device, variant.dtype or plan.workload.dtype, variant.name)
                 if keep is not None and row in keep:
                     module, x, reference, math, tracker = keep[row]

@@ -45,12 +45,14 @@ class Policy:
         for name in ("warmup_s", "min_block_s", "budget_s", "timeout_s", "target_rel_iqr"):
             value = getattr(self, name)
             positive = name == "timeout_s"  # 0 elsewhere is meaningful: no warm-up, one call a sample, floor only
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
+            if (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
+                    or (positive and value == 0)):
                 raise BenchError(Problem(where="Policy", field=name, found=repr(value),
                                          expected=f"a finite number {'> 0' if positive else '>= 0'}"))
         if not 1 <= self.floor_samples <= self.min_samples <= self.max_samples:
             raise BenchError(Problem(where="Policy", field="min_samples", found=repr(self.min_samples),
-                                     expected=f"{self.floor_samples} to {self.max_samples} (floor_samples to max_samples)"))
+                                     expected=f"{self.floor_samples} to {self.max_samples} "
+                                     "(floor_samples to max_samples)"))
 
     @property
     def row_limit_s(self) -> float:

@@ -24,7 +24,8 @@ MIN_SPEEDUP = 1.05
 BEST_COLUMNS = ["machine", "device", "workload", "variants_tried", "default_median_s", "best_variant", "best_median_s",
                 "speedup", "default_max_rel_diff", "best_max_rel_diff", "backward_over_forward", "noisy"]
 # What the report reads from results.csv beyond what every run has.
-REPORT_COLUMNS = ("flops", "bytes", "rel_iqr", "noisy", "host_median_s", "flops_per_s", "bytes_per_s", "reason", "threads")
+REPORT_COLUMNS = ("flops", "bytes", "rel_iqr", "noisy", "host_median_s", "flops_per_s", "bytes_per_s", "reason",
+                  "threads")
 
 
 def check_columns(run: Run) -> None:
@@ -110,7 +111,8 @@ def best_variants(frame: pd.DataFrame) -> pd.DataFrame:
         b = fwd.loc[fwd["median_s"].idxmin()]
         if b["median_s"] * MIN_SPEEDUP > d["median_s"]:
             b = d
-        bwd = g[(g.get("pass", pd.Series("forward", index=g.index)) == "forward+backward") & (g["variant"] == "backward")]
+        bwd = g[(g.get("pass", pd.Series("forward", index=g.index)) == "forward+backward")
+                & (g["variant"] == "backward")]
         rows.append(dict(machine=machine, device=device, workload=workload, variants_tried=len(fwd),
                          default_median_s=d["median_s"], best_variant=b["variant"], best_median_s=b["median_s"],
                          speedup=d["median_s"] / b["median_s"], default_max_rel_diff=d.get("max_rel_diff"),
@@ -130,8 +132,9 @@ def build_report(runs: Sequence[Run], *, peaks: Sequence[Peaks] = ()) -> Report:
         return found.get((row["machine_key"], int(row["threads"]) if row["device"] == "cpu" else 0))
 
     frame = annotate(frame, peaks_of)
-    notes = [*notes, *(f"the roofs of {p.machine_key} were measured while other processes kept {p.others_busy_cores:.1f} "
-                       f"of its {p.cores} cores busy: they are low, so its rows read closer to them than they are; "
+    notes = [*notes, *(f"the roofs of {p.machine_key} were measured while other processes kept "
+                       f"{p.others_busy_cores:.1f} of its {p.cores} cores busy: they are low, so its rows read closer "
+                       "to them than they are; "
                        "measure again on a quiet machine (`bench peaks --refresh`)" for p in found.values() if p.busy)]
     table = attribute(frame)  # a model's rows (bench.layers): their attribution, a section per model
     return Report(runs=tuple(runs), envs=tuple(envs), frame=frame, best=best_variants(frame),

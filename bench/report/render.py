@@ -1,4 +1,5 @@
-"""Render a bench.report.build.Report as report.html (self-contained: inline CSS, figures as base64 PNG) and report.md."""
+"""Render a bench.report.build.Report as report.html (self-contained: inline CSS, figures as base64 PNG) and
+report.md."""
 from __future__ import annotations
 
 import base64
@@ -47,7 +48,8 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
     keep = [h for h in headers if not (h == "machine" and f["machine"].nunique() <= 1)
             and not (h == "roof (decided from)" and not decided.any())
             and not (h == "host/call" and not (f["device"] == "cuda").any())
-            and not (h == "peak memory (planned)" and not f.get("peak_memory_bytes", pd.Series(dtype=float)).notna().any())]
+            and not (h == "peak memory (planned)"
+                     and not f.get("peak_memory_bytes", pd.Series(dtype=float)).notna().any())]
     rows, classes = [], []
     for _, r in f.iterrows():
         ok = r["status"] == OK
@@ -119,8 +121,8 @@ def best_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     headers = ["machine", "device", "workload", "variants", "default", "best variant", "best", "speed-up",
                "rel diff (default)", "rel diff (best)", "fwd+bwd / fwd"]
     rows = [[b["machine"], b["device"], b["workload"], str(b["variants_tried"]), fmt_s(b["default_median_s"]),
-             b["best_variant"], fmt_s(b["best_median_s"]), f"{b['speedup']:.2f}x" + (" (noisy)" if b["noisy"] else ""), _sci(b["default_max_rel_diff"]),
-             _sci(b["best_max_rel_diff"]),
+             b["best_variant"], fmt_s(b["best_median_s"]), f"{b['speedup']:.2f}x" + (" (noisy)" if b["noisy"] else ""),
+             _sci(b["default_max_rel_diff"]), _sci(b["best_max_rel_diff"]),
              "-" if pd.isna(b["backward_over_forward"]) else f"{b['backward_over_forward']:.3g}x"]
             for _, b in report.best.iterrows()]
     return headers, rows
@@ -132,8 +134,8 @@ def callout_rows(report: Report, kind: str) -> list[list[str]]:
     ok = f[f["status"] == OK]
     if kind == "launch-bound":
         sel = ok[ok["verdict"] == "launch-bound"]
-        return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]), fmt_s(r["host_median_s"]),
-                 fmt_s(r["enqueue_median_s"])] for _, r in sel.iterrows()]
+        return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]),
+                 fmt_s(r["host_median_s"]), fmt_s(r["enqueue_median_s"])] for _, r in sel.iterrows()]
     if kind == "noisy":
         sel = ok[ok["noisy"].astype(bool)]
         return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]), _pct(100 * r["rel_iqr"]),
@@ -182,7 +184,8 @@ def _env_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 
 def _peak_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     headers = ["device", "name", "threads", "FLOP/s per dtype", "bytes/s", "where the roofs come from"]
-    return headers, [[p.device, p.device_name, str(p.threads), ", ".join(f"{k} {fmt_si(v)}" for k, v in p.flops_per_s.items()),
+    return headers, [[p.device, p.device_name, str(p.threads),
+                      ", ".join(f"{k} {fmt_si(v)}" for k, v in p.flops_per_s.items()),
                       fmt_si(p.bytes_per_s, "B/s"), p.provenance] for p in report.peaks]
 
 

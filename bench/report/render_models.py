@@ -36,7 +36,8 @@ def models_html(report: Report, table: Table) -> list[str]:
     """One <section id='model-N'> per model section."""
     parts = []
     for s in report.models:
-        figs = "".join(f"<figure><img alt='{html.escape(c)}' src='data:image/png;base64,{base64.b64encode(p).decode()}'>"
+        figs = "".join(f"<figure><img alt='{html.escape(c)}' "
+                       f"src='data:image/png;base64,{base64.b64encode(p).decode()}'>"
                        f"<figcaption>{html.escape(c)}</figcaption></figure>" for c, p in s.figures.items())
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in s.notes)
         parts.append(f"<section id='{s.anchor}' class='model'><h2>{html.escape(s.title)}</h2>"

@@ -125,7 +125,8 @@ def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
         frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise BenchError(Problem(where=str(path), expected="a readable CSV", found=f"{type(exc).__name__}: {first}")) from None
+        raise BenchError(Problem(where=str(path), expected="a readable CSV",
+                                 found=f"{type(exc).__name__}: {first}")) from None
     if b"\0" in raw:
         _refuse_nul(path, frame)
     missing = [c for c in required if c not in frame.columns]
@@ -156,7 +157,8 @@ def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
     for column in KEY_COLUMNS[:3]:
         if column in frame.columns and (frame[column] == "").any():
             row = first_row(frame[column] == "") + 2  # 1-based, after the header line
-            raise BenchError(Problem(where=f"{path}:{row}", field=column, expected="a value in every row", found="none"))
+            raise BenchError(Problem(where=f"{path}:{row}", field=column, expected="a value in every row",
+                                     found="none"))
     return frame
 
 

@@ -147,7 +147,8 @@ def check_run(run: Run, where: str) -> None:
                 _refuse(sw, samples, ~((x > 0) & (x < MAX_CALL_S)), column, time)
         if "calls" in samples.columns:
             calls = _numbers(samples, "calls")
-            _refuse(sw, samples, ~((calls >= 1) & (calls < 2**53) & (np.mod(calls, 1) == 0)), "calls", "an integer >= 1")
+            _refuse(sw, samples, ~((calls >= 1) & (calls < 2**53) & (np.mod(calls, 1) == 0)), "calls",
+                    "an integer >= 1")
         if "process" in samples.columns:  # the unit of the gate's statistics: a number, never a blank
             proc = _numbers(samples, "process")
             _refuse(sw, samples, ~((proc >= 0) & (proc < 2**31) & (np.mod(proc, 1) == 0)), "process", "an integer >= 0")
@@ -246,7 +247,8 @@ def run_dirs_in(path: Path | str) -> list[Path]:
         return [path]
     if (path / "ab.json").is_file():  # two versions of the code, never rounds of one run
         raise BenchError(Problem(where=str(path), expected="one run: an A/B folder's baseline/ or candidate/ "
-                                 f"(bench compare {path}/baseline {path}/candidate judges them)", found="an A/B folder"))
+                                 f"(bench compare {path}/baseline {path}/candidate judges them)",
+                                 found="an A/B folder"))
     if any((path / name).is_file() for name in RUN_FILES):  # a run folder that lost its env.json
         raise BenchError(Problem(where=str(path / "env.json"), expected="a run folder's env.json",
                                  found=not_a_file(path / "env.json")))
@@ -255,7 +257,8 @@ def run_dirs_in(path: Path | str) -> list[Path]:
     except OSError as exc:
         raise BenchError(Problem(where=str(path), expected="a readable folder", found=exc.strerror or "")) from None
     if not runs:
-        raise BenchError(Problem(where=str(path), expected="a run folder (with env.json) or a folder holding run folders",
+        raise BenchError(Problem(where=str(path),
+                                 expected="a run folder (with env.json) or a folder holding run folders",
                                  found="neither"))
     return runs
 

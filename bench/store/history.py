@@ -136,7 +136,8 @@ class Store:
             conn.execute(table.insert(), _records(new[["run_id", "machine_key", *ROW_COLUMNS]]))
             latest = new.drop_duplicates("workload", keep="last")
             tags = dict(zip(latest["workload"], latest["tags"].where(latest["tags"].notna(), "").astype(str)))
-            known = dict(conn.execute(select(names.c.workload, names.c.tags).where(names.c.workload.in_(list(tags)))).all())
+            known = dict(conn.execute(select(names.c.workload, names.c.tags)
+                                      .where(names.c.workload.in_(list(tags)))).all())
             changed = [w for w, t in tags.items() if known.get(w) != t]
             if changed:  # new workloads, or tags that changed since
                 conn.execute(names.delete().where(names.c.workload.in_(changed)))
@@ -254,7 +255,8 @@ def open_store(url: str, *, create: bool = True) -> Store:
         raise _problem(url, "a file path or an SQLAlchemy URL (sqlite:///path, postgresql://user@host/db)",
                        str(exc).splitlines()[0][:200]) from None
     except SQLAlchemyError as exc:
-        raise _problem(url, "a database that can be opened", str(getattr(exc, "orig", exc)).splitlines()[0][:200]) from None
+        raise _problem(url, "a database that can be opened",
+                       str(getattr(exc, "orig", exc)).splitlines()[0][:200]) from None
     return Store(url=url, engine=engine)
 
 

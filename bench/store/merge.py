@@ -2,10 +2,11 @@
 
 They join only when they are slices of one measurement: every one a complete shard of the same suite (the same
 workloads before slicing) and count, each slice once, all of them there, each holding rows for every workload
-of its slice, with the same settings and environment (machine type, torch, threads, TF32...); otherwise a one-line BenchError naming the folder and
-what differs. The merged run is what one unsharded run of the suite would have written: its rows in the
-suite's order, each shard's worker processes numbered after the previous shards' (the process stays the unit
-of the gate's statistics), and env.json the first shard's with `merged_from` listing the shards.
+of its slice, with the same settings and environment (machine type, torch, threads, TF32...); otherwise a
+one-line BenchError naming the folder and what differs. The merged run is what one unsharded run of the suite
+would have written: its rows in the suite's order, each shard's worker processes numbered after the previous
+shards' (the process stays the unit of the gate's statistics), and env.json the first shard's with `merged_from`
+listing the shards.
 """
 from __future__ import annotations
 
@@ -115,7 +116,8 @@ def _check_rows(runs: list[Run], suite: list[str]) -> None:
                           f"none for {_names(lacking)}")
     lacking = [w for w in suite if w not in held]
     if lacking:
-        raise BenchError(Problem(where="merge", field="RUN", expected=f"rows for the {len(suite)} workloads of the suite",
+        raise BenchError(Problem(where="merge", field="RUN",
+                                 expected=f"rows for the {len(suite)} workloads of the suite",
                                  found=f"none for {_names(lacking)}"))
 
 

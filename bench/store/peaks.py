@@ -52,7 +52,8 @@ def from_json(data: object, *, where: str, default: dict | None = None) -> Peaks
     if others is not None:
         finite_number(others, where=where, field="others_busy_cores", expected="a number >= 0 or null")
     strict_int(cores, where=where, field="cores")
-    text = {"device_name": "", **{f: entry[f] for f in TEXT_FIELDS if f in entry}}  # a hand-written file may omit the name
+    # a hand-written file may omit the name
+    text = {"device_name": "", **{f: entry[f] for f in TEXT_FIELDS if f in entry}}
     return Peaks(**text, threads=threads, load_avg_1m=load_avg, others_busy_cores=others, cores=cores,
                  flops_per_s={str(k): float(v) for k, v in flops.items()}, bytes_per_s=float(bw))
 
@@ -117,7 +118,8 @@ def config_peaks(peaks: object, *, where: str) -> dict[str, dict]:
     """A config module's PEAKS (device or machine key -> {"flops_per_s": {...}, "bytes_per_s": ...}), checked."""
     if not isinstance(peaks, dict) or not peaks:
         raise BenchError(Problem(where=where, field="PEAKS", found=type(peaks).__name__,
-                                 expected='a dict such as {"cuda": {"flops_per_s": {"float32": 5e13}, "bytes_per_s": 3e12}}'))
+                                 expected='a dict such as {"cuda": {"flops_per_s": {"float32": 5e13}, '
+                                 '"bytes_per_s": 3e12}}'))
     for name, entry in peaks.items():
         from_json(entry, where=f"{where}: PEAKS[{name!r}]",  # validate every entry now
                   default=dict(device=str(name), machine_key=str(name), device_name="", threads=0))

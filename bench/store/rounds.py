@@ -63,7 +63,8 @@ def check_rounds(path: Path, rounds: list[Run]) -> None:
         argv = _argv_without_out(r.env.get("argv"))
         if argv != argv0:
             want, got = _first_difference(argv0, argv)
-            raise BenchError(Problem(where=str(path), field="argv (rounds of one run: the same command apart from --out)",
+            raise BenchError(Problem(where=str(path),
+                                     field="argv (rounds of one run: the same command apart from --out)",
                                      expected=f"'{want}' as in {first.name}", found=f"'{got}' in {r.name}"))
         s0, s = first.env.get("settings"), r.env.get("settings")
         if s0 != s:
@@ -84,7 +85,8 @@ def check_rounds(path: Path, rounds: list[Run]) -> None:
         diffs = [d for d in env_differences(first.env, r.env, devices={"cpu", "cuda"}) if d.blocking]
         if diffs:
             raise BenchError(Problem(where=str(r.source / "env.json"), field=diffs[0].field,
-                                     expected=f"{diffs[0].baseline} as in {first.source / 'env.json'} (rounds of one run)",
+                                     expected=f"{diffs[0].baseline} as in {first.source / 'env.json'} "
+                                     "(rounds of one run)",
                                      found=diffs[0].candidate))
 
 

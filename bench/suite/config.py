@@ -92,7 +92,8 @@ def _import(path: Path) -> object:
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a config's own bug, reported as a user error with its line
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
         line = f":{frames[-1].lineno}" if frames else ""
-        raise BenchError(Problem(where=f"{where}{line}", found=f"importing the config raised {one_line(exc)}")) from None
+        raise BenchError(Problem(where=f"{where}{line}",
+                                 found=f"importing the config raised {one_line(exc)}")) from None
     finally:
         sys.stderr.write(printed.getvalue())
     return module
@@ -109,7 +110,8 @@ def _variants(module: object, where: str) -> tuple[Variant, ...]:
             v = Variant.parse(v, where=f"{where}: VARIANTS[{i}]")
         if not isinstance(v, Variant):
             raise BenchError(Problem(where=where, field=f"VARIANTS[{i}]",
-                                     expected="a bench.suite.variants.Variant or a variant name", found=type(v).__name__))
+                                     expected="a bench.suite.variants.Variant or a variant name",
+                                     found=type(v).__name__))
         out.append(v)
     return tuple(out)
 

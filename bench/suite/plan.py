@@ -206,7 +206,8 @@ def _plan_all(declared: list[Declared]) -> tuple[list[Plan], list[Problem]]:
         field_problems = w.problems(d.source)
         if counts[key(w)] > 1 and key(w) not in seen:
             others = sorted({e.source for e in declared if key(e.workload) == key(w)})
-            problems.append(Problem(where=d.source, workload=key(w), field="name", expected="a name unique in the suite",
+            problems.append(Problem(where=d.source, workload=key(w), field="name",
+                                    expected="a name unique in the suite",
                                     found=f"{counts[key(w)]} workloads named so (in {', '.join(others)})"))
         seen.add(key(w))
         if field_problems:

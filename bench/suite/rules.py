@@ -84,8 +84,9 @@ def _check_conv(path: str, m: nn.modules.conv._ConvNd, x: torch.Tensor, notes: l
             p = m.padding[i]
         span = d * (k - 1) + 1
         if size + 2 * p < span:
-            raise Violation(f"{path}.kernel_size", f"a kernel that fits the padded input ({size} + 2*{p} = {size + 2 * p} "
-                             f"along {names[i]} of {_shape(x)})", f"{k} (spanning {span} with dilation {d})")
+            raise Violation(f"{path}.kernel_size",
+                            f"a kernel that fits the padded input ({size} + 2*{p} = {size + 2 * p} "
+                            f"along {names[i]} of {_shape(x)})", f"{k} (spanning {span} with dilation {d})")
         out = math.floor((size + 2 * p - d * (k - 1) - 1) / s) + 1
         notes.append(f"{path} {names[i]}: floor(({size} + 2*{p} - {d}*({k} - 1) - 1) / {s}) + 1 = {out}")
 

@@ -1,8 +1,9 @@
 """Variants: the settings a workload can be timed under (precision, layout, cuDNN, pass, compile, graphs, threads).
 
 A `Variant` is frozen data with a readable, parseable `name` ("default", "bfloat16+channels_last+cudnn_benchmark",
-"threads=1"). `sweep` builds cross products, `parse_variants` reads `--variants`, and `skip_reason` says why a variant cannot run on a device (a reason, not an error). How a
-variant is applied to a module and timed is in bench.measure.apply.
+"threads=1"). `sweep` builds cross products, `parse_variants` reads `--variants`, and `skip_reason` says why a
+variant cannot run on a device (a reason, not an error). How a variant is applied to a module and timed is in
+bench.measure.apply.
 """
 from __future__ import annotations
 

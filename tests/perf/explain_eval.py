@@ -24,7 +24,8 @@ COMPILE_CONFIG = '''import functools
 from torch import nn
 from bench import Workload
 
-WORKLOADS = [Workload(name=f"m{i:02d}", module=functools.partial(nn.Linear, 16 + 8 * i, 32), input_shape=(8, 16 + 8 * i))
+WORKLOADS = [Workload(name=f"m{i:02d}", module=functools.partial(nn.Linear, 16 + 8 * i, 32), \
+input_shape=(8, 16 + 8 * i))
              for i in range(12)]
 '''
 DEPTHWISE_CONFIG = '''import functools

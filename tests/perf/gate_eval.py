@@ -48,7 +48,8 @@ def clone(out: Path) -> tuple[Path, str, dict[tuple[str, str], str]]:
         for name in WORKLOADS:
             sh(["git", "checkout", "--quiet", "--detach", base], work).check_returncode()
             path = work / "tests" / "perf" / "inject.py"
-            text = path.read_text().replace("EVERY: dict[str, int] = {}", f"EVERY: dict[str, int] = {{{name!r}: {every}}}")
+            text = path.read_text().replace("EVERY: dict[str, int] = {}",
+                                            f"EVERY: dict[str, int] = {{{name!r}: {every}}}")
             path.write_text(text)
             sh(["git", "-c", "user.name=eval", "-c", "user.email=eval@localhost", "commit", "--quiet", "-am",
                 f"inject {level} into {name}"], work).check_returncode()
@@ -61,7 +62,8 @@ def bench(work: Path, *args: str, burn: bool = False) -> tuple[int, float, str]:
     """Run `python -m bench ARGS` in the clone (its own bench package first on sys.path); exit status, seconds,
     the last lines of its output. burn: a process spinning on one core for the whole command."""
     # spins while its parent lives: a killed evaluation leaves no burner behind
-    burner = subprocess.Popen([sys.executable, "-c", f"import os\nwhile os.getppid() == {os.getpid()}: pass"]) if burn else None
+    burner = (subprocess.Popen([sys.executable, "-c", f"import os\nwhile os.getppid() == {os.getpid()}: pass"])
+              if burn else None)
     started = time.time()
     try:
         p = sh([sys.executable, "-m", "bench", *args], work, timeout=1800)
@@ -206,11 +208,13 @@ def report(rows: list[dict]) -> str:
                           "ours unsure": int((fc["ours"] == "unsure").sum()),
                           # an injection job fails because of its injected row: only A/A jobs count here
                           "A/A jobs failed (exit 1)": (int(fc.groupby("job")["exit"].first().eq(1).sum())
-                                                       if kind in ("aa", "loaded", "stored", "stored-earlier", "ci-bench") else "-"),
+                                                       if kind in ("aa", "loaded", "stored", "stored-earlier",
+                                                                   "ci-bench") else "-"),
                           "pytest-benchmark fails": int(fc["pytest_benchmark"].sum()),
                           # rows given extra pairs (bench ab --extra-pairs): more pairs than the job's first ones
                           "rows extended": (int((fc["pairs"] > FIRST_PAIRS).sum()) if "pairs" in fc else "-"),
-                          "median detectable": f"{fc['detectable'].replace(float('inf'), float('nan')).median() - 1:+.1%}",
+                          "median detectable":
+                              f"{fc['detectable'].replace(float('inf'), float('nan')).median() - 1:+.1%}",
                           "measured change (median)": f"{fc['median_ratio'].median() - 1:+.1%}",
                           "minutes per job": round(fc.groupby("job")["seconds"].first().mean() / 60, 1)})
     lines = [pd.DataFrame(table).to_string(index=False)]

@@ -21,7 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-CONFIG = '''"""History evidence: REPS gives each workload its Linear's width and how many times it repeats it (its work)."""
+CONFIG = '''"""History evidence: REPS gives each workload its Linear's width and how many times it repeats it \
+(its work)."""
 import functools
 
 from torch import nn
@@ -105,7 +106,8 @@ def trend(out: Path, runs: int, processes: int = 7) -> dict:
             print(p.stdout, file=sys.stderr)
             changes = pd.read_csv(folder / "changes.csv", keep_default_na=False)
             history = pd.read_csv(folder / "history.csv")
-            order = {rid: i for i, rid in enumerate(dict.fromkeys(history.sort_values(["time_utc", "run_id"])["run_id"]))}
+            order = {rid: i for i, rid in
+                     enumerate(dict.fromkeys(history.sort_values(["time_utc", "run_id"])["run_id"]))}
             found = {w: [(order[r], order[e], round(float(x), 3)) for r, e, x in
                          zip(g["run_id"], g["earliest_run_id"], g["ratio"])] for w, g in changes.groupby("workload")}
             result[name] = dict(runs=len(order), changes=found,
@@ -141,7 +143,8 @@ def scale(out: Path, runs: int, rows: int = 100) -> dict:
     append_s = []
     for r in range(runs):
         results = base.assign(median_s=1e-4 * np.exp(rng.normal(0, 0.02, rows)))
-        env = dict(time_utc=f"2026-{1 + r // 2500:02d}-{1 + r % 2500 // 100:02d}T{r % 100 // 60:02d}:{r % 60:02d}:00+00:00",
+        env = dict(time_utc=f"2026-{1 + r // 2500:02d}-{1 + r % 2500 // 100:02d}"
+                            f"T{r % 100 // 60:02d}:{r % 60:02d}:00+00:00",
                    git_commit=f"{r:012x}", machine_keys={"cpu": "cpu-scale"}, host="h", torch="2.13.0")
         frame = history_rows(results, env, rid=f"{r:016x}")
         started = time.perf_counter()
@@ -187,7 +190,8 @@ def main() -> int:
     ap.add_argument("--scale-runs", type=int, default=10000)
     ap.add_argument("--out", default="/tmp/history-eval")
     ap.add_argument("--only", choices=["trend", "scale", "shards"], default=None)
-    ap.add_argument("--processes", type=int, default=7, help="worker processes per row of each trend run (run's default)")
+    ap.add_argument("--processes", type=int, default=7,
+                    help="worker processes per row of each trend run (run's default)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,4 +41,5 @@ def _build(make, every: int) -> nn.Module:
 
 
 WORKLOADS = [Workload(name=w.name, module=partial(_build, w.module, EVERY.get(w.name, 0)), input_shape=w.input_shape,
-                      dtype=w.dtype, tags=w.tags) for w in load_config(str(Path(__file__).resolve().parents[2] / "configs" / "smoke.py")).workloads]
+                      dtype=w.dtype, tags=w.tags)
+             for w in load_config(str(Path(__file__).resolve().parents[2] / "configs" / "smoke.py")).workloads]
