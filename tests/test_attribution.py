@@ -297,7 +297,7 @@ class Page(HTMLParser):
 def test_the_report_has_a_section_per_model_with_its_figures(tmp_path, run_dirs):
     models, _, peaks_file = run_dirs
     out = tmp_path / "report"
-    report = api.report([models], out=out, peaks=peaks_file, root=tmp_path)
+    report = api.make_report([models], out=out, peaks=peaks_file, root=tmp_path)
     page = Page()
     page.feed((out / "report.html").read_text(encoding="utf-8"))
     assert [s for s in page.sections if s.startswith("model-")] == ["model-1", "model-2"]
@@ -318,7 +318,7 @@ def test_the_report_has_a_section_per_model_with_its_figures(tmp_path, run_dirs)
 def test_a_report_without_model_rows_has_no_model_section(tmp_path, run_dirs):
     _, plain, _ = run_dirs
     out = tmp_path / "report"
-    report = api.report([plain], out=out, root=tmp_path)
+    report = api.make_report([plain], out=out, root=tmp_path)
     assert report.models == () and report.attribution.empty
     page = Page()
     page.feed((out / "report.html").read_text(encoding="utf-8"))
@@ -349,7 +349,7 @@ def test_text_from_a_results_file_is_inert_in_the_model_section(tmp_path, record
     results["paths"] = results["paths"].replace("0", "@cmd|<i>")
     run = Run(results=results, samples=to_samples([r for r in records if r.device == "cpu"]), env=_env())
     out = tmp_path / "report"
-    api.report([run], out=out, root=tmp_path)
+    api.make_report([run], out=out, root=tmp_path)
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "<b>$x$</b>" not in page and "&lt;b&gt;$x$&lt;/b&gt;" in page and "<i>" not in page
     md = (out / "report.md").read_text(encoding="utf-8")

@@ -63,7 +63,8 @@ def cmd_history(args) -> int:
     if args.action == "site":
         return cmd_site(args)
     if args.runs:
-        err(f"bench history: error: run folders are taken by `history import`, found {args.runs[0]!r} (see --help)")
+        err(f"layerbench history: error: run folders are taken by `history import`, found {args.runs[0]!r} "
+            "(see --help)")
         return 2
     h = history(store=args.store, filter=args.filter, device="" if args.device == "all" else args.device,
                 machine=args.machine, out=args.out,
@@ -101,10 +102,10 @@ def cmd_history(args) -> int:
 
 
 def cmd_site(args) -> int:
-    if args.runs or not args.out or args.filter or args.device or args.machine:
+    if args.runs or not args.out or args.filter or args.device != "all" or args.machine:
         found = (f"run folders {args.runs[0]!r}" if args.runs else "no --out" if not args.out
                  else "--filter, --device or --machine (the site shows every row; its pages filter)")
-        err(f"bench history site: error: expected --out DIR and no other selection, found {found} (see --help)")
+        err(f"layerbench history site: error: expected --out DIR and no other selection, found {found} (see --help)")
         return 2
     site = history_site(store=args.store, out=args.out, statistic=args.statistic, relative=args.relative,
                         report=args.report)

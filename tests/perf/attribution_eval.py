@@ -45,7 +45,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="attribution-eval-") as tmp:
         for spec, inputs, label in MODELS:
             out = Path(tmp) / label
-            command = [sys.executable, "-m", "bench", "run", "--model", spec, *[a for i in inputs for a in ("--input", i)],
+            given = [a for i in inputs for a in ("--input", i)]
+            command = [sys.executable, "-m", "bench", "run", "--model", spec, *given,
                        "--name", label, "--device", "cpu", "--processes", str(args.processes), "--budget-s",
                        str(args.budget_s), "--store", "none", "--out", str(out)]
             if spec.startswith("torchvision"):
