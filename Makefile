@@ -33,8 +33,9 @@ setup: $(VENV)/.installed
 bench: setup
 	$(PY) -m bench run $(CONFIG) --report --probe-peaks $(BENCH_ARGS)
 
-# The layer contracts (pyproject.toml, [tool.importlinter]) first, then the tests.
+# The linter (pyproject.toml, [tool.ruff]) and the layer contracts ([tool.importlinter]) first, then the tests.
 test: setup
+	$(VENV)/bin/ruff check bench tests configs
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q --benchmark-disable
 

@@ -35,3 +35,20 @@ def test_the_checks_see_a_long_function(tmp_path):
     tree = ast.parse(f"def f():\n{body}\n")
     node = tree.body[0]
     assert node.end_lineno - node.lineno + 1 == MAX_FUNCTION_LINES + 1
+
+
+def test_every_noqa_names_its_rule_and_says_why():
+    """A noqa comment silences a named rule and gives its reason after it (`noqa: BLE001 - why`), so a reader knows
+    why the rule does not hold there; ruff's RUF100 removes the ones that silence nothing."""
+    import re
+    import tokenize
+
+    root = PACKAGE.parent
+    bare = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "configs").rglob("*.py")]):
+        with path.open("rb") as f:
+            comments = [t for t in tokenize.tokenize(f.readline) if t.type == tokenize.COMMENT and "noqa" in t.string]
+        for token in comments:
+            if not re.search(r"# noqa: [A-Z]+[0-9]+(, ?[A-Z]+[0-9]+)* +- +\S", token.string):
+                bare.append(f"{path.relative_to(root)}:{token.start[0]}")
+    assert bare == [], f"a noqa without its rule and reason: {bare}"

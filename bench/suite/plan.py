@@ -102,17 +102,7 @@ def plan_one(workload: Workload, source: str) -> Plan:
     def problem(field: str, expected: str = "", found: str = "") -> BenchError:
         return BenchError(Problem(where=source, workload=workload.name, field=field, expected=expected, found=found))
 
-    try:
-        # torch warns while building some invalid layers ("Initializing zero-element tensors is a no-op" for
-        # Conv2d(3, 0, 3)); the rules below turn those layers into one-line problems, so the warning is noise.
-        with torch.device("meta"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            module = workload.module()
-    except Exception as exc:  # noqa: BLE001 - the user's builder failed; say how, in one line
-        raise problem("module", "a callable that builds an nn.Module", f"calling it raised {one_line(exc)}") from None
-    if not isinstance(module, nn.Module):
-        raise problem("module", "a callable that returns an nn.Module", f"it returned {type(module).__name__}")
-    module = module.to(device="meta", dtype=workload.torch_dtype).eval()
+    module = _build_on_meta(workload, problem)
 
     notes: list[str] = []
     running: list[str] = []
@@ -181,6 +171,23 @@ def plan_one(workload: Workload, source: str) -> Plan:
         intermediate_bytes=sum(t.numel() * t.element_size() for t in produced.values()),
         shape_notes=tuple(notes),
     )
+
+
+def _build_on_meta(workload: Workload, problem) -> nn.Module:
+    """The workload's module built on the meta device in its dtype, in eval mode; problem(...) for a builder that
+    fails or returns something else."""
+    try:
+        # torch warns while building some invalid layers ("Initializing zero-element tensors is a no-op" for
+        # Conv2d(3, 0, 3)); the rules below turn those layers into one-line problems, so the warning is noise.
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = workload.module()
+    except Exception as exc:  # noqa: BLE001 - the user's builder failed; say how, in one line
+        raise problem("module", "a callable that builds an nn.Module", f"calling it raised {one_line(exc)}") from None
+    if not isinstance(module, nn.Module):
+        raise problem("module", "a callable that returns an nn.Module", f"it returned {type(module).__name__}")
+    module = module.to(device="meta", dtype=workload.torch_dtype).eval()
+    return module
 
 
 def plan_suite(declared: list[Declared]) -> tuple[list[Plan], list[Problem]]:

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.suite.capture import capture, record_calls  # noqa: E402 - after the path is set
-from bench.suite.inputs import TensorSpec  # noqa: E402
-from bench.suite.vision import import_module, torchvision  # noqa: E402
+from bench.suite.inputs import TensorSpec  # noqa: E402 - after the path is set
+from bench.suite.vision import import_module, torchvision  # noqa: E402 - after the path is set
 
 EVIDENCE = ROOT / "docs" / "evidence"
 IMAGE = TensorSpec((2, 3, 64, 64))
