@@ -288,7 +288,7 @@ def test_run_model_measures_layers_and_model_in_a_worker(tmp_path, monkeypatch, 
 
 
 def test_config_models_expand_like_workloads(write_config):
-    from bench.suite.config import load
+    from bench.suite.config import load_config
 
     path = write_config("""
         from torch import nn
@@ -296,7 +296,7 @@ def test_config_models_expand_like_workloads(write_config):
         WORKLOADS = [Workload(name="lin", module=lambda: nn.Linear(4, 4), input_shape=(2, 4))]
         MODELS = [Model(name="tiny", factory=lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU()), inputs=(2, 4))]
     """)
-    cfg = load(str(path))
+    cfg = load_config(str(path))
     assert [w.name for w in cfg.workloads] == ["lin", "tiny.0", "tiny.1", "tiny"]
     assert cfg.workloads[-1].origin.kind == "model"
 

@@ -40,11 +40,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--budget-s", type=float, default=0.5)
+    parser.add_argument("--out", default="", help="keep the run folders under this folder (default: a temporary one)")
+    parser.add_argument("--only", default="", help="comma-separated labels of the models to run (default: all)")
     args = parser.parse_args()
     status = 0
+    chosen = [m for m in MODELS if not args.only or m[2] in args.only.split(",")]
     with tempfile.TemporaryDirectory(prefix="attribution-eval-") as tmp:
-        for spec, inputs, label in MODELS:
-            out = Path(tmp) / label
+        for spec, inputs, label in chosen:
+            out = Path(args.out or tmp) / label
             given = [a for i in inputs for a in ("--input", i)]
             command = [sys.executable, "-m", "bench", "run", "--model", spec, *given,
                        "--name", label, "--device", "cpu", "--processes", str(args.processes), "--budget-s",
