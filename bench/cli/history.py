@@ -101,7 +101,7 @@ def cmd_history(args) -> int:
 
 
 def cmd_site(args) -> int:
-    if args.runs or not args.out or args.filter or args.device or args.machine:
+    if args.runs or not args.out or args.filter or args.device != "all" or args.machine:
         found = (f"run folders {args.runs[0]!r}" if args.runs else "no --out" if not args.out
                  else "--filter, --device or --machine (the site shows every row; its pages filter)")
         err(f"bench history site: error: expected --out DIR and no other selection, found {found} (see --help)")
