@@ -142,8 +142,12 @@ def _executor(kind: str, folder: Path, count: int, slurm_args: Mapping[str, Any]
     valid = executor._valid_parameters()
     known = {k: v for k, v in slurm_args.items() if k in valid}
     extra = {k: v for k, v in slurm_args.items() if k not in valid}
-    executor.update_parameters(time=DEFAULT_SLURM_TIME_MIN, array_parallelism=count, job_name="bench-shards",
-                               **known, **({"additional_parameters": extra} if extra else {}))
+    params = dict(time=DEFAULT_SLURM_TIME_MIN, array_parallelism=count, job_name="bench-shards") | known
+    try:
+        executor.update_parameters(**params, **({"additional_parameters": extra} if extra else {}))
+    except (TypeError, ValueError) as exc:
+        raise BenchError(Problem(where="run", field="--slurm-arg", expected="parameters submitit's SlurmExecutor "
+                                 "takes", found=str(exc).splitlines()[0][:200])) from None
     return executor
 
 
