@@ -188,7 +188,14 @@ def _serialize(conn) -> None:
 
 def _driver_url(url: str) -> str:
     """The URL SQLAlchemy connects with: a PostgreSQL URL without a driver uses psycopg (version 3, the
-    `postgres` extra) rather than SQLAlchemy's default psycopg2."""
+    `postgres` extra) rather than SQLAlchemy's default psycopg2. psycopg's own log records (a pipeline it
+    abandons after the error bench reports in one line) go to a NullHandler, not to stderr as a second line."""
+    if url.startswith(("postgresql", "postgres:")):
+        import logging
+
+        quiet = logging.getLogger("psycopg")
+        if not quiet.handlers:
+            quiet.addHandler(logging.NullHandler())
     for plain_scheme in ("postgresql://", "postgres://"):
         if url.startswith(plain_scheme):
             return "postgresql+psycopg://" + url[len(plain_scheme):]
