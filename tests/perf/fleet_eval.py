@@ -131,8 +131,8 @@ def compare_shards(work: Path, executor: str, *extra: str) -> str:
     assert bench_cli("run", "smoke", *RUN, "--out", str(single)).returncode == 0
     a, b = rows_of(single), rows_of(sharded)
     same = a.equals(b)
-    return (f"{executor}: smoke in 4 shards ({sharded_s:.0f} s wall, shards one after another"
-            f"{'' if executor == 'local' else ' as the scheduler placed them'}) merged into {len(b)} rows; unsharded "
+    how = "one after another" if executor == "local" else f"an array of 4 tasks on {os.cpu_count()} CPUs"
+    return (f"{executor}: smoke in 4 shards ({sharded_s:.0f} s wall, {how}) merged into {len(b)} rows; unsharded "
             f"{len(a)} rows; same rows (identity and status): {same}; duplicated rows in the merged run: "
             f"{int(b.duplicated(list(KEY_COLUMNS)).sum())}")
 
