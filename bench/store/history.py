@@ -27,6 +27,7 @@ import pandas as pd
 from bench.errors import BenchError, Problem
 from bench.schema import KEY_COLUMNS, RESULTS_DIR, RowKey
 from bench.store.folder import Run
+from bench.store.postgres import driver_url, missing_driver, serialize
 from bench.store.summary import process_medians, with_process
 
 # 2: bench_rows.trimmed_process_mean_s; 3: bench_runs.complete. A store of an older schema gains them when opened.
@@ -122,7 +123,7 @@ class Store:
 
         _, runs, table, names = _tables()
         with _database(self.url), self.engine.begin() as conn:
-            _serialize(conn)
+            serialize(conn)
             ids = sorted(set(rows["run_id"]))
             present = set()
             for i in range(0, len(ids), 500):  # bound the statement's parameters (SQLite allows 32,766)
@@ -169,46 +170,6 @@ class Store:
         with _database(self.url), self.engine.connect() as conn:
             found = conn.execute(select(names.c.workload, names.c.tags))
             return {w: tuple(t for t in str(tags or "").split(",") if t) for w, tags in found}
-
-
-# The key of the PostgreSQL advisory lock that writers of one store take for the length of a transaction.
-WRITER_LOCK_KEY = 0x62656E6368  # "bench"
-
-
-def _serialize(conn) -> None:
-    """On PostgreSQL, wait for the other writers of the store: appends are a check then an insert (a run already
-    there is skipped) and replace bench_workloads' rows, which two concurrent transactions would do twice or
-    deadlock on. A transaction-level advisory lock makes them take turns (released at commit or rollback; an
-    append holds it for milliseconds). SQLite serializes its writers itself."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), dict(key=WRITER_LOCK_KEY))
-
-
-def _driver_url(url: str) -> str:
-    """The URL SQLAlchemy connects with: a PostgreSQL URL without a driver uses psycopg (version 3, the
-    `postgres` extra) rather than SQLAlchemy's default psycopg2. psycopg's own log records (a pipeline it
-    abandons after the error bench reports in one line) go to a NullHandler, not to stderr as a second line."""
-    if url.startswith(("postgresql", "postgres:")):
-        import logging
-
-        quiet = logging.getLogger("psycopg")
-        if not quiet.handlers:
-            quiet.addHandler(logging.NullHandler())
-    for plain_scheme in ("postgresql://", "postgres://"):
-        if url.startswith(plain_scheme):
-            return "postgresql+psycopg://" + url[len(plain_scheme):]
-    return url
-
-
-def _missing_driver(url: str, exc: ImportError) -> BenchError:
-    """A database driver that is not installed, as one line naming what to install."""
-    module = exc.name or str(exc)
-    if url.startswith(("postgresql", "postgres")):
-        return _problem(url, "the PostgreSQL driver psycopg (pip install 'layerbench[postgres]')",
-                        f"no module {module}")
-    return _problem(url, "the database driver the URL names installed", f"no module {module}")
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -274,9 +235,9 @@ def open_store(url: str, *, create: bool = True) -> Store:
                 raise _problem(url, "a folder that can be written", exc.strerror or str(exc)) from None
     try:
         # sqlite: wait for a writer of another process (shards finishing together) instead of failing at once
-        engine = create_engine(_driver_url(url), connect_args={"timeout": 60} if url.startswith("sqlite") else {})
+        engine = create_engine(driver_url(url), connect_args={"timeout": 60} if url.startswith("sqlite") else {})
         with engine.begin() as conn:
-            _serialize(conn)  # writers opening a new store at once: one creates it, the others then find it
+            serialize(conn)  # writers opening a new store at once: one creates it, the others then find it
             tables = set(inspect(conn).get_table_names())
             if META_TABLE in tables:
                 version = _version(conn, url)
@@ -292,7 +253,7 @@ def open_store(url: str, *, create: bool = True) -> Store:
             elif version < STORE_SCHEMA_VERSION:
                 _upgrade(conn, version)
     except ImportError as exc:
-        raise _missing_driver(url, exc) from None
+        raise missing_driver(url, exc) from None
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise _problem(url, "a file path or an SQLAlchemy URL (sqlite:///path, postgresql://user@host/db)",
                        str(exc).splitlines()[0][:200]) from None
