@@ -204,8 +204,8 @@ def start_slurm(work: Path) -> str:
 
 
 def stop_slurm(work: Path) -> None:
-    for name in ("slurmd.pid", "slurmctld.pid"):
-        pid = work / name
+    """End the daemons start_slurm started, each by the pid it wrote."""
+    for pid in (work / "slurmd.pid", work / "slurmctld.pid", Path("/run/munge/munged.pid")):
         if pid.exists():
             subprocess.run(["kill", pid.read_text().strip()], capture_output=True)
 
