@@ -96,3 +96,33 @@ def test_a_shard_state_says_its_job_and_error():
     assert str(ShardState(2, 4, "77_1", "PREEMPTED", error="job was preempted")) == \
         "shard 2/4 (job 77_1): PREEMPTED: job was preempted"
     assert ShardState(1, 4, "77_0", "COMPLETED", run_dir="/r").done
+
+
+class FakeJob:
+    """A submitted job whose scheduler reports the given states, one per poll."""
+
+    def __init__(self, job_id: str, states: list[str]):
+        self.job_id, self.states = job_id, list(states)
+
+    @property
+    def state(self) -> str:
+        return self.states[0]
+
+    def done(self) -> bool:
+        if len(self.states) > 1:
+            self.states.pop(0)
+            return False
+        return True
+
+
+def test_waiting_says_each_change_of_a_shards_state_once_and_sleeps_between_polls():
+    from bench.api.fleet import ShardJob, _wait
+
+    jobs = [(FakeJob("9_0", ["PENDING", "PENDING", "RUNNING", "COMPLETED"]), ShardJob(("s",), 1, 2, "f1")),
+            (FakeJob("9_1", ["PENDING", "PREEMPTED"]), ShardJob(("s",), 2, 2, "f2"))]
+    said, slept = [], []
+    _wait(jobs, said.append, poll_s=5.0, sleep=slept.append)
+    assert [t for t in said if "9_0" in t] == ["shard 1/2 (job 9_0): PENDING", "shard 1/2 (job 9_0): RUNNING",
+                                              "shard 1/2 (job 9_0): COMPLETED"]
+    assert [t for t in said if "9_1" in t] == ["shard 2/2 (job 9_1): PENDING", "shard 2/2 (job 9_1): PREEMPTED"]
+    assert slept and set(slept) == {5.0}
