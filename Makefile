@@ -23,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -c "$$HAS_TORCHVISION" || $(PY) -m pip install --quiet --no-deps "$$($(PY) -c "$$MATCHING_TORCHVISION")" \
 		|| echo "note: no torchvision release matches this torch: the model configs and tests that need it are skipped"
-	$(PY) -c "$$HAS_TORCHVISION" && $(PY) -m pip install --quiet -e ".[test,models]" || $(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -c "$$HAS_TORCHVISION" && $(PY) -m pip install --quiet -e ".[test,postgres,fleet,models]" \
+		|| $(PY) -m pip install --quiet -e ".[test,postgres,fleet]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -23,7 +23,7 @@ from bench.schema import RowKey
 from bench.store.files import writable_folder, write_atomic
 from bench.store.folder import Run, incomplete_reason, read_run_dir, require_rows, run_dirs_in
 from bench.store.history import Store, open_for, rows_of_folder, rows_of_run
-from bench.store.merge import merge_shards
+from bench.store.merge import merge_shards, missing_shards
 from bench.store.recorder import RunRecorder
 from bench.store.writer import cannot_write, new_run_dir
 from bench.suite.config import matches
@@ -157,15 +157,16 @@ def history(*, store: str | Path | None = None, filter: str = "", device: str = 
                    query_s=query_s)
 
 
-def merge(runs: Sequence[str | Path | Run], *, out: str | Path, label: str = "") -> Run:
+def merge(runs: Sequence[str | Path | Run], *, out: str | Path, label: str = "", allow_missing: bool = False) -> Run:
     """Join the shards of one suite (`run(shard="K/N")` on N machines of one type) into one run folder under out,
     as one unsharded run would have written it; BenchError (one line) for shards that do not belong together
-    (bench.store.merge)."""
+    (bench.store.merge). allow_missing: merge a set that lacks some shards into a run marked incomplete."""
     loaded = [r if isinstance(r, Run) else read_run_dir(_one_run(r)) for r in runs]
-    results, samples, env = merge_shards(loaded)
+    results, samples, env = merge_shards(loaded, allow_missing=allow_missing)
+    lacking = missing_shards(loaded)
     recorder = RunRecorder(new_run_dir(Path(out), label=label), replace(env, label=label) if label else env)
     recorder.add_frames(results, samples)
-    run = recorder.finish(complete=True)
+    run = recorder.finish(complete=not lacking, reason=f"shard(s) {', '.join(lacking)} missing" if lacking else "")
     try:
         save_plots(run.source, run.results, run.samples)
     except OSError as exc:

@@ -29,6 +29,7 @@ from bench.cli.common import (
     number,
     read_run,
 )
+from bench.cli.fleet import add_fleet_options, cmd_fleet
 from bench.cli.models import add_model_options, json_fields, suite_of
 from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
@@ -99,6 +100,7 @@ def register(sub) -> None:
     p.add_argument("--report", action="store_true", help="also write report.html and report.md into the run folder")
     p.add_argument("--probe-peaks", action="store_true",
                    help="with --report: measure this machine's peaks when none are cached (announced)")
+    add_fleet_options(p)
     add_root(p)
     p.set_defaults(func=cmd_run)
 
@@ -229,6 +231,8 @@ def _prepare(args):
 
 
 def cmd_run(args) -> int:
+    if args.shards is not None:  # the suite's shards through an executor (bench.cli.fleet)
+        return cmd_fleet(args)
     check_label(args.label)  # before any note: a bad label is the one line printed
     if args.report and args.probe_peaks:
         writable_folder(Path(args.root), option="--root")  # the peaks cache: checked before the run, not after

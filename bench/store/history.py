@@ -28,6 +28,7 @@ import pandas as pd
 from bench.errors import BenchError, Problem
 from bench.schema import KEY_COLUMNS, RESULTS_DIR, RowKey
 from bench.store.folder import Run
+from bench.store.postgres import driver_url, missing_driver, serialize
 from bench.store.summary import process_medians, with_process
 
 # 2: bench_rows.trimmed_process_mean_s; 3: bench_runs.complete. A store of an older schema gains them when opened.
@@ -123,6 +124,7 @@ class Store:
 
         _, runs, table, names = _tables()
         with _database(self.url), self.engine.begin() as conn:
+            serialize(conn)
             ids = sorted(set(rows["run_id"]))
             present = set()
             for i in range(0, len(ids), 500):  # bound the statement's parameters (SQLite allows 32,766)
@@ -235,8 +237,9 @@ def open_store(url: str, *, create: bool = True) -> Store:
                 raise _problem(url, "a folder that can be written", exc.strerror or str(exc)) from None
     try:
         # sqlite: wait for a writer of another process (shards finishing together) instead of failing at once
-        engine = create_engine(url, connect_args={"timeout": 60} if url.startswith("sqlite") else {})
+        engine = create_engine(driver_url(url), connect_args={"timeout": 60} if url.startswith("sqlite") else {})
         with engine.begin() as conn:
+            serialize(conn)  # writers opening a new store at once: one creates it, the others then find it
             tables = set(inspect(conn).get_table_names())
             if META_TABLE in tables:
                 version = _version(conn, url)
@@ -251,6 +254,8 @@ def open_store(url: str, *, create: bool = True) -> Store:
                 _create(conn)
             elif version < STORE_SCHEMA_VERSION:
                 _upgrade(conn, version)
+    except ImportError as exc:
+        raise missing_driver(url, exc) from None
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise _problem(url, "a file path or an SQLAlchemy URL (sqlite:///path, postgresql://user@host/db)",
                        str(exc).splitlines()[0][:200]) from None

@@ -28,8 +28,9 @@ def _refuse(run: Run, field: str, expected: str, found: str) -> BenchError:
     return BenchError(Problem(where=str(run.source or run.name), field=field, expected=expected, found=found))
 
 
-def check_shards(runs: list[Run]) -> None:
-    """BenchError (one line) unless the runs are all the shards of one suite (see the module's docstring)."""
+def check_shards(runs: list[Run], *, allow_missing: bool = False) -> None:
+    """BenchError (one line) unless the runs are all the shards of one suite (see the module's docstring); with
+    allow_missing, some of them (a fleet's shards of which some failed)."""
     if not runs:
         raise BenchError(Problem(where="merge", field="RUN", expected="the run folders of a suite's shards",
                                  found="none"))
@@ -71,10 +72,17 @@ def check_shards(runs: list[Run]) -> None:
         if diffs:
             raise _refuse(r, diffs[0].field, f"{diffs[0].baseline} as in {first.name}", diffs[0].candidate)
     missing = [i for i in range(1, count + 1) if i not in seen]
-    if missing:
+    if missing and not allow_missing:
         raise BenchError(Problem(where="merge", field="RUN", expected=f"all {count} shards of the suite",
                                  found=f"no shard {', '.join(f'{i}/{count}' for i in missing)}"))
-    _check_rows(runs, suite)
+    _check_rows(runs, suite if not missing else [])
+
+
+def missing_shards(runs: list[Run]) -> list[str]:
+    """The shards ("K/N") of the suite that none of the runs is."""
+    count = runs[0].env["shard"]["count"]
+    seen = {r.env["shard"]["index"] for r in runs}
+    return [f"{i}/{count}" for i in range(1, count + 1) if i not in seen]
 
 
 def _names(names: list[str]) -> str:
@@ -121,9 +129,10 @@ def _check_rows(runs: list[Run], suite: list[str]) -> None:
                                  found=f"none for {_names(lacking)}"))
 
 
-def merge_shards(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame, RunEnv]:
-    """The shards as one run's results, samples and env (see the module's docstring)."""
-    check_shards(runs)
+def merge_shards(runs: list[Run], *, allow_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, RunEnv]:
+    """The shards as one run's results, samples and env (see the module's docstring); with allow_missing, of
+    some of the shards only (missing_shards says which lack)."""
+    check_shards(runs, allow_missing=allow_missing)
     runs = sorted(runs, key=lambda r: r.env["shard"]["index"])
     suite = runs[0].env["shard"]["suite"]
     order = {name: i for i, name in enumerate(suite)}
