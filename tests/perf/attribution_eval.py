@@ -3,7 +3,7 @@
 the sum of its isolated layers is against the whole model's time, and what lies outside the layers.
 
     python tests/perf/attribution_eval.py --evidence docs/evidence/attribution-models.txt
-    python tests/perf/attribution_eval.py --processes 3 --budget-s 0.5   # the defaults
+    python tests/perf/attribution_eval.py --processes 3 --budget-s 0.5 --threads 1   # the defaults
 
 Never part of `make test`: it times real models (minutes on a 2-core CPU).
 """
@@ -40,18 +40,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--budget-s", type=float, default=0.5)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per worker (1: a busy neighbour, even a "
+                        "test run, does not leave a thread waiting for a descheduled one)")
     parser.add_argument("--out", default="", help="keep the run folders under this folder (default: a temporary one)")
     parser.add_argument("--only", default="", help="comma-separated labels of the models to run (default: all)")
+    parser.add_argument("--tables-only", action="store_true", help="with --out: print the tables of the run folders "
+                        "kept there by an earlier call (after `layerbench peaks` measured the roofs), timing nothing")
     args = parser.parse_args()
     status = 0
     chosen = [m for m in MODELS if not args.only or m[2] in args.only.split(",")]
     with tempfile.TemporaryDirectory(prefix="attribution-eval-") as tmp:
         for spec, inputs, label in chosen:
             out = Path(args.out or tmp) / label
+            if args.tables_only:
+                _table(out, label, inputs, args, took_s=float("nan"))
+                continue
             given = [a for i in inputs for a in ("--input", i)]
             command = [sys.executable, "-m", "bench", "run", "--model", spec, *given,
-                       "--name", label, "--device", "cpu", "--processes", str(args.processes), "--budget-s",
-                       str(args.budget_s), "--store", "none", "--out", str(out)]
+                       "--name", label, "--device", "cpu", "--threads", str(args.threads), "--processes",
+                       str(args.processes), "--budget-s", str(args.budget_s), "--store", "none", "--out", str(out)]
             if spec.startswith("torchvision"):
                 command += ["--model-arg", "weights=None"]
             started = time.perf_counter()
@@ -63,12 +70,18 @@ def main() -> int:
             if ran.returncode != 0:
                 status = 1
                 continue
-            table = subprocess.run([sys.executable, "-m", "bench", "attribution", str(out)], cwd=ROOT,
-                                   capture_output=True, text=True)
-            print(f"## {label} ({' '.join(inputs)}, {args.processes} processes, run took {took_s:.0f} s)")
-            print(table.stdout.strip() or table.stderr.strip())
-            print()
+            _table(out, label, inputs, args, took_s=took_s)
     return status
+
+
+def _table(out: Path, label: str, inputs: list[str], args, *, took_s: float) -> None:
+    """`layerbench attribution` of one model's run folder, printed under its heading."""
+    table = subprocess.run([sys.executable, "-m", "bench", "attribution", str(out), "--top", "0"], cwd=ROOT,
+                           capture_output=True, text=True)
+    took = f", run took {took_s:.0f} s" if took_s == took_s else ""
+    print(f"## {label} ({' '.join(inputs)}, {args.processes} processes, {args.threads} thread{took})")
+    print(table.stdout.strip() or table.stderr.strip())
+    print()
 
 
 if __name__ == "__main__":
