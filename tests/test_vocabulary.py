@@ -7,8 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.checks import finite_number, fraction, is_int, is_number, strict_int
-from bench.errors import BenchError
+from bench.errors import BenchError, finite_number, fraction, is_int, is_number, strict_int
 from bench.gate.compare import VERDICT_COLUMNS, Verdict
 from bench.gate.rule import Figures, decide_count
 from bench.schema import FAILED, FAILED_RUNNING, NOT_APPLICABLE, OK, SKIPPED, STATUSES, WORKER_LOST, RowKey

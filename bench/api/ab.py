@@ -24,8 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.checks import strict_int
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, strict_int
 from bench.gate.compare import compare_runs
 from bench.gate.rule import Rule
 from bench.measure import env as envmod

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 
-from bench.checks import strict_int
-from bench.errors import BenchError, Problem, WorkerLost, WriteError
+from bench.errors import BenchError, Problem, WorkerLost, WriteError, strict_int
 from bench.measure import env as envmod
 from bench.measure.apply import applied
 from bench.measure.record import Progress, Record

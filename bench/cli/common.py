@@ -82,3 +82,10 @@ def percent(text: str) -> float:
 
 def add_root(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=RESULTS, help="the results folder: holds runs, baselines/ and peaks/")
+
+
+def add_retries(p) -> None:
+    """--retries, as `run` and `ab` take it."""
+    p.add_argument("--retries", type=number(minimum=0, integer=True), default=0,
+                   help="how often a row whose worker process crashed or hung is measured again in a later process "
+                   "(0: its status stands and the later processes skip it)")

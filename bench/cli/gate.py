@@ -11,8 +11,7 @@ from pathlib import Path
 from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_EXTRA_PAIRS, DEFAULT_PAIRS, ab
 from bench.api.calibrating import DEFAULT_REPEATS, calibrate
 from bench.api.comparing import comparison, load
-from bench.cli.common import EXIT_FAILED, EXIT_OK, add_root, command, err, number, percent, read_run
-from bench.cli.run import add_retries
+from bench.cli.common import EXIT_FAILED, EXIT_OK, add_retries, add_root, command, err, number, percent, read_run
 from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import promote, store_dir
 from bench.gate.render import console, markdown, ratio_figure, save_figure

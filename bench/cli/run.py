@@ -23,6 +23,7 @@ from bench.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     RESULTS,
+    add_retries,
     add_root,
     command,
     err,
@@ -116,13 +117,6 @@ def add_processes(p) -> None:
                    f"0: in this process (no isolation) (default: ${PROCESSES_ENV} or {DEFAULT_PROCESSES})")
     p.add_argument("--seed", type=number(integer=True), default=None,
                    help="the random order of rows and processes (default: a new one, recorded in env.json)")
-
-
-def add_retries(p) -> None:
-    """--retries, as `run` and `ab` take it."""
-    p.add_argument("--retries", type=number(minimum=0, integer=True), default=0,
-                   help="how often a row whose worker process crashed or hung is measured again in a later process "
-                   "(0: its status stands and the later processes skip it)")
 
 
 def add_metric(p) -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.checks import strict_int
-from bench.errors import Problem, WriteError
+from bench.errors import Problem, WriteError, strict_int
 from bench.gate.baseline import CALIBRATION_FILE, NOISE_FILE, has_baseline, promote, store_dir
 from bench.measure.record import Record
 from bench.schema import FAILED, KEY_COLUMNS, OK, RESULTS_DIR

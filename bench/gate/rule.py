@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.checks import finite_number, fraction, strict_int
+from bench.errors import finite_number, fraction, strict_int
 from bench.stats import mann_whitney_p, ratio_interval
 
 VERDICTS = ("slower", "unsure", "same", "faster")  # in the order reports list them

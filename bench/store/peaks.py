@@ -11,8 +11,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.checks import finite_number, is_number, strict_int
-from bench.errors import BenchError, Problem, WriteError
+from bench.errors import BenchError, Problem, WriteError, finite_number, is_number, strict_int
 from bench.measure.roofs import Peaks
 from bench.store.files import read_json_object, writable_folder, write_atomic
 

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from bench.checks import is_int
+from bench.errors import is_int
 
 
 class Violation(Exception):

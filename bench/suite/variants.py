@@ -14,8 +14,7 @@ from typing import Any
 
 import torch
 
-from bench.checks import strict_int
-from bench.errors import BenchError, Problem
+from bench.errors import BenchError, Problem, strict_int
 from bench.suite.workload import DTYPES
 
 FLAGS = ("channels_last", "cudnn_benchmark", "backward", "compile", "cuda_graph")

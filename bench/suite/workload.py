@@ -8,8 +8,7 @@ from typing import Any
 
 import torch
 
-from bench.checks import is_int, is_number
-from bench.errors import Problem
+from bench.errors import Problem, is_int, is_number
 from bench.suite.inputs import TensorSpec, describe, plain
 
 DTYPES: dict[str, torch.dtype] = {

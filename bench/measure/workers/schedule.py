@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from bench.checks import strict_int
+from bench.errors import strict_int
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
 from bench.measure.workers.cost import Estimate, WorkerCost
