@@ -55,8 +55,8 @@ def test_ab_measures_both_sides_in_pairs_and_cleans_its_worktree(repo):
     assert job["base_ref"] == "HEAD" and len(job["base_commit"]) == 40 and job["base_python"] == sys.executable
     base, cand = bench.load(folder / "baseline"), bench.load(folder / "candidate")
     assert base.env["ab"]["side"] == "baseline" and cand.env["ab"]["id"] == base.env["ab"]["id"]
-    for run in (base, cand):  # 2 pairs, fewer than the sign test needs: no extra pairs for the unsure row
-        assert run.env["ab"]["extra_pairs"] == 0 and run.env["ab"]["extended"] == []
+    for run in (base, cand):  # 2 pairs, fewer than every default look: one look, at 2 pairs
+        assert run.env["ab"]["looks"] == [2] and run.env["ab"]["pairs_per_row"] == {"lin / cpu / float32": 2}
         assert run.results["n_processes"].tolist() == [2]
         assert sorted(run.samples["process"].unique()) == [0, 1]
     cmp = bench.comparison(base, cand)

@@ -535,10 +535,10 @@ def test_run_pairs_extra_pairs_number_on_and_measure_only_the_rows_asked():
         (side, k): 2 for side in ("baseline", "candidate") for k in (16, 17, 18)}
 
 
-def test_could_be_slower_picks_the_unsure_rows_a_slowdown_is_not_ruled_out_for():
-    """Extra pairs go to rows whose interval still reaches 1 + threshold: not to a row judged same, nor to one that
+def test_open_after_picks_the_unsure_rows_a_slowdown_is_not_ruled_out_for():
+    """More pairs go to rows whose interval still reaches 1 + threshold: not to a row judged same, nor to one that
     is unsure only because a speedup is not ruled out, nor to a failed row."""
-    from bench.api.ab import could_be_slower
+    from bench.api.ab import open_after
 
     rng = np.random.default_rng(5)
     pairs, per = 16, 5
@@ -563,8 +563,8 @@ def test_could_be_slower_picks_the_unsure_rows_a_slowdown_is_not_ruled_out_for()
     assert verdicts["tight"].verdict == "same"
     assert verdicts["lower"].verdict == "unsure" and verdicts["lower"].ratio_high < 1.1  # a speedup not ruled out
     assert verdicts["wide"].verdict == "unsure" and verdicts["wide"].ratio_high >= 1.1
-    assert [k.workload for k in could_be_slower(base, cand, threshold=0.10)] == ["wide"]
-    assert could_be_slower(base, cand, threshold=2.0) == []  # at a 200% threshold the wide row is same
+    assert [k.workload for k in open_after(base, cand, threshold=0.10, looks=())] == ["wide"]
+    assert open_after(base, cand, threshold=2.0, looks=()) == []  # at a 200% threshold the wide row is same
 
 
 @pytest.mark.parametrize("lo, hi, says", [
@@ -581,10 +581,11 @@ def test_an_unsure_row_says_which_side_is_left_open(lo, hi, says):
     assert verdict == "unsure" and says in reason
 
 
-@pytest.mark.parametrize("kw, field", [(dict(extra_pairs=-1), "--extra-pairs"),
-                                       (dict(extra_pairs=True), "--extra-pairs"),
+@pytest.mark.parametrize("kw, field", [(dict(looks=(-1,)), "--looks"),
+                                       (dict(looks=(True,)), "--looks"),
+                                       (dict(processes=0), "--processes"),
                                        (dict(threshold=0.0), "threshold")])
-def test_ab_refuses_bad_extra_pairs_and_threshold_before_measuring(kw, field):
+def test_ab_refuses_bad_looks_and_threshold_before_measuring(kw, field):
     """One-line BenchError naming the field, before any worktree or worker exists."""
     import bench
     from bench.errors import BenchError

@@ -105,14 +105,15 @@ def test_the_runs_metadata_goes_through_the_recorder_into_env_json(plans, tmp_pa
     recorder.set_seed(7)
     recorder.set_worker_cost({"started": 3})
     recorder.set_versions({"torch": "2.1", "python": "3.12", "other": "x"})
-    recorder.set_extended(extra_pairs=8, rows=["a / cpu / float32"])
+    recorder.set_looks(pairs_per_row={"a / cpu / float32": 16}, counted=["a / cpu / float32"])
     recorder.add(record(plans[0]))
     recorder.env["seed"] = 99  # a copy: the record does not change from outside
     recorder.finish(complete=False, reason="interrupted")
     env = json.loads((run_dir / "env.json").read_text())
     assert (env["schema_version"], env["env_version"]) == (SCHEMA_VERSION, ENV_SCHEMA_VERSION)
     assert (env["seed"], env["workers"], env["torch"], env["python"]) == (7, {"started": 3}, "2.1", "3.12")
-    assert env["ab"] == {"side": "baseline", "extra_pairs": 8, "extended": ["a / cpu / float32"]}
+    assert env["ab"] == {"side": "baseline", "pairs_per_row": {"a / cpu / float32": 16},
+                         "counted": ["a / cpu / float32"]}
     assert env["complete"] is False and env["incomplete_reason"] == "interrupted" and "other" not in env
     assert env["from_a_newer_bench"] == [1, 2]  # a key this version does not know is kept, not refused
 

@@ -33,7 +33,8 @@ from bench.measure.runner import CUDA_POLICY, devices_for
 from bench.measure.sampling import Policy
 from bench.measure.workers.counter import count_instructions
 from bench.measure.workers.protocol import Job, Side
-from bench.measure.workers.schedule import run_pairs
+from bench.measure.workers.process import Worker
+from bench.measure.workers.schedule import Spawn, run_pairs
 from bench.schema import RESULTS_DIR, RowKey
 from bench.store.env_record import RunEnv
 from bench.store.files import write_atomic
@@ -44,12 +45,14 @@ from bench.suite.config import resolve
 from bench.suite.variants import parse_variants
 
 AB_FILE = "ab.json"  # marks an A/B folder: its two run folders are two versions, never rounds to pool
-DEFAULT_PAIRS = 16  # pairs of worker processes (docs/gate.md: the sign test needs 8; 16 leaves room for outliers)
+# The most pairs of worker processes a row gets, and the looks: the pair counts at which the rows still undecided
+# are judged (bench.gate.rule.Rule.looks spends the error rates over them), a row decided at a look getting no more
+# pairs, so a quiet machine stops most rows at the first look and a noisy one spends its pairs on the rows that
+# need them. The first look is 10 pairs: with its share of the sign test's 1% (a quarter), 10 pairs that all
+# agree are the fewest that can call a row slower (2 / 2^10 < 0.25%).
+DEFAULT_PAIRS = 24
+DEFAULT_LOOKS = (10, 16)  # and the last look, at DEFAULT_PAIRS (or --processes)
 DEFAULT_BLOCKS = 6  # blocks per row per process, alternated between the two sides
-# then this many more pairs for the rows that could still be slower by their threshold (verdict unsure, the upper
-# end of the ratio's interval at or above 1 + threshold): a loaded runner widens the pairs' spread, and more pairs
-# let a real slowdown reach `slower` rather than end `unsure` (docs/gate.md)
-DEFAULT_EXTRA_PAIRS = 8
 FLUSH_S = 5.0  # the run folders are rewritten at most this often while measuring, and at the end
 
 
@@ -125,17 +128,18 @@ def _python(base_python: str) -> str:
 def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str | None = None, device: str = "all",
        budget_s: float = Policy.budget_s, warmup_s: float = Policy.warmup_s, timeout_s: float = Policy.timeout_s,
        min_samples: int = Policy.min_samples, threads: int | None = None, variants: str = "", filter: str = "",
-       processes: int = DEFAULT_PAIRS, blocks: int = DEFAULT_BLOCKS, extra_pairs: int = DEFAULT_EXTRA_PAIRS,
+       processes: int = DEFAULT_PAIRS, blocks: int = DEFAULT_BLOCKS, looks: Sequence[int] = DEFAULT_LOOKS,
        threshold: float = 0.10, out: str | Path = RESULTS_DIR / "ab",
        label: str = "", seed: int | None = None, argv: Sequence[str] = (), metric: str = "time",
        on_start: Callable[[Path], None] | None = None, on_progress: Callable[[Progress], None] | None = None,
        on_record: Callable[[str, Record], None] | None = None, retries: int = 0) -> AB:
-    """Measure configs from the base (git ref and/or Python) and from the working tree, interleaved in `processes`
-    pairs of worker processes of `blocks` blocks per row; budget_s is each row's per side. Writes the two runs
-    under `out`; judge them with bench.comparison(result.baseline, result.candidate). extra_pairs: after the
-    `processes` pairs (8 at least), the rows still `unsure` that could be slower by their threshold (default
-    `threshold`, as compare takes it) get this many more pairs, numbered on from `processes`. metric
-    "instructions": each side's CPU rows are also counted under callgrind (judge with metric="instructions").
+    """Measure configs from the base (git ref and/or Python) and from the working tree, interleaved in at most
+    `processes` pairs of worker processes of `blocks` blocks per row; budget_s is each row's per side over
+    `processes` pairs. Writes the two runs under `out`; judge them with bench.comparison(result.baseline,
+    result.candidate). looks: the pair counts (below `processes`, which is the last look) at which the rows are
+    judged as compare judges them (threshold as compare takes it); a row decided there, or left `unsure` with a
+    slowdown ruled out, gets no more pairs. metric "instructions": the CPU rows still open after the last look are
+    also counted under callgrind, once per side (judge with metric "auto" or "instructions").
     retries: how often a row whose worker crashed or hung on a side is measured again on that side (0: never)."""
     if not base_ref and not base_python:
         raise BenchError(Problem(where="ab", field="--base-ref",
@@ -143,8 +147,9 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
     check_label(label)
     if metric not in ("time", "instructions"):
         raise BenchError(Problem(where="ab", field="--metric", expected="time or instructions", found=repr(metric)))
-    strict_int(extra_pairs, where="ab", field="--extra-pairs")
-    Rule(threshold=threshold)  # a threshold compare would refuse: refused now, before anything is measured
+    strict_int(processes, where="ab", field="--processes", minimum=1)
+    looks = _looks(looks, processes)
+    Rule(threshold=threshold, looks=looks)  # what compare would refuse: refused now, before anything is measured
     if metric == "instructions":
         from bench.measure.instructions import build_library, default_folder
 
@@ -166,7 +171,7 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
     job_id = secrets.token_hex(8)
     settings = dict(configs=[str(s) for s in configs], devices=devices, variants=[v.name for v in chosen],
                     budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples, threads=threads,
-                    processes=pairs, blocks=blocks, extra_pairs=extra_pairs, threshold=threshold, filter=filter,
+                    processes=pairs, blocks=blocks, looks=list(looks), threshold=threshold, filter=filter,
                     metric=metric)
     with _base_tree(base_ref) as (top, tree, commit):
         base_configs = tuple(_in_tree(p, top, tree, base_ref) for p in paths) if tree else tuple(map(str, paths))
@@ -182,7 +187,7 @@ def ab(configs: Sequence[str], *, base_ref: str | None = None, base_python: str 
             raise cannot_write(folder, exc) from None
         if on_start:
             on_start(folder)
-        return _measure(base, cand, job, folder=folder, pairs=pairs, blocks=blocks, extra_pairs=extra_pairs,
+        return _measure(base, cand, job, folder=folder, pairs=pairs, blocks=blocks, looks=looks,
                         threshold=threshold, seed=seed, job_id=job_id,
                         settings=settings, argv=argv, commit=commit, base_ref=base_ref, base_python=base_python,
                         on_progress=on_progress, on_record=on_record, metric=metric, retries=retries)
@@ -198,7 +203,14 @@ def _base_tree(base_ref: str | None) -> Iterator[tuple[Path | None, Path | None,
         yield top, tree, commit
 
 
-def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, blocks: int, extra_pairs: int,
+def _looks(looks: Sequence[int], processes: int) -> tuple[int, ...]:
+    """The looks below `processes`, then `processes` itself: the last look is always the most pairs."""
+    for look in looks:
+        strict_int(look, where="ab", field="--looks", minimum=1)
+    return (*sorted({look for look in looks if look < processes}), processes)
+
+
+def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, blocks: int, looks: tuple[int, ...],
              threshold: float, seed: int, job_id: str,
              settings: dict, argv: Sequence[str], commit: str, base_ref: str | None, base_python: str | None,
              on_progress, on_record, metric: str = "time", retries: int = 0) -> AB:
@@ -208,7 +220,7 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
     for side in (base, cand):
         side_env = replace(env, settings=settings, seed=seed,
                            ab=dict(id=job_id, side=side.name, pairs=pairs, blocks=blocks, base_ref=base_ref,
-                                   base_python=base_python))
+                                   base_python=base_python, looks=list(looks)))
         if side is base and commit:  # the baseline's tree is the base ref's, not the working tree's
             side_env = side_env.with_machine(git_commit=commit[:12])
         (folder / side.name).mkdir()
@@ -222,24 +234,15 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
 
     try:
         rng = random.Random(seed)
-        costs = run_pairs(base, cand, job, pairs=pairs, blocks=blocks, rng=rng, on_record=record,
-                          on_progress=on_progress, versions=lambda side, v: recorders[side].set_versions(v),
-                          retries=retries)
-        so_far = [recorders[side.name].so_far() for side in (base, cand)]
-        # fewer first pairs than the sign test needs: the caller chose a quick look, not a verdict
-        extend = could_be_slower(*so_far, threshold=threshold) if extra_pairs and pairs >= Rule().min_pairs else []
-        for side in (base, cand):
-            recorders[side.name].set_extended(extra_pairs=extra_pairs if extend else 0,
-                                              rows=[k.label for k in extend])
-        if extend:
-            more = run_pairs(base, cand, job, pairs=extra_pairs, blocks=blocks, rng=rng, on_record=record,
-                             on_progress=on_progress, first_pair=pairs,
-                             only=lambda row: any(k.names(row) for k in extend), retries=retries)
-            costs = {name: costs[name].merged(more[name]) for name in costs}
-        if metric == "instructions":
+        costs, stopped, open_rows = _looked(base, cand, job, looks=looks, blocks=blocks, rng=rng, record=record,
+                                            recorders=recorders, threshold=threshold, on_progress=on_progress,
+                                            retries=retries)
+        if metric == "instructions" and open_rows:  # counts only where time left the row open
             for side in (base, cand):
-                count_instructions(side, job, on_record=record)
+                count_instructions(side, job, on_record=record, only=lambda row: any(k.names(row) for k in open_rows))
         for side in (base, cand):
+            recorders[side.name].set_looks(pairs_per_row=stopped, counted=[k.label for k in open_rows]
+                                           if metric == "instructions" else [])
             recorders[side.name].set_worker_cost(costs[side.name].as_dict())
         runs = {name: w.finish(complete=True) for name, w in recorders.items()}
     except BaseException as exc:  # KeyboardInterrupt, a write error: keep what was measured, marked incomplete
@@ -252,12 +255,43 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
     return AB(baseline=runs[base.name], candidate=runs[cand.name], folder=folder)
 
 
-def could_be_slower(base: Run, cand: Run, *, threshold: float) -> list[RowKey]:
-    """The rows two runs of one job leave `unsure` while the upper end of their ratio's interval reaches 1 + their
-    threshold: more pairs may yet make them slower or same. Judged as compare judges the finished job (paired, the
-    rows' own thresholds); rows without a median on both sides (failed) are left out."""
-    cmp = compare_runs(base, cand, rule=Rule(threshold=threshold), allow_env_mismatch=True, allow_missing=True,
-                       allow_incomplete=True, allow_failed=True)
+def _looked(base: Side, cand: Side, job: Job, *, looks: tuple[int, ...], blocks: int, rng: random.Random,
+            record, recorders: dict[str, RunRecorder], threshold: float, on_progress,
+            retries: int, spawn: Spawn = Worker) -> tuple[dict, dict[str, int], list[RowKey]]:
+    """The pairs up to each look for the rows still open, each look judging them: returns the workers' cost per
+    side, the pairs each row got ({row label: pairs}: the look that decided it, or the last), and the rows open
+    after the last look."""
+    costs: dict = {}
+    done, open_rows, stopped = 0, None, {}
+    for look in looks:
+        only = None if open_rows is None else (lambda row, keys=tuple(open_rows): any(k.names(row) for k in keys))
+        more = run_pairs(base, cand, job, pairs=look - done, blocks=blocks, rng=rng, on_record=record,
+                         on_progress=on_progress, first_pair=done, only=only, retries=retries, spawn=spawn,
+                         versions=(lambda side, v: recorders[side].set_versions(v)) if done == 0 else None)
+        costs = {name: costs[name].merged(more[name]) for name in costs} if costs else more
+        done = look
+        so_far = [recorders[side.name].so_far() for side in (base, cand)]
+        still = open_after(*so_far, threshold=threshold, looks=looks)
+        stopped.update({k.label: look for k in (open_rows if open_rows is not None else _keys(so_far[1]))
+                        if k not in still})
+        open_rows = still
+        if not open_rows:
+            break
+    stopped.update({k.label: done for k in open_rows or []})
+    return costs, stopped, list(open_rows or [])
+
+
+def _keys(run: Run) -> list[RowKey]:
+    return [RowKey.of(row) for row in run.results.to_dict("records")]
+
+
+def open_after(base: Run, cand: Run, *, threshold: float, looks: tuple[int, ...]) -> list[RowKey]:
+    """The rows two runs of one job leave open at a look: `unsure` while the upper end of their ratio's interval
+    reaches 1 + their threshold, so that more pairs may yet make them slower or same. Judged as compare judges the
+    finished job (paired, the rows' own thresholds, the looks' share of the error rates); rows without a median on
+    both sides (failed) are left out."""
+    cmp = compare_runs(base, cand, rule=Rule(threshold=threshold, looks=looks), allow_env_mismatch=True,
+                       allow_missing=True, allow_incomplete=True, allow_failed=True)
     return [v.key for v in cmp.verdicts
             if v.verdict == "unsure" and math.isfinite(v.baseline_median_s) and math.isfinite(v.candidate_median_s)
             and not v.ratio_high < 1 + v.threshold]

@@ -4,11 +4,12 @@ compare exits 0 when no row is slower, 1 when some row is, 2 for bad input (one 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_EXTRA_PAIRS, DEFAULT_PAIRS, ab
+from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_LOOKS, DEFAULT_PAIRS, ab
 from bench.api.calibrating import DEFAULT_REPEATS, calibrate
 from bench.api.comparing import comparison, load
 from bench.cli.common import EXIT_FAILED, EXIT_OK, add_retries, add_root, command, err, number, percent, read_run
@@ -68,12 +69,12 @@ def _add_ab(sub) -> None:
     p.add_argument("--filter", default="", help="only workloads whose name contains one of these comma-separated "
                    "parts, or with one as a tag")
     p.add_argument("--processes", type=number(minimum=1, integer=True), default=DEFAULT_PAIRS,
-                   help="pairs of worker processes (one per side, alive together)")
+                   help="the most pairs of worker processes a row gets (one per side, alive together)")
+    p.add_argument("--looks", type=_looks, default=DEFAULT_LOOKS, metavar="N,N",
+                   help="pair counts before --processes at which the rows are judged; a row decided there gets no "
+                        "more pairs (default " + ",".join(map(str, DEFAULT_LOOKS)) + "; empty: one look, at the end)")
     p.add_argument("--blocks", type=number(minimum=1, integer=True), default=DEFAULT_BLOCKS,
                    help="blocks per row in each process, alternated between the two sides")
-    p.add_argument("--extra-pairs", type=number(minimum=0, integer=True), default=DEFAULT_EXTRA_PAIRS,
-                   help="more pairs, after those, for the rows still unsure that could be slower by their threshold "
-                        "(0: none)")
     p.add_argument("--budget-s", type=number(), default=Policy.budget_s,
                    help="sampling seconds per row and side, split over its processes and blocks")
     p.add_argument("--warmup-s", type=number(), default=Policy.warmup_s,
@@ -156,6 +157,14 @@ def cmd_compare(args) -> int:
     return judged(cmp, folder, args.markdown)
 
 
+def _looks(text: str) -> tuple[int, ...]:
+    """--looks "10,16": pair counts, each a whole number of at least 1."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected pair counts such as 10,16, found {text!r}")
+    return tuple(int(p) for p in parts)
+
+
 def cmd_ab(args) -> int:
     import time
 
@@ -170,18 +179,18 @@ def cmd_ab(args) -> int:
     result = ab(args.configs, base_ref=args.base_ref or None, base_python=args.base_python or None,
                 device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s, timeout_s=args.timeout_s,
                 min_samples=args.min_samples, threads=args.threads, variants=args.variants, filter=args.filter,
-                processes=args.processes, blocks=args.blocks, extra_pairs=args.extra_pairs,
+                processes=args.processes, blocks=args.blocks, looks=args.looks,
                 threshold=args.threshold, out=args.out, label=args.label, seed=args.seed,
                 metric=args.metric, retries=args.retries,
                 argv=args.argv, on_start=lambda f: err(f"A/B: baseline {args.base_ref or ''}"
                                                        f"{' under ' + args.base_python if args.base_python else ''} "
-                                                       f"against the working tree, {args.processes} pairs of worker "
+                                                       f"against the working tree, at most {args.processes} pairs of worker "
                                                        f"processes x {args.blocks} blocks per row; writing {f}"),
                 on_progress=progress)
-    extended = result.candidate.env["ab"].get("extended") or []
-    if extended:
-        err(f"{len(extended)} row(s) still unsure after {args.processes} pairs got {args.extra_pairs} more: "
-            + ", ".join(extended))
+    got = result.candidate.env["ab"].get("pairs_per_row") or {}
+    if got:
+        err("pairs per row (a row decided at a look gets no more): "
+            + ", ".join(f"{label} {n}" for label, n in got.items()))
     for side in (result.baseline, result.candidate):
         workers = side.env.get("workers") or {}
         if workers:

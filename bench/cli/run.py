@@ -122,8 +122,8 @@ def add_processes(p) -> None:
 def add_metric(p) -> None:
     p.add_argument("--metric", choices=["time", "instructions"], default="time",
                    help="instructions: also count each CPU row's instructions per call with callgrind (valgrind "
-                   "needed; each row is counted in five worker processes under it, the lowest kept), a metric that "
-                   "does not move with the machine's noise")
+                   "needed; each row is counted in two worker processes under it, at one thread, the lowest kept), "
+                   "a metric that does not move with the machine's noise")
 
 
 # ---------------------------------------------------------------- list

@@ -4,7 +4,7 @@ their identity (bench.schema.RowKey).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -236,6 +236,9 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
                                  found=_status(rc[k])))
     sb, sc = _samples_by_key(base), _samples_by_key(cand)
     is_paired = paired(base, cand)
+    looks = tuple((cand.env.get("ab") or {}).get("looks") or ()) if is_paired else ()
+    if looks and not rule.looks:  # judged at the looks the job stopped its rows at, with their error rates
+        rule = replace(rule, looks=looks)
     noise = noise or {}
     verdicts, not_applicable = [], []
     for k in common:

@@ -17,11 +17,11 @@ threshold T is the slowdown the gate must catch. The rule:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from bench.errors import finite_number, fraction, strict_int
+from bench.errors import BenchError, Problem, finite_number, fraction, strict_int
 from bench.stats import mann_whitney_p, ratio_interval
 
 VERDICTS = ("slower", "unsure", "same", "faster")  # in the order reports list them
@@ -70,6 +70,11 @@ class Rule:
     # processes (docs/gate.md, Thresholds). Such rows are held to this wider threshold (400%: slower only from 3x,
     # the level teams set github-action-benchmark to).
     launch_bound_threshold: float = 4.0
+    # Sequential looks (`bench ab`): the pair counts at which a row still undecided is judged, and left alone once
+    # decided. Each look spends a share of paired_alpha and of 1 - confidence (look_share): by the union bound, the
+    # chance that an unchanged row is called slower at some look stays within paired_alpha, however the looks'
+    # results are correlated. () is one look, at whatever pairs the row has.
+    looks: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("threshold", "launch_bound_threshold"):
@@ -80,6 +85,31 @@ class Rule:
         for name in ("min_processes", "min_pairs"):
             strict_int(getattr(self, name), where="compare", field=name, minimum=2)
         finite_number(self.noise_factor, where="compare", field="noise_factor")
+        for look in self.looks:
+            strict_int(look, where="compare", field="looks", minimum=1)
+        if list(self.looks) != sorted(set(self.looks)):
+            raise BenchError(Problem(where="compare", field="looks", expected="increasing pair counts",
+                                     found=", ".join(map(str, self.looks))))
+
+    def look_share(self, index: int) -> float:
+        """The share of the error rates look `index` spends: half for the last look, the other half split evenly over
+        the earlier ones. The last look gets the most because the rows that reach it are the noisy ones, which need
+        the most power; the early looks mostly stop rows that are plainly the same or plainly slower."""
+        count = len(self.looks)
+        if count <= 1:
+            return 1.0
+        return 0.5 if index == count - 1 else 0.5 / (count - 1)
+
+    def at_pairs(self, pairs: int) -> Rule:
+        """The rule for a row judged with `pairs` pairs under the looks: paired_alpha and 1 - confidence scaled by
+        the share of the first look at or above `pairs` (a row that lost pairs to a failure is judged at the look it
+        was measured for); without looks, this rule."""
+        if not self.looks:
+            return self
+        index = next((i for i, look in enumerate(self.looks) if look >= pairs), len(self.looks) - 1)
+        share = self.look_share(index)
+        return replace(self, looks=(), paired_alpha=self.paired_alpha * share,
+                       confidence=1 - (1 - self.confidence) * share)
 
 
 def _judge(figures: Figures, *, threshold: float, alpha: float, test: str) -> tuple[str, str, Figures]:
@@ -155,6 +185,7 @@ def decide_paired(ratios, *, threshold: float, rule: Rule = Rule()) -> tuple[str
     n = len(ratios)
     if n == 0:
         return "unsure", "no pairs", Figures.unknown()
+    rule = rule.at_pairs(n)
     ratio, lo, hi = median_interval(ratios, confidence=rule.confidence)
     figures = Figures(ratio, lo, hi, sign_test_p(ratios))
     if n < rule.min_pairs:

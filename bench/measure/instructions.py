@@ -48,9 +48,10 @@ HASH_SEED = "0"
 # lookups that share a slot evict each other on every call (find_name_in_mro, dict probes). Which lookups collide
 # changes from one worker to the next, so each row is counted in LAYOUTS workers (each with its own environment
 # padding, the same paddings on both sides of `bench ab`), and its count is the lowest: collisions only add
-# instructions. Five layouts make it unlikely that every one of them collides, at a cost of five workers under
-# valgrind; tests/perf/instructions_eval.py measures how far apart the layouts are.
-LAYOUTS = 5
+# instructions. Two layouts run at once on two cores, so a side's counting costs one worker's time; with the
+# workers at one thread the layouts' counts agree closely (docs/gate.md, "Instructions", and its evidence;
+# tests/perf/instructions_eval.py measures how far apart they are on a machine).
+LAYOUTS = 2
 PAD_BYTES = 1187  # layout i pads the environment with i * PAD_BYTES bytes (not a multiple of any alignment)
 CALLS = 100  # calls counted per row (after one instrumented, uncounted call that translates the code paths)
 # ...in BATCHES batches, each dumped, the row's count the median batch's: a one-time event inside the counted calls

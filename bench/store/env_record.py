@@ -37,7 +37,7 @@ def _now_utc() -> str:
 class RunEnv(Mapping):
     """One run's env.json. machine: bench.measure.env.capture's keys; settings: what was measured and how
     (rounds pool and shards merge only when these agree); cache: warm or cold; label: the run folder's label;
-    shard: {index, count, suite} of `run --shard`; ab: the A/B job's side, pairs, blocks and rows extended;
+    shard: {index, count, suite} of `run --shard`; ab: the A/B job's side, pairs, blocks, looks, the pairs each row got and the rows counted;
     merged_from: the shards a merged run joins; seed: the schedule's random order; workers: the worker
     processes' cost (bench.measure.workers); complete, finished_utc, incomplete_reason: how the run ended;
     other: keys this version does not know, kept as they were. Read as a mapping it is env.json's object."""
@@ -100,9 +100,9 @@ class RunEnv(Mapping):
         """The python, torch and cuda the worker processes ran (another interpreter with `ab --base-python`)."""
         return self.with_machine(**{k: versions[k] for k in WORKER_VERSIONS if k in versions})
 
-    def with_extended(self, *, extra_pairs: int, rows: list[str]) -> RunEnv:
-        """ab: the extra pairs given to the rows still unsure, and those rows (their labels)."""
-        return replace(self, ab={**(self.ab or {}), "extra_pairs": extra_pairs, "extended": list(rows)})
+    def with_looks(self, *, pairs_per_row: Mapping[str, int], counted: list[str]) -> RunEnv:
+        """ab: the pairs each row got ({row label: pairs}) and the rows whose instructions were counted."""
+        return replace(self, ab={**(self.ab or {}), "pairs_per_row": dict(pairs_per_row), "counted": list(counted)})
 
     def finished(self, *, complete: bool, reason: str = "") -> RunEnv:
         return replace(self, complete=complete, finished_utc=_now_utc(), incomplete_reason=reason)

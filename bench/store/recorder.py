@@ -96,9 +96,10 @@ class RunRecorder:
         """The python, torch and cuda the worker processes ran."""
         self._env = self._env.with_versions(versions)
 
-    def set_extended(self, *, extra_pairs: int, rows: Sequence[str]) -> None:
-        """ab: the extra pairs given to rows still unsure after the first pairs, and those rows."""
-        self._env = self._env.with_extended(extra_pairs=extra_pairs, rows=list(rows))
+    def set_looks(self, *, pairs_per_row: Mapping[str, int], counted: Sequence[str]) -> None:
+        """ab: the pairs each row got (the look that decided it, or the last), and the rows still open after the
+        last look whose instructions were counted."""
+        self._env = self._env.with_looks(pairs_per_row=pairs_per_row, counted=list(counted))
 
     # ------------------------------------------------------------ records in
     def add(self, record: Record) -> Record:

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from bench.measure.record import Record
 from bench.measure.workers.process import Worker
-from bench.measure.workers.protocol import Job, Side
+from bench.measure.workers.protocol import Job, Row, Side
 from bench.measure.workers.rows import FAILED, rows_for
 
 
 def count_instructions(side: Side, job: Job, *, on_record: Callable[[str, Record], None],
-                       spawn: Callable[[Side, Job, int], Worker] = Worker, layouts: int | None = None) -> None:
+                       spawn: Callable[[Side, Job, int], Worker] = Worker, layouts: int | None = None,
+                       only: Callable[[Row], bool] | None = None) -> None:
     """`--metric instructions`: workers under callgrind (bench.measure.instructions) measure every CPU row, for its
     instruction count only: their records carry no samples (times under valgrind mean nothing). One worker per
     memory layout (`layouts`, default instructions.LAYOUTS), each with its own environment padding, run at once
@@ -32,7 +33,8 @@ def count_instructions(side: Side, job: Job, *, on_record: Callable[[str, Record
     library = build_library(default_folder())
     out = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
     tiny = replace(job.policy, budget_s=0.0, warmup_s=0.0, min_samples=job.policy.floor_samples)
-    counted = replace(job, policy=tiny, metric="instructions", counter_library=str(library), counter_out=str(out))
+    counted = replace(job, policy=tiny, metric="instructions", counter_library=str(library), counter_out=str(out),
+                      threads=1)
     found: queue.Queue = queue.Queue()
     live: list[Worker] = []  # killed if the caller stops early (Ctrl-C): joining would wait for whole suites
 
@@ -46,7 +48,7 @@ def count_instructions(side: Side, job: Job, *, on_record: Callable[[str, Record
         try:
             worker = spawn(traced, laid, number)
             live.append(worker)
-            for row in [r for r in rows_for(worker.ready, laid) if r.device == "cpu"]:
+            for row in [r for r in rows_for(worker.ready, laid) if r.device == "cpu" and (only is None or only(r))]:
                 if worker is None:
                     worker = spawn(traced, laid, number)
                     live.append(worker)
