@@ -246,7 +246,9 @@ def test_the_workflow_runs_on_pull_requests_with_the_base_ref_fetched():
         assert job["env"]["CI_BASE_REF"] == "origin/${{ github.base_ref }}"
         [checkout] = steps_using(job, "actions/checkout")
         assert checkout["with"]["fetch-depth"] == 0
-        assert "refs/remotes/origin/${GITHUB_BASE_REF}" in step_named(job, "Fetch the base branch")["run"]
+        fetch = step_named(job, "Fetch the base branch")
+        assert "refs/remotes/origin/${GITHUB_BASE_REF}" in fetch["run"]
+        assert fetch["if"] == "env.CI_BASE_REF != ''"  # CI_BASE_REF emptied: the stored-baseline mode
         assert job["permissions"]["pull-requests"] == "write"
 
 
