@@ -35,6 +35,8 @@ TRUNCATED = "\n\n---\n*gate.md was cut here to fit a comment: the whole file is 
 TIMEOUT_S = 30.0
 NEXT_PAGE = re.compile(r'<([^>]+)>;\s*rel="next"')
 VERDICTS = {0: "no row slower", 1: "a row is slower"}
+NO_REPORT = ("The gate wrote no gate.md: see the job log. (Against a stored baseline, the first run on a machine type "
+             "stores its baseline and compares nothing.)\n")
 
 
 class Failed(Exception):
@@ -57,12 +59,14 @@ def compose(report: str | None, *, status: int | None, title: str, run_url: str,
     """The comment's body: the marker, one line naming the exit status and the job, then gate.md; cut to the limit."""
     if status is None:
         verdict = "the gate did not run"
+    elif status == 0 and report is None:
+        verdict = "exit 0, nothing compared"
     else:
         verdict = f"exit {status}, " + VERDICTS.get(status, "not a verdict on the code (bad input, or it could not "
                                                             "judge)")
     link = f" · [job log and artifact]({run_url})" if run_url else ""
     head = f"{marker}\n**{title}**: {verdict}{link}\n\n"
-    text = report if report is not None else "The gate wrote no gate.md: see the job log."
+    text = report if report is not None else NO_REPORT
     if len(head) + len(text) > LIMIT_CHARS:
         text = text[:LIMIT_CHARS - len(head) - len(TRUNCATED)] + TRUNCATED
     return head + text

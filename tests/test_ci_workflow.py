@@ -195,6 +195,8 @@ def test_without_a_gate_md_the_comment_says_there_is_no_verdict(github, tmp_path
     assert post(github, tmp_path / "ci", "--status", "2").returncode == 0
     body = github.comments[0]["body"]
     assert "No row slower" not in body and "not a verdict" in body and "no gate.md" in body
+    assert post(github, tmp_path / "ci", "--status", "0").returncode == 0  # a stored baseline's first run
+    assert "exit 0, nothing compared" in github.comments[0]["body"]
     assert post(github, tmp_path / "absent", "--status", "").returncode == 0
     assert "the gate did not run" in github.comments[0]["body"]
 
