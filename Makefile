@@ -61,15 +61,18 @@ clean:
 # Regression gate (docs/gate.md): .ci/bench-gate exits 0 (no row slower), 1 (a row slower) or 2 (bad input); make
 # turns any failure into its own 2, so the line below names the status. CI_BASE_REF (default origin/main when that
 # ref exists): `bench ab` of the smoke suite, that ref against the working tree, in one job; CI_BASE_REF= (empty):
-# one run compared with the stored baseline of this machine type, created on first use.
+# one run compared with the stored baseline of this machine type, created on first use. CI_CONFIG: the suite
+# (smoke); CI_METRIC: auto (instruction counts join time where valgrind is present), time or instructions.
 CI_DEVICE ?= cpu
 CI_BASE_REF ?= $(shell git rev-parse --verify -q origin/main >/dev/null 2>&1 && echo origin/main)
 CI_BENCH_ARGS ?= --threads 1
 CI_BENCH_OUT ?= results/ci
+CI_CONFIG ?= smoke
+CI_METRIC ?= auto
 
 ci-bench: setup
 	@PY=$(PY) CI_DEVICE=$(CI_DEVICE) CI_BASE_REF="$(CI_BASE_REF)" CI_BENCH_ARGS="$(CI_BENCH_ARGS)" \
-		CI_BENCH_OUT=$(CI_BENCH_OUT) bash .ci/bench-gate; status=$$?; \
+		CI_BENCH_OUT=$(CI_BENCH_OUT) CI_CONFIG="$(CI_CONFIG)" CI_METRIC=$(CI_METRIC) bash .ci/bench-gate; status=$$?; \
 	case $$status in 0) ;; 1) echo "ci-bench: exit 1: a row is slower (see gate.md under $(CI_BENCH_OUT))";; \
 		*) echo "ci-bench: exit $$status: bad input, not a verdict";; esac; exit $$status
 
