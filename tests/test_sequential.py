@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 import pytest
-from test_gate_processes import PLANS, JOB, Fakes, FakeWorker
+from test_gate_processes import JOB, PLANS, Fakes, FakeWorker
 
 from bench.api.ab import _looked, _looks
 from bench.gate.rule import Rule, decide_paired

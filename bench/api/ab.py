@@ -32,8 +32,8 @@ from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for
 from bench.measure.sampling import Policy
 from bench.measure.workers.counter import count_instructions
-from bench.measure.workers.protocol import Job, Side
 from bench.measure.workers.process import Worker
+from bench.measure.workers.protocol import Job, Side
 from bench.measure.workers.schedule import Spawn, run_pairs
 from bench.schema import RESULTS_DIR, RowKey
 from bench.store.env_record import RunEnv

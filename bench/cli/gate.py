@@ -184,8 +184,8 @@ def cmd_ab(args) -> int:
                 metric=args.metric, retries=args.retries,
                 argv=args.argv, on_start=lambda f: err(f"A/B: baseline {args.base_ref or ''}"
                                                        f"{' under ' + args.base_python if args.base_python else ''} "
-                                                       f"against the working tree, at most {args.processes} pairs of worker "
-                                                       f"processes x {args.blocks} blocks per row; writing {f}"),
+                                                       f"against the working tree, at most {args.processes} pairs of "
+                                                       f"worker processes x {args.blocks} blocks per row; writing {f}"),
                 on_progress=progress)
     got = result.candidate.env["ab"].get("pairs_per_row") or {}
     if got:

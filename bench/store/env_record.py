@@ -37,7 +37,8 @@ def _now_utc() -> str:
 class RunEnv(Mapping):
     """One run's env.json. machine: bench.measure.env.capture's keys; settings: what was measured and how
     (rounds pool and shards merge only when these agree); cache: warm or cold; label: the run folder's label;
-    shard: {index, count, suite} of `run --shard`; ab: the A/B job's side, pairs, blocks, looks, the pairs each row got and the rows counted;
+    shard: {index, count, suite} of `run --shard`; ab: the A/B job's side, pairs, blocks, looks, the pairs each row
+    got and the rows counted;
     merged_from: the shards a merged run joins; seed: the schedule's random order; workers: the worker
     processes' cost (bench.measure.workers); complete, finished_utc, incomplete_reason: how the run ended;
     other: keys this version does not know, kept as they were. Read as a mapping it is env.json's object."""

@@ -2,13 +2,15 @@
 a clone. Side by side with pytest-benchmark's `--benchmark-compare-fail=median:10%` on the very same runs.
 
 Experiments (each a real `bench` command in a subprocess, from a clone of this repository's HEAD):
-- aa:     `bench ab smoke --base-ref BASE --device cpu --threads 1` with unchanged code (A/A);
+- aa:     the gate as CI runs it (`.ci/bench-gate`, as the workflow and `make ci-bench` call it: `bench ab smoke
+          --base-ref BASE --device cpu --threads 1`, with instruction counts where valgrind is present) on unchanged
+          code (A/A);
 - loaded: the same while another process burns one of the cores for the whole job;
-- inject: tests/perf/inject.py with one workload doing 10%, 25% or 100% more work, committed on top of BASE,
-          gated with `bench ab tests/perf/inject.py --base-ref BASE` (the injected workload rotates);
+- inject: tests/perf/inject.py with every workload (--inject-each: one workload, rotating) doing 5%, 10%, 25% or
+          100% more work, committed on top of BASE, gated the same way with CI_CONFIG=tests/perf/inject.py: each
+          job is one trial for each row it slowed;
 - stored: `bench run smoke --processes 7` once as a stored baseline (or --stored-baseline, a run folder kept from
           an earlier session), then runs compared with it (`bench compare --stored-baseline`);
-- ci-bench: `make ci-bench` in a fresh clone of this repository (its own venv, CI_BASE_REF=origin/main, A/A).
 Every job's folder is kept under --out; results.json holds one row per (job, row) and is rewritten after each job,
 so a long evaluation stopped early still reports what it measured. The report is printed at the end (and with
 --report-only from an earlier results.json).
@@ -28,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-LEVELS = {"+10%": 10, "+25%": 4, "+100%": 1}
-FIRST_PAIRS = 16  # bench ab's default --processes; rows with more got extra pairs
+LEVELS = {"+5%": 20, "+10%": 10, "+25%": 4, "+100%": 1}
+FIRST_LOOK = 10  # bench ab's first look; rows with more pairs were still open there
 WORKLOADS = ["smoke-linear", "smoke-mlp", "smoke-conv", "smoke-flatten"]
 
 
@@ -38,18 +40,19 @@ def sh(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
 
 
 def clone(out: Path) -> tuple[Path, str, dict[tuple[str, str], str]]:
-    """A clone of HEAD with, on top of it, one commit per (level, workload) injecting that slowdown."""
+    """A clone of HEAD with, on top of it, one commit per (level, workload) injecting that slowdown, and one per
+    level injecting it into every workload (workload "")."""
     work = out / "clone"
     if not work.exists():
         sh(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(work)], out).check_returncode()
     base = sh(["git", "rev-parse", "HEAD"], work).stdout.strip()
     commits = {}
     for level, every in LEVELS.items():
-        for name in WORKLOADS:
+        for name in [*WORKLOADS, ""]:
             sh(["git", "checkout", "--quiet", "--detach", base], work).check_returncode()
             path = work / "tests" / "perf" / "inject.py"
-            text = path.read_text().replace("EVERY: dict[str, int] = {}",
-                                            f"EVERY: dict[str, int] = {{{name!r}: {every}}}")
+            slowed = {n: every for n in ([name] if name else WORKLOADS)}
+            text = path.read_text().replace("EVERY: dict[str, int] = {}", f"EVERY: dict[str, int] = {slowed!r}")
             path.write_text(text)
             sh(["git", "-c", "user.name=eval", "-c", "user.email=eval@localhost", "commit", "--quiet", "-am",
                 f"inject {level} into {name}"], work).check_returncode()
@@ -67,6 +70,22 @@ def bench(work: Path, *args: str, burn: bool = False) -> tuple[int, float, str]:
     started = time.time()
     try:
         p = sh([sys.executable, "-m", "bench", *args], work, timeout=1800)
+    finally:
+        if burner:
+            burner.kill()
+    return p.returncode, time.time() - started, (p.stdout + p.stderr)[-3000:]
+
+
+def gate(work: Path, base: str, config: str, out: Path, *, burn: bool = False) -> tuple[int, float, str]:
+    """One CI job: `.ci/bench-gate` in the clone against BASE (the script `make ci-bench` and the workflow run),
+    with this interpreter's environment; exit status, seconds, the last lines of its output."""
+    env = dict(os.environ, PY=sys.executable, CI_BASE_REF=base, CI_CONFIG=config, CI_BENCH_OUT=str(out),
+               CI_DEVICE="cpu")
+    burner = (subprocess.Popen([sys.executable, "-c", f"import os\nwhile os.getppid() == {os.getpid()}: pass"])
+              if burn else None)
+    started = time.time()
+    try:
+        p = sh(["bash", ".ci/bench-gate"], work, timeout=3600, env=env)
     finally:
         if burner:
             burner.kill()
@@ -105,7 +124,8 @@ def main() -> int:
     ap.add_argument("--levels", default=",".join(LEVELS), help="the injection levels to run, comma-separated")
     ap.add_argument("--stored", type=int, default=10)
     ap.add_argument("--stored-baseline", default="", help="a run folder measured earlier, used as the stored baseline")
-    ap.add_argument("--ci-bench", type=int, default=0, help="fresh clones running `make ci-bench`")
+    ap.add_argument("--inject-each", action="store_true",
+                    help="slow one workload per job, rotating (default: every workload at once)")
     ap.add_argument("--out", default="/tmp/gate-eval")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--burn-inject", action="store_true", help="injection jobs too with a core burned")
@@ -118,7 +138,6 @@ def main() -> int:
         print(report(rows))
         return 0
     work, base, commits = clone(out)
-    ab = ["ab", "--base-ref", base, "--device", "cpu", "--threads", "1"]
     plan = ([("aa", i) for i in range(args.aa)] + [("loaded", i) for i in range(args.loaded)]
             + [(level, i) for i in range(args.inject) for level in LEVELS if level in args.levels.split(",")])
     # interleave the kinds so that a change in the machine over the evaluation touches them alike
@@ -129,19 +148,21 @@ def main() -> int:
         job = f"{kind}-{i}".replace("%", "pct").replace("+", "")
         if job in done:  # measured by an earlier, interrupted evaluation into the same --out
             continue
-        target = WORKLOADS[i % len(WORKLOADS)] if kind in LEVELS else ""
-        sh(["git", "checkout", "--quiet", "--detach", commits[(kind, target)] if target else base], work)
-        config = "tests/perf/inject.py" if target else "smoke"
+        target = (WORKLOADS[i % len(WORKLOADS)] if args.inject_each else "") if kind in LEVELS else None
+        sh(["git", "checkout", "--quiet", "--detach", commits[(kind, target)] if target is not None else base], work)
+        config = "tests/perf/inject.py" if target is not None else "smoke"
         load0 = os.getloadavg()[0]
         burn = kind == "loaded" or (args.burn_inject and kind in LEVELS)
-        status, seconds, tail = bench(work, *ab, config, "--out", str(out / "jobs" / job), burn=burn)
+        status, seconds, tail = gate(work, base, config, out / "jobs" / job, burn=burn)
         sh(["git", "checkout", "--quiet", "--detach", base], work)
         if status not in (0, 1):
             print(f"{job}: exit {status}\n{tail}", file=sys.stderr)
-            continue
+            if not (out / "jobs" / job).is_dir():
+                continue
         folder = latest(out / "jobs" / job)
         for row in judge(folder / "baseline", folder / "candidate", stored=False):
-            rows.append(dict(row, job=job, kind=kind, case=kind if row["workload"] == target else "A/A",
+            slowed = target is not None and (target == "" or row["workload"] == target)
+            rows.append(dict(row, job=job, kind=kind, case=kind if slowed else "A/A",
                              exit=status, seconds=seconds, load=load0))
         results.write_text(json.dumps(rows, indent=1))
         print(f"{job}: exit {status} in {seconds:.0f} s (load {load0:.1f}): " + ", ".join(
@@ -168,26 +189,6 @@ def main() -> int:
                                  load=os.getloadavg()[0], baseline_age_h=age_h))
             results.write_text(json.dumps(rows, indent=1))
             print(f"{job}: compare exit {cstatus} (baseline {age_h:.1f} h old)", file=sys.stderr, flush=True)
-    for i in range(args.ci_bench):
-        job = f"ci-bench-{i}"
-        if job in done:
-            continue
-        fresh = out / "fresh" / job
-        if fresh.exists():
-            sh(["rm", "-rf", str(fresh)], out)
-        sh(["git", "clone", "--quiet", str(REPO), str(fresh)], out).check_returncode()
-        load0, started = os.getloadavg()[0], time.time()
-        p = sh(["make", "ci-bench"], fresh, timeout=3600)
-        seconds = time.time() - started
-        if p.returncode not in (0, 1):  # make turns compare's 1 into its own 2; the line it prints names it
-            print(f"{job}: make exit {p.returncode}\n{(p.stdout + p.stderr)[-3000:]}", file=sys.stderr)
-        folder = latest(fresh / "results" / "ci")
-        status = 1 if "exit 1: a row is slower" in p.stdout else p.returncode
-        for row in judge(folder / "baseline", folder / "candidate", stored=False):
-            rows.append(dict(row, job=job, kind="ci-bench", case="A/A", exit=status, seconds=seconds, load=load0))
-        results.write_text(json.dumps(rows, indent=1))
-        print(f"{job}: make ci-bench exit {p.returncode} in {seconds:.0f} s", file=sys.stderr, flush=True)
-        sh(["rm", "-rf", str(fresh / ".venv")], out)  # a venv per clone would fill the disk
     print(report(rows))
     return 0
 
@@ -208,11 +209,12 @@ def report(rows: list[dict]) -> str:
                           "ours unsure": int((fc["ours"] == "unsure").sum()),
                           # an injection job fails because of its injected row: only A/A jobs count here
                           "A/A jobs failed (exit 1)": (int(fc.groupby("job")["exit"].first().eq(1).sum())
-                                                       if kind in ("aa", "loaded", "stored", "stored-earlier",
-                                                                   "ci-bench") else "-"),
+                                                       if kind in ("aa", "loaded", "stored", "stored-earlier")
+                                                       else "-"),
                           "pytest-benchmark fails": int(fc["pytest_benchmark"].sum()),
-                          # rows given extra pairs (bench ab --extra-pairs): more pairs than the job's first ones
-                          "rows extended": (int((fc["pairs"] > FIRST_PAIRS).sum()) if "pairs" in fc else "-"),
+                          # rows still open at the first look, given more pairs
+                          "rows past the first look": (int((fc["pairs"] > FIRST_LOOK).sum()) if "pairs" in fc
+                                                       else "-"),
                           "median detectable":
                               f"{fc['detectable'].replace(float('inf'), float('nan')).median() - 1:+.1%}",
                           "measured change (median)": f"{fc['median_ratio'].median() - 1:+.1%}",
