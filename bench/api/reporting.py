@@ -13,9 +13,10 @@ import torch
 from bench.errors import BenchError, Problem, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
+from bench.measure.env import available_devices
 from bench.measure.probe import probe
 from bench.measure.roofs import Peaks
-from bench.measure.runner import available_devices, devices_for
+from bench.measure.runner import devices_for
 from bench.report.build import build_report, check_columns, merge_runs, peaks_for_rows
 from bench.report.model import Report
 from bench.report.render import write_report
