@@ -244,7 +244,7 @@ def _prepare(args):
 
 
 def cmd_run(args) -> int:
-    """`run` in this process's own run folder; with --shards N, bench.cli.main.cmd_fleet runs instead."""
+    """`run`: time the suite into one run folder (with --shards N, bench.cli.main.cmd_fleet runs instead)."""
     check_label(args.label)  # before any note: a bad label is the one line printed
     if args.report and args.probe_peaks:
         writable_folder(Path(args.root), option="--root")  # the peaks cache: checked before the run, not after
