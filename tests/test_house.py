@@ -1,4 +1,5 @@
-"""The house rules a reviewer would otherwise check by hand: modules and functions stay small enough to read."""
+"""The house rules a reviewer would otherwise check by hand: modules and functions stay small enough to read, and
+the chains of imports between bench's modules stay short."""
 from __future__ import annotations
 
 import ast
@@ -7,6 +8,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "bench"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
+# The most modules in one chain of direct imports within bench, `python -m bench` included (docs/layout.md).
+MAX_IMPORT_CHAIN = 9
 
 
 def _modules() -> list[Path]:
@@ -52,3 +55,43 @@ def test_every_noqa_names_its_rule_and_says_why():
             if not re.search(r"# noqa: [A-Z]+[0-9]+(, ?[A-Z]+[0-9]+)* +- +\S", token.string):
                 bare.append(f"{path.relative_to(root)}:{token.start[0]}")
     assert bare == [], f"a noqa without its rule and reason: {bare}"
+
+
+def longest_chain(graph, modules) -> list[str]:
+    """The longest chain of direct imports (`a` imports `b` imports `c`: 3 modules) starting at any of `modules`, in
+    a grimp import graph: imports at a module's top and inside its functions count alike."""
+    longest: dict[str, list[str]] = {}
+    open_: list[str] = []
+
+    def walk(module: str) -> list[str]:
+        if module in open_:
+            raise AssertionError(f"an import cycle: {' -> '.join(open_[open_.index(module):] + [module])}")
+        if module not in longest:
+            open_.append(module)
+            below = [walk(m) for m in sorted(graph.find_modules_directly_imported_by(module))]
+            open_.pop()
+            longest[module] = [module, *max(below, key=len, default=[])]
+        return longest[module]
+
+    return max((walk(m) for m in sorted(modules)), key=len, default=[])
+
+
+def test_no_chain_of_imports_is_longer_than_9_modules():
+    """A module deep in a long chain pulls every module below it into whatever imports it, and the chain is where
+    layering erodes: a command module importing another, an API module another. grimp (import-linter's) reads the
+    imports without running them."""
+    import grimp
+
+    graph = grimp.build_graph("bench")
+    chain = longest_chain(graph, graph.modules)
+    assert len(chain) <= MAX_IMPORT_CHAIN, (f"{len(chain)} modules in a chain of imports, at most {MAX_IMPORT_CHAIN}: "
+                                            f"{' -> '.join(chain)}")
+
+
+def test_the_chain_check_sees_a_long_chain():
+    import grimp
+
+    graph = grimp.ImportGraph()
+    for importer, imported in (("a", "b"), ("b", "c"), ("a", "c"), ("c", "d"), ("e", "d")):
+        graph.add_import(importer=importer, imported=imported)
+    assert longest_chain(graph, graph.modules) == ["a", "b", "c", "d"]

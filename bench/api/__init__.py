@@ -12,12 +12,11 @@
 Functions return data and never print; user errors raise bench.BenchError (one line per problem).
 """
 from bench.api.ab import AB, ab
-from bench.api.attributing import attribution
 from bench.api.calibrating import Calibrated, calibrate
 from bench.api.comparing import compare, comparison, load
 from bench.api.history import History, Imported, add_to_history, history, import_runs, merge
 from bench.api.models import layers
-from bench.api.reporting import default_report_dir, gather_peaks, make_report, peaks
+from bench.api.reporting import attribution, default_report_dir, gather_peaks, make_report, peaks
 from bench.api.running import Prepared, check, execute, prepare, run
 from bench.api.site import Site, history_site
 from bench.measure.runner import devices_for

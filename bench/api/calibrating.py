@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.api.running import Prepared, SuiteSpec, execute, prepare
-from bench.gate.calibrate import Calibration, save_calibration
+from bench.gate.calibrate import DEFAULT_REPEATS, Calibration, save_calibration
 from bench.gate.calibrate import calibrate as measure_noise
 from bench.measure.record import Record
 from bench.measure.sampling import Policy
 from bench.schema import RESULTS_DIR
 from bench.store.files import writable_folder
 from bench.suite.variants import Variant
-
-DEFAULT_REPEATS = 5
 
 
 @dataclass(frozen=True, kw_only=True)

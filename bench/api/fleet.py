@@ -36,8 +36,8 @@ from bench.store.files import writable_folder
 from bench.store.folder import Run, run_dirs_in
 from bench.store.history import open_for
 from bench.store.writer import check_label
+from bench.suite.shard import EXECUTORS
 
-EXECUTORS = ("local", "slurm")
 # submitit's states of a job that ran to its end: SLURM's and the local executor's names.
 DONE_STATES = frozenset({"COMPLETED", "FINISHED", "DONE"})
 DEFAULT_SLURM_TIME_MIN = 60  # submitit's own default is 5 minutes, short for a suite

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError, Problem
-from bench.gate.changes import IDENTITY, STATISTICS, SUITE, judge
+from bench.gate.changes import IDENTITY, SUITE, judge, open_store
 from bench.report.plots import save_plots
 from bench.report.trends import render_page, suite_figure, trend_figures
 from bench.schema import RowKey
@@ -180,14 +180,3 @@ def _one_run(path: str | Path) -> Path:
         raise BenchError(Problem(where=str(path), field="RUN", expected="one shard's run folder",
                                  found=f"{len(dirs)} run folders"))
     return dirs[0]
-
-
-def open_store(store: str | Path | None, *, statistic: str, where: str):
-    """The history store a reading command opens (never created by reading), its statistic checked first."""
-    if statistic not in STATISTICS:
-        raise BenchError(Problem(where=where, field="--statistic", expected=" or ".join(STATISTICS),
-                                 found=repr(statistic)))
-    opened = open_for(store, create=False)
-    if opened is None:
-        raise BenchError(Problem(where=where, field="--store", expected="a store", found="none"))
-    return opened

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.errors import BenchError, Problem
+from bench.measure.env import available_devices
 from bench.measure.memory import free_bytes
-from bench.measure.runner import available_devices
 from bench.suite.models import expand
 from bench.suite.plan import plan_one
 from bench.suite.workload import Workload

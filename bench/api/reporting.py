@@ -1,24 +1,29 @@
-"""Roofs and reports from Python: this machine's peaks (cached, probed on request) and a report over runs
-(make_report; bench.report is the package that builds and renders it)."""
+"""Roofs and reports from Python: this machine's peaks (cached, probed on request), a report over runs
+(make_report; bench.report is the package that builds and renders it), and a model's time attributed to its layers
+(`bench.attribution(run)`, the table as data, with the roofs a report would use)."""
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from bench.errors import BenchError, Problem, WriteError
 from bench.measure import env as envmod
 from bench.measure.apply import applied
+from bench.measure.env import available_devices
 from bench.measure.probe import probe
 from bench.measure.roofs import Peaks
-from bench.measure.runner import available_devices, devices_for
-from bench.report.build import build_report, check_columns
+from bench.measure.runner import devices_for
+from bench.report.build import build_report, check_columns, merge_runs, peaks_for_rows
 from bench.report.model import Report
 from bench.report.render import write_report
+from bench.report.roofline import annotate
 from bench.schema import OK, RESULTS_DIR
 from bench.store import peaks as peakstore
+from bench.store.attribution import attribute
 from bench.store.folder import Run, is_run_dir, require_rows
 from bench.store.runs import load
 from bench.suite.config import load_config
@@ -135,3 +140,22 @@ def site_link(site: str | Path | None, out: Path) -> str:
 def default_report_dir(run: Run) -> Path:
     """Where `bench report RUN` writes by default: the run folder itself (the folder given, for pooled rounds)."""
     return run.run_dirs[0] if len(run.run_dirs) == 1 and is_run_dir(run.run_dirs[0]) else Path(run.source or ".")
+
+
+def attribution(run: str | Path | Run, *, peaks: str | Path | Sequence[Peaks] | None = None,
+                root: str | Path = RESULTS_DIR) -> pd.DataFrame:
+    """The attribution of a run's models (bench.store.attribution.ATTRIBUTION_COLUMNS, after `run` and `machine`):
+    per model, device, dtype and variant, a row of kind "model" (median_s, layers_sum_s, outside_s, ratio,
+    failed_layers, note) and a row per layer (count, median_s, total_s = count x median_s, share, verdict, bound,
+    pct_of_roof). run: a run folder (as `load` takes it) or a Run. The roofs come from bench.gather_peaks (peaks
+    given, a peaks.json in the run folder, this machine's cache under <root>/peaks; never measured): without them
+    verdict is "unknown" (or "launch-bound"). A run without rows of a model gives an empty table."""
+    loaded = run if isinstance(run, Run) else load(run)
+    check_columns(loaded)
+    frame = merge_runs([loaded])[0]
+    found, _ = peaks_for_rows(frame, gather_peaks([loaded], peaks=peaks, root=root))
+
+    def peaks_of(row: pd.Series) -> Peaks | None:
+        return found.get((row["machine_key"], int(row["threads"]) if row["device"] == "cpu" else 0))
+
+    return attribute(annotate(frame, peaks_of))

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.api.history import open_store
 from bench.errors import BenchError, Problem
-from bench.gate.changes import STATISTICS, SUITE, judge
+from bench.gate.changes import STATISTICS, SUITE, judge, open_store
 from bench.report.site import site_data
 from bench.report.site_pages import site_pages
 from bench.store.files import writable_folder, write_together

@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_LOOKS, DEFAULT_PAIRS, ab
-from bench.api.calibrating import DEFAULT_REPEATS, calibrate
 from bench.api.comparing import comparison, load
 from bench.cli.common import EXIT_FAILED, EXIT_OK, add_retries, add_root, command, err, number, percent, read_run
 from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import promote, store_dir
+from bench.gate.calibrate import DEFAULT_REPEATS
 from bench.gate.render import console, markdown, ratio_figure, save_figure
-from bench.gate.rule import Rule
 from bench.measure.sampling import Policy
 from bench.store.export import to_pytest_benchmark
 from bench.store.files import writable_folder, write_output
@@ -122,8 +121,7 @@ def _add_calibrate(sub) -> None:
                    help="worker processes per row in each repeat; 0: in this process (default: $BENCH_PROCESSES or 7)")
     p.add_argument("--seed", type=number(integer=True), default=None,
                    help="the random order of the repeats' schedules (default: new ones)")
-    add_root(p)
-    p.set_defaults(func=cmd_calibrate)
+    add_root(p)  # its command is bench.cli.main.cmd_calibrate, set there
 
 
 def _add_export(sub) -> None:
@@ -236,30 +234,6 @@ def cmd_baseline(args) -> int:
                                  "(or --where to print this machine's store folder)", found="nothing"))
     for folder in promote(load(args.run), root=root):
         print(f"baseline: {folder}")
-    return EXIT_OK
-
-
-def cmd_calibrate(args) -> int:
-    def started(prepared) -> None:
-        err(f"calibrating: {len(prepared.plans)} workloads x {len(prepared.devices)} device(s) x "
-            f"{len(prepared.variants)} variant(s), {args.repeats} repeats, each row in "
-            f"{prepared.processes or 'this'} process{'es' if prepared.processes != 1 else ''}")
-
-    done = calibrate(args.configs, repeats=args.repeats, device=args.device, budget_s=args.budget_s,
-                     warmup_s=args.warmup_s, min_samples=args.min_samples, threads=args.threads,
-                     variants=args.variants, filter=args.filter, processes=args.processes, seed=args.seed,
-                     root=args.root, argv=args.argv, on_start=started)
-    cal, factor = done.calibration, Rule().noise_factor
-    table = cal.noise.assign(noise=cal.noise["noise"].map(lambda x: f"{x:.1%}"),
-                             threshold=cal.noise["noise"].map(lambda x: f"{factor * x:.1%}"))
-    print(table.to_string(index=False))
-    unmeasured = len(cal.medians.drop_duplicates(["workload", "device", "dtype", "variant"])) - len(cal.noise)
-    if unmeasured > 0:
-        print(f"{unmeasured} row(s) ran in fewer than 2 repeats: no noise stored for them "
-              "(their threshold is not widened).")
-    print("noise: max/min - 1 of each row's medians over the repeats; `bench compare` widens a row's "
-          f"threshold to noise_factor ({factor:g}) x its noise when that exceeds the threshold it would use.")
-    print("Wrote " + ", ".join(str(f / "noise.csv") for f in done.folders))
     return EXIT_OK
 
 

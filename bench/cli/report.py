@@ -6,10 +6,11 @@ from pathlib import Path
 import pandas as pd
 
 from bench.api.reporting import default_report_dir, make_report, peaks
-from bench.cli.attribution import report_models
 from bench.cli.common import EXIT_OK, add_root, command, err, number, read_run
 from bench.errors import BenchError, Problem
+from bench.report.attribution import models_text
 from bench.schema import OK
+from bench.store.attribution import LAYERS_FILE
 from bench.store.files import writable_folder
 from bench.store.folder import latest_run_dir
 
@@ -64,7 +65,10 @@ def cmd_report(args) -> int:
           f"{(ok['verdict'] == 'launch-bound').sum()} launch-bound, {ok['noisy'].astype(bool).sum()} noisy.")
     if len(written.best):
         print(written.best[["machine", "device", "workload", "best_variant", "speedup"]].to_string(index=False))
-    report_models(written.attribution, out)  # a line per model reported, and its layers.csv
+    if len(written.attribution):  # a line per model reported, and its layers.csv
+        for line in models_text(written.attribution):
+            print(line)
+        print(f"Wrote {out / LAYERS_FILE}")
     print(f"Wrote {out / 'report.html'}\nWrote {out / 'report.md'}")
     return EXIT_OK
 

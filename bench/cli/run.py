@@ -23,15 +23,16 @@ from bench.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     RESULTS,
+    add_model_options,
     add_retries,
     add_root,
     command,
     err,
+    json_fields,
     number,
     read_run,
+    suite_of,
 )
-from bench.cli.fleet import add_fleet_options, cmd_fleet
-from bench.cli.models import add_model_options, json_fields, suite_of
 from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
@@ -43,6 +44,7 @@ from bench.store.history import STORE_ENV, open_for
 from bench.store.writer import check_label
 from bench.suite.config import matches
 from bench.suite.plan import plan_suite
+from bench.suite.shard import EXECUTORS
 from bench.units import fmt_s, fmt_si
 
 # A config that takes longer than this to import and plan is announced while it loads; one that loads faster says
@@ -117,6 +119,23 @@ def add_processes(p) -> None:
                    f"0: in this process (no isolation) (default: ${PROCESSES_ENV} or {DEFAULT_PROCESSES})")
     p.add_argument("--seed", type=number(integer=True), default=None,
                    help="the random order of rows and processes (default: a new one, recorded in env.json)")
+
+
+def add_fleet_options(p) -> None:
+    """--shards, --executor, --slurm-arg, --no-wait, --allow-missing, as `run` takes them."""
+    p.add_argument("--shards", type=number(minimum=1, integer=True), default=None, metavar="N",
+                   help="run the suite as N shards through submitit (--executor), then merge them into one run "
+                   "folder and record it in the store (docs/fleet.md)")
+    p.add_argument("--executor", choices=list(EXECUTORS), default="local",
+                   help="with --shards: slurm submits one array of N tasks; local runs the shards on this machine "
+                   "one after another (default)")
+    p.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --executor slurm: an sbatch parameter as submitit names it (partition=gpu, "
+                   "gpus_per_node=1, time=120, exclusive=true); repeat for more")
+    p.add_argument("--no-wait", action="store_true", help="with --executor slurm: submit, print the job id and the "
+                   "merge command, and return")
+    p.add_argument("--allow-missing", action="store_true", help="with --shards: merge the shards that finished "
+                   "when some failed, into a run marked incomplete")
 
 
 def add_metric(p) -> None:
@@ -225,8 +244,7 @@ def _prepare(args):
 
 
 def cmd_run(args) -> int:
-    if args.shards is not None:  # the suite's shards through an executor (bench.cli.fleet)
-        return cmd_fleet(args)
+    """`run`: time the suite into one run folder (with --shards N, bench.cli.main.cmd_fleet runs instead)."""
     check_label(args.label)  # before any note: a bad label is the one line printed
     if args.report and args.probe_peaks:
         writable_folder(Path(args.root), option="--root")  # the peaks cache: checked before the run, not after

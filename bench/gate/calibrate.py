@@ -21,6 +21,8 @@ from bench.store.files import writable_folder, write_together
 from bench.store.folder import Run
 from bench.store.frames import to_frame, to_samples
 
+DEFAULT_REPEATS = 5  # A/A runs of `calibrate` unless told
+
 
 @dataclass(frozen=True, kw_only=True)
 class Calibration:

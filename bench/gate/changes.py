@@ -13,15 +13,19 @@ Plain least squares puts false change points in steady series with heavy-tailed 
 of 5 log n hold them off while a real step is still found at its run (docs/history.md; tests/perf/history_eval.py
 measures the search on real runs). ruptures' l1 cost is as robust but far slower. A change also has to be worth
 telling: at least MIN_CHANGE between the medians of the segments on either side, each at least MIN_RUNS runs long.
+`open_store` opens the history store the reading commands (`history`, the site) judge, their statistic checked.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench.errors import BenchError, Problem
 from bench.schema import KEY_COLUMNS, OK
+from bench.store.history import Store, open_for
 
 IDENTITY = (*KEY_COLUMNS, "machine_key")  # a trend: one row identity on one machine type
 MIN_RUNS = 3  # runs on each side of a change: a single odd run is not a change of level
@@ -212,3 +216,14 @@ def _changes(identity: dict, trend: pd.DataFrame, cuts: list[int], *, seconds: b
                         earliest_run_id=earliest["run_id"], earliest_commit=earliest["git_commit"],
                         latest_position=max(ranges[i][1], cut)))
     return out
+
+
+def open_store(store: str | Path | None, *, statistic: str, where: str) -> Store:
+    """The history store a reading command opens (never created by reading), its statistic checked first."""
+    if statistic not in STATISTICS:
+        raise BenchError(Problem(where=where, field="--statistic", expected=" or ".join(STATISTICS),
+                                 found=repr(statistic)))
+    opened = open_for(store, create=False)
+    if opened is None:
+        raise BenchError(Problem(where=where, field="--store", expected="a store", found="none"))
+    return opened

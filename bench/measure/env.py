@@ -62,6 +62,11 @@ def cuda_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
 
 
+def available_devices() -> list[str]:
+    """The devices bench can time here: the CPU, and CUDA when torch sees a GPU."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
 def device_name(device: str) -> str:
     """The CUDA device's name for "cuda", the CPU model otherwise."""
     return cuda_name() if device == "cuda" else cpu_name()

@@ -8,8 +8,8 @@ from bench.measure.clocks import HardwareState
 from bench.measure.kernels import KernelProfile
 from bench.measure.sampling import Measurement
 from bench.schema import RowKey
-from bench.suite.plan import Plan
 from bench.suite.variants import DEFAULT, Variant
+from bench.suite.workload import Plan
 
 
 @dataclass(frozen=True, kw_only=True)

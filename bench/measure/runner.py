@@ -31,7 +31,7 @@ from bench.measure.args import Args, first_tensor
 from bench.measure.clock import Timer, default_timer, graph_replay
 from bench.measure.clocks import Sampler
 from bench.measure.deadline import DeadlineExceeded, deadline
-from bench.measure.env import device_name
+from bench.measure.env import available_devices, device_name
 from bench.measure.kernels import PROFILED_CALLS, profile_calls
 from bench.measure.memory import PeakTracker, free_bytes
 from bench.measure.record import Progress, Record
@@ -43,10 +43,6 @@ from bench.suite.variants import DEFAULT, Variant, skip_reason
 
 CUDA_POLICY = Policy(warmup_s=0.5)  # long enough for GPU clocks to ramp and cuDNN to pick its algorithm
 ACCURACY_ROWS = 8  # the float64 reference is computed on the first rows of the batch only (dim 0)
-
-
-def available_devices() -> list[str]:
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def devices_for(choice: str) -> list[str]:

@@ -2,9 +2,12 @@
 
 A section per model, machine and device: the model against the sum of its isolated layers for every dtype and
 variant measured (and the remainder, outside the layers), a bar chart of the layers' shares (the TOP_N largest,
-the rest grouped), the model's rows on the device's roofline, and its largest layers with what bounds them.
+the rest grouped), the model's rows on the device's roofline, and its largest layers with what bounds them; and
+the same table as console text (`models_text`), which `attribution` and `report` print.
 """
 from __future__ import annotations
+
+from itertools import pairwise
 
 import matplotlib
 
@@ -20,6 +23,10 @@ from bench.report.roofline import roofline_figure, verdict_text  # below matplot
 from bench.schema import DEFAULT_VARIANT  # below matplotlib.use("Agg")
 from bench.store.cells import mpl_text  # below matplotlib.use("Agg")
 from bench.units import fmt_s  # below matplotlib.use("Agg")
+
+# The console's table of a model's layers (`layerbench attribution`): the attribution table's columns, renamed.
+LAYER_COLUMNS = {"workload": "layer", "module_type": "type", "count": "calls", "median_s": "median/call",
+                 "total_s": "total", "share": "share", "bound": "bound by", "verdict": "verdict"}
 
 TOP_N = 10  # layers shown by name in the chart and the table; the rest are grouped
 BOUND_COLORS = {"compute": "#d62728", "memory": "#1f77b4", "launch": "#7f7f7f", "no work": "#c7c7c7",
@@ -155,3 +162,35 @@ def model_sections(frame: pd.DataFrame, table: pd.DataFrame,
         where = f"{machine} ({device})" if machine else device
         sections.append(_section(len(sections), where, rows, on, peaks.get((key, threads)), threads))
     return tuple(sections)
+
+
+def model_line(m: pd.Series) -> str:
+    """One line per model, device, dtype and variant: its time, the sum of its layers and what lies outside."""
+    where = ", ".join(str(m[c]) for c in ("machine", "device", "variant", "dtype") if c in m and str(m[c]))
+    ratio = "" if pd.isna(m["ratio"]) else f" ({m['ratio']:.2f}x the model)"
+    line = (f"{m['model'] or m['workload']} [{where}]: model {fmt_s(m['median_s'])}, sum of layers "
+            f"{fmt_s(m['layers_sum_s'])}{ratio}, outside the layers {fmt_s(m['outside_s'])}")
+    return f"{line}; {m['note']}" if m["note"] else line
+
+
+def _layers(rows: pd.DataFrame, top: int) -> str:
+    shown = rows if top == 0 else rows.iloc[:top]
+    table = shown[list(LAYER_COLUMNS)].rename(columns=LAYER_COLUMNS)
+    table["median/call"] = [fmt_s(x) for x in shown["median_s"]]
+    table["total"] = [fmt_s(x) for x in shown["total_s"]]
+    table["share"] = ["-" if pd.isna(x) else f"{100 * x:.1f}%" for x in shown["share"]]
+    table["verdict"] = [v if s == "ok" else s for v, s in zip(shown["verdict"], shown["status"])]
+    more = f"\n  ... {len(rows) - len(shown)} more layers" if len(rows) > len(shown) else ""
+    return "  " + table.to_string(index=False).replace("\n", "\n  ") + more
+
+
+def models_text(table: pd.DataFrame, *, top: int = 0) -> list[str]:
+    """The console's text of an attribution table (`attribution`, and `report` for the models it reported): a model
+    line per model, device, dtype and variant; its layers when top > 0 (largest first, 0 lines without)."""
+    lines: list[str] = []
+    starts = [i for i, kind in enumerate(table["kind"]) if kind == "model"] + [len(table)]
+    for a, b in pairwise(starts):
+        lines.append(model_line(table.iloc[a]))
+        if top and b > a + 1:
+            lines.append(_layers(table.iloc[a + 1:b], top))
+    return lines

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bench.measure.roofs import Peaks
-from bench.store.folder import Run
+from bench.store.run_record import Run
 
 
 @dataclass(frozen=True, kw_only=True)

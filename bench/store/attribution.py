@@ -31,7 +31,7 @@ import pandas as pd
 from bench.schema import DEFAULT_VARIANT
 from bench.store.cells import neutralize
 from bench.store.files import write_atomic
-from bench.store.folder import Run
+from bench.store.run_record import Run
 
 LAYERS_FILE = "layers.csv"  # beside results.csv; derived from it: rewritten, never read back
 KINDS = ("layer", "model")

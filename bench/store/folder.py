@@ -1,18 +1,14 @@
-"""One run folder on disk: the frozen `Run` record, reading a folder back, and where run folders are."""
+"""One run folder on disk: reading a folder back into a `Run` (bench.store.run_record), and where run folders are."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, Problem, not_a_file
 from bench.schema import (
-    DEFAULT_VARIANT,
     KEY_COLUMNS,
     READABLE_SCHEMA_VERSIONS,
     REQUIRED_RESULT_COLUMNS,
@@ -23,62 +19,12 @@ from bench.schema import (
 )
 from bench.store.cells import FORMULA_STARTS
 from bench.store.files import first_row, read_csv, read_json_object
-from bench.store.summary import with_process
+from bench.store.run_record import Run
 
 # A per-call time is a finite number of seconds above 0 and below this (11.6 days): anything else is a corrupt
 # file, and a bound keeps sums over many samples finite (1e308 would overflow them).
 MAX_CALL_S = 1e6
 TIME_COLUMNS = ("device_s", "host_s", "enqueue_s")
-
-
-def _with_variant(frame: pd.DataFrame) -> pd.DataFrame:
-    """A frame from before variants has no variant column: every row is the default variant."""
-    if "variant" not in frame.columns:
-        return frame.assign(variant=DEFAULT_VARIANT)
-    if frame["variant"].isna().any() or (frame["variant"] == "").any():
-        return frame.assign(variant=frame["variant"].fillna(DEFAULT_VARIANT).replace("", DEFAULT_VARIANT))
-    return frame
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class Run:
-    """A measured run: its results (one tidy row per workload x device x dtype x variant, the columns of
-    results.csv), its raw samples (long format), its environment (env.json), and where it came from.
-
-    source: the path it was read from or written to (None for a run kept in memory only); run_dirs: the
-    run folders behind it (several when rounds were pooled). Never mutated: build a new Run instead.
-    """
-
-    results: pd.DataFrame
-    samples: pd.DataFrame
-    env: Mapping[str, Any]
-    source: Path | None = None
-    run_dirs: tuple[Path, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        # A frame from before variants (or built by hand) gets the variant column: every row the default.
-        for name in ("results", "samples"):
-            object.__setattr__(self, name, _with_variant(getattr(self, name)))
-        # samples from before worker processes were all taken in one process: process 0
-        object.__setattr__(self, "samples", with_process(self.samples))
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        """The tidy results frame (results.csv's columns)."""
-        return self.results
-
-    @property
-    def name(self) -> str:
-        """A short name for messages and tables: the source folder's name, or "(in memory)"."""
-        return self.source.name if self.source is not None else "(in memory)"
-
-    @property
-    def complete(self) -> bool:
-        return self.env.get("complete") is True
-
-    def keys(self) -> list[RowKey]:
-        """The identity of every results row, in order."""
-        return [RowKey.of(row) for row in self.results.to_dict("records")]
 
 
 def read_env(run_dir: Path) -> dict:

@@ -16,15 +16,7 @@ import pandas as pd
 
 from bench.schema import KEY_COLUMNS, OK, RowKey, is_launch_bound
 from bench.stats import NOISY_REL_IQR, summarize
-
-
-def with_process(samples: pd.DataFrame) -> pd.DataFrame:
-    """samples with a `process` column: files from before worker processes took every sample in one process (0)."""
-    if "process" not in samples.columns:
-        return samples.assign(process=0)
-    if samples["process"].isna().any():
-        return samples.assign(process=samples["process"].fillna(0))
-    return samples
+from bench.store.run_record import with_process
 
 
 def concat_processes(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -16,6 +16,13 @@ import torch
 FLOATING = ("float32", "float64", "float16", "bfloat16")
 INTEGER = ("int64", "int32", "int16", "int8", "uint8")
 INPUT_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in (*FLOATING, *INTEGER, "bool")}
+# A workload's dtypes (its parameters and floating inputs), and a variant's: the floating-point ones.
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
 DEFAULT_HIGH = 2  # integer inputs with no range given: [0, 2), valid for every embedding
 
 

@@ -4,6 +4,8 @@ The layer rules (bench.suite.rules) run in forward pre-hooks during the meta for
 come from torch: a forward on the meta device and `torch.utils.flop_counter.FlopCounterMode`
 (a multiply-add counts as 2 FLOPs; bias adds and elementwise ops are not counted). Forward hooks on every
 submodule record the tensors each one returns, for the memory a forward needs at its peak (`Plan.peak_bytes`).
+The `Plan` record itself is in bench.suite.workload, so that what carries one (a record, a worker's job) does
+not import the planner.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import contextlib
 import sys
 import warnings
 from collections import Counter
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 from bench.errors import BenchError, Problem, one_line
 from bench.suite.inputs import TensorSpec
 from bench.suite.rules import RULES, Violation
-from bench.suite.workload import Declared, Workload
+from bench.suite.workload import Declared, Plan, Workload
 
 
 def meta_inputs(workload: Workload) -> tuple[list, dict]:
@@ -45,47 +46,6 @@ def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddi
 def flop_counter() -> FlopCounterMode:
     """torch's FlopCounterMode (a multiply-add counts 2), with the grouped-convolution backward corrected."""
     return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop})
-
-
-@dataclass(frozen=True, kw_only=True)
-class Plan:
-    """What a workload will do, known before it runs. Sizes in elements, costs in FLOPs and bytes."""
-
-    workload: Workload
-    source: str
-    output_shape: tuple[int, ...]
-    params: int
-    flops: int
-    input_bytes: int
-    param_bytes: int
-    output_bytes: int
-    is_view: bool
-    intermediate_bytes: int = 0
-    shape_notes: tuple[str, ...] = ()
-
-    @property
-    def bytes_moved(self) -> int:
-        """Minimum bytes moved: input, weights and output once each. A workload whose output is a view of its
-        input (Flatten alone) runs no kernel and moves nothing: 0."""
-        return self.param_bytes if self.is_view else self.input_bytes + self.param_bytes + self.output_bytes
-
-    @property
-    def peak_bytes(self) -> int:
-        """Memory one forward needs at its peak, an upper estimate: the input, the parameters and buffers, and
-        every tensor the workload or any of its submodules returns, all counted as alive at once
-        (`intermediate_bytes`, the final output included).
-
-        Each returned tensor counts numel * element_size of the tensor that owns its memory, once: an output that
-        is a view of the input (Flatten) or of a tensor already counted, or the input itself (ReLU(inplace=True)),
-        adds nothing. Under no_grad most intermediates are freed as the next layer runs, so the real peak of a
-        deep stack is lower; temporaries inside one module's forward that no module returns are not seen.
-        Unlike `bytes_moved` (traffic), a view still needs its input: Flatten alone peaks at input + 0.
-        """
-        return self.input_bytes + self.param_bytes + self.intermediate_bytes
-
-    @property
-    def name(self) -> str:
-        return self.workload.name
 
 
 def _aliases(out: torch.Tensor, x: torch.Tensor) -> bool:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from bench.errors import BenchError, Problem
 from bench.suite.plan import Plan
 
+# What runs all N slices from one command (`run --shards N --executor`, bench.api.fleet): one SLURM array, or this
+# machine, one slice after another.
+EXECUTORS = ("local", "slurm")
 # Nominal CPU rates for a call's planned cost: the slices need relative costs, not predictions.
 NOMINAL_FLOPS_PER_S = 50e9
 NOMINAL_BYTES_PER_S = 10e9

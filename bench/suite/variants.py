@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError, Problem, strict_int
-from bench.suite.workload import DTYPES
+from bench.suite.inputs import DTYPES
 
 FLAGS = ("channels_last", "cudnn_benchmark", "backward", "compile", "cuda_graph")
 
@@ -24,7 +24,7 @@ FLAGS = ("channels_last", "cudnn_benchmark", "backward", "compile", "cuda_graph"
 class Variant:
     """How to run a workload. Every field's default leaves torch and the workload as they are.
 
-    dtype: "" for the workload's own, else a key of bench.suite.workload.DTYPES. tf32: None leaves torch's
+    dtype: "" for the workload's own, else a key of bench.suite.inputs.DTYPES. tf32: None leaves torch's
     defaults (cuDNN convs may use TF32, matmuls may not); True/False allows/forbids TF32 for both.
     channels_last: NHWC memory format for a 4-d input and the module. cudnn_benchmark: let cuDNN try its
     algorithms per shape. backward: time forward plus backward (gradients of the input and the

@@ -1,4 +1,5 @@
-"""A workload: a layer to build and the inputs to feed it (shapes, dtypes, keywords). Frozen data, nothing allocated."""
+"""A workload: a layer to build and the inputs to feed it (shapes, dtypes, keywords), and its `Plan` (what it will do,
+known before it runs: bench.suite.plan makes it). Frozen data, nothing allocated."""
 from __future__ import annotations
 
 import re
@@ -9,14 +10,7 @@ from typing import Any
 import torch
 
 from bench.errors import Problem, is_int, is_number
-from bench.suite.inputs import TensorSpec, describe, plain
-
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+from bench.suite.inputs import DTYPES, TensorSpec, describe, plain
 
 # What a workload name or a tag may hold. Names end up in results.csv, file names, Markdown posted as a
 # pull-request comment, HTML and plots: a small set of plain characters is safe in all of them (no
@@ -235,3 +229,44 @@ class Declared:
 
     workload: Workload
     source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What a workload will do, known before it runs. Sizes in elements, costs in FLOPs and bytes."""
+
+    workload: Workload
+    source: str
+    output_shape: tuple[int, ...]
+    params: int
+    flops: int
+    input_bytes: int
+    param_bytes: int
+    output_bytes: int
+    is_view: bool
+    intermediate_bytes: int = 0
+    shape_notes: tuple[str, ...] = ()
+
+    @property
+    def bytes_moved(self) -> int:
+        """Minimum bytes moved: input, weights and output once each. A workload whose output is a view of its
+        input (Flatten alone) runs no kernel and moves nothing: 0."""
+        return self.param_bytes if self.is_view else self.input_bytes + self.param_bytes + self.output_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """Memory one forward needs at its peak, an upper estimate: the input, the parameters and buffers, and
+        every tensor the workload or any of its submodules returns, all counted as alive at once
+        (`intermediate_bytes`, the final output included).
+
+        Each returned tensor counts numel * element_size of the tensor that owns its memory, once: an output that
+        is a view of the input (Flatten) or of a tensor already counted, or the input itself (ReLU(inplace=True)),
+        adds nothing. Under no_grad most intermediates are freed as the next layer runs, so the real peak of a
+        deep stack is lower; temporaries inside one module's forward that no module returns are not seen.
+        Unlike `bytes_moved` (traffic), a view still needs its input: Flatten alone peaks at input + 0.
+        """
+        return self.input_bytes + self.param_bytes + self.intermediate_bytes
+
+    @property
+    def name(self) -> str:
+        return self.workload.name

@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass, field, replace
 
 from bench.measure.sampling import Policy
-from bench.suite.plan import Plan
 from bench.suite.variants import Variant
+from bench.suite.workload import Plan
 
 INIT, READY, ERROR, ROW, RECORD, EXIT = "init", "ready", "error", "row", "record", "exit"  # the messages' first items
 

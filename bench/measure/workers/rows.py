@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from bench.measure.workers.protocol import Job, Ready, Row
 from bench.schema import FAILED_RUNNING
-from bench.suite.plan import Plan
 from bench.suite.variants import Variant, skip_reason
+from bench.suite.workload import Plan
 
 FAILED = FAILED_RUNNING  # a record with one of these: its worker is replaced (bench.schema says what each means)
 
