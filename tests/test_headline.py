@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from torch import nn
 
+from bench.errors import BenchError
 from bench.measure.env import choose_threads
 from bench.measure.record import Record
 from bench.measure.sampling import Measurement, Policy
@@ -208,3 +209,52 @@ def test_choose_threads(cores, busy, requested, default, threads, says):
 def test_choose_threads_without_a_reading_keeps_the_default():
     assert choose_threads(cores=4, busy_cores=None, requested=None, default=4) == (4, "")
     assert choose_threads(cores=4, busy_cores=None, requested=3, default=4) == (3, "")
+
+
+def test_prepare_takes_the_cores_a_busy_machine_leaves_and_says_so(monkeypatch):
+    """Threads not given: the cores the others leave, in the prepared run, its env.json and its note; given: kept."""
+    from bench.api import running
+
+    monkeypatch.setattr(running.torch, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(running.os, "cpu_count", lambda: 4)
+    monkeypatch.setenv(running.BUSY_ENV, "2.2")
+    prepared = running.prepare([Workload(name="lin", module=lambda: nn.Linear(8, 4), input_shape=(2, 8))],
+                               device="cpu", processes=0)
+    assert prepared.threads == 2 and prepared.env["threads"] == 2
+    assert prepared.threads_note == prepared.env["threads_note"]
+    assert "2 threads instead of 4" in prepared.threads_note
+    given = running.prepare([Workload(name="lin", module=lambda: nn.Linear(8, 4), input_shape=(2, 8))],
+                            device="cpu", processes=0, threads=4)
+    assert given.threads == 4 and "--threads 4 kept" in given.threads_note
+    monkeypatch.setenv(running.BUSY_ENV, "lots")
+    with pytest.raises(BenchError, match="BENCH_BUSY_CORES"):
+        running.prepare([Workload(name="lin", module=lambda: nn.Linear(8, 4), input_shape=(2, 8))], device="cpu",
+                        processes=0)
+
+
+@pytest.mark.parametrize("options, field", [
+    (dict(min_processes=0), "min_processes"), (dict(precision=-0.1), "precision"),
+    (dict(precision=float("nan")), "precision"),
+])
+def test_prepare_refuses_bad_stopping_options(options, field):
+    from bench.api.running import prepare
+
+    with pytest.raises(BenchError) as caught:
+        prepare([Workload(name="lin", module=lambda: nn.Linear(8, 4), input_shape=(2, 8))], device="cpu",
+                processes=3, **options)
+    assert caught.value.problems[0].field == field
+
+
+def test_console_and_report_mark_machine_decided_rows():
+    from bench.cli.run import summary
+    from bench.report.render import _machine_note, machine_decided
+
+    medians = [108e-6, 114e-6, 32e-3]
+    frame = to_frame([record([m] * 4, i) for i, m in enumerate(medians)])
+    table = summary(frame)
+    assert "MACHINE-DECIDED" in table and "+-" in table
+    row = frame.iloc[0]
+    assert machine_decided(row) and _machine_note(row).startswith("machine-decided: process medians from 108 us")
+    quiet = to_frame([record([1e-3] * 4, i) for i in range(3)])
+    assert "MACHINE-DECIDED" not in summary(quiet) and not machine_decided(quiet.iloc[0])
+    assert not machine_decided(pd.Series(dict(status="ok")))  # a run from before the column
