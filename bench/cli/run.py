@@ -310,20 +310,7 @@ def cmd_run(args) -> int:
                 "later")
             return EXIT_USAGE
         err(f"history: {added} rows added to {store.where}")
-    workers = run.env.get("workers")
-    if workers:
-        print(f"\n{workers['started']} worker processes: {workers['start_s_median']:.1f} s each to start (median; "
-              f"{workers['import_s_median']:.1f} s importing torch and bench, {workers['config_s_median']:.1f} s the "
-              f"configs), {workers['start_s_total']:.0f} s in all, against {workers['measuring_s']:.0f} s measuring. "
-              "between: the spread of the per-process medians (IQR / median).")
-        stops = workers.get("rows") or {}
-        early = sum(str(why).startswith("precise") for why in stops.values())
-        if stops and workers.get("max_processes"):
-            print(f"{early} of {len(stops)} rows reached +-{workers['precision']:.1%} before "
-                  f"{workers['max_processes']} processes (env.json workers.rows says why each stopped).")
-    if "machine_decided" in run.results.columns and (run.results["machine_decided"] == True).any():  # noqa: E712 - a column of True, False and None
-        err("note: rows marked MACHINE-DECIDED had worker processes that disagree by 3x or more: the machine, not "
-            "the layer, set their time (see their note); the gate does not judge them.")
+    _after_table(run)
     written = [p.name for p in sorted(run.source.glob("*.png"))]
     print(f"\nTimes are per call; median is the median over worker processes of each one's median device time "
           f"(CUDA events on a GPU, the host clock on the CPU), with its 95% interval; host/call is what the caller "
@@ -340,6 +327,25 @@ def cmd_run(args) -> int:
         err(f"{len(failed)} of {len(run.results)} rows did not run: see the status and reason columns.")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _after_table(run) -> None:
+    """Under the console table: what the worker processes cost, how many rows stopped at their precision, and a
+    note when rows were machine-decided."""
+    workers = run.env.get("workers")
+    if workers:
+        print(f"\n{workers['started']} worker processes: {workers['start_s_median']:.1f} s each to start (median; "
+              f"{workers['import_s_median']:.1f} s importing torch and bench, {workers['config_s_median']:.1f} s the "
+              f"configs), {workers['start_s_total']:.0f} s in all, against {workers['measuring_s']:.0f} s measuring. "
+              "between: the spread of the per-process medians (IQR / median).")
+        stops = workers.get("rows") or {}
+        early = sum(str(why).startswith("precise") for why in stops.values())
+        if stops and workers.get("max_processes"):
+            print(f"{early} of {len(stops)} rows reached +-{workers['precision']:.1%} before "
+                  f"{workers['max_processes']} processes (env.json workers.rows says why each stopped).")
+    if "machine_decided" in run.results.columns and (run.results["machine_decided"] == True).any():  # noqa: E712 - a column of True, False and None
+        err("note: rows marked MACHINE-DECIDED had worker processes that disagree by 3x or more: the machine, not "
+            "the layer, set their time (see their note); the gate does not judge them.")
 
 
 # ---------------------------------------------------------------- plot
