@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.errors import BenchError, Problem, strict_int
-from bench.measure.record import Record
-from bench.measure.workers.protocol import Row
 from bench.schema import OK
 from bench.stats import headline_interval, relative_half_width
+
+if TYPE_CHECKING:  # annotations only: this module imports leaves alone, so it adds no step to an import chain
+    from bench.measure.record import Record
+    from bench.measure.workers.protocol import Row
 
 # The default target, relative half-width of the 95% interval of the median of process medians: 2%. The issue's
 # standard for the headline number is agreement with torch.utils.benchmark within 5%; two numbers each known to
@@ -35,7 +38,7 @@ DEFAULT_PRECISION = 0.02
 DEFAULT_MIN_PROCESSES = 3
 CONFIDENCE = 0.95
 
-OnStop = Callable[[str, Row, str], None]
+OnStop = Callable[[str, "Row", str], None]
 
 
 def check_stopping(*, processes: int, min_processes: int, precision: float) -> None:
