@@ -161,6 +161,7 @@ def _order_index(n: int, confidence: float) -> int:
     return j
 
 
+@cache
 def min_for_interval(confidence: float) -> int:
     """The fewest values whose order statistics give a two-sided interval of the median at `confidence`
     (6 at 95%: the minimum and maximum of 6 values miss the median with probability 2 / 2**6 = 3.1%)."""
@@ -204,6 +205,7 @@ def _t_cdf(t: float, df: int) -> float:
     return 0.5 + a / 2
 
 
+@cache
 def t_quantile(p: float, df: int) -> float:
     """The p-quantile of Student's t with integer df >= 1 (bisection on _t_cdf; scipy is not a dependency)."""
     lo, hi = -1e6, 1e6
@@ -220,13 +222,15 @@ def headline_interval(values, *, confidence: float = 0.95) -> tuple[float, float
     of the median when the log process medians are normal (symmetric: their mean is their median). That model
     holds for processes that differ by small independent causes (layout, frequency); a row split between fast and
     slow processes breaks it, but then the logs' spread makes the interval wide, never narrow. (median, nan, nan)
-    for a single value, (nan, nan, nan) for none."""
+    for a single value or a value <= 0, (nan, nan, nan) for none."""
     x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x) & (x > 0)]
+    x = x[np.isfinite(x)]
     n = len(x)
     if n == 0:
         return float("nan"), float("nan"), float("nan")
     median = float(np.median(x))
+    if (x <= 0).any():  # no logs of a zero time (a fake clock): the median alone
+        return median, float("nan"), float("nan")
     if n >= min_for_interval(confidence):
         return median_interval(x, confidence=confidence)
     if n < 2:

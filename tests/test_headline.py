@@ -258,3 +258,9 @@ def test_console_and_report_mark_machine_decided_rows():
     quiet = to_frame([record([1e-3] * 4, i) for i in range(3)])
     assert "MACHINE-DECIDED" not in summary(quiet) and not machine_decided(quiet.iloc[0])
     assert not machine_decided(pd.Series(dict(status="ok")))  # a run from before the column
+
+
+def test_headline_interval_of_zero_times_is_the_median_alone():
+    med, lo, hi = headline_interval([0.0, 0.0, 1e-6])
+    assert med == 0.0 and math.isnan(lo) and math.isnan(hi)
+    assert math.isnan(headline_interval([])[0])
