@@ -20,8 +20,11 @@ from typing import Any
 #    samples.csv gained `variant` and `process`; a reader fills what an older file lacks (REQUIRED_* below).
 # 2: the columns of version 1's last files, unchanged; the version is bumped so that a file names the columns it
 #    has, and env.json carries env_version. Readers accept every version in READABLE_SCHEMA_VERSIONS.
-SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+# 3: median_s (and host_median_s, enqueue_median_s, flops_per_s, bytes_per_s) is the median of the per-process
+#    medians, no longer of all samples pooled; results.csv gains median_low_s, median_high_s and machine_decided
+#    at its end. Files of versions 1 and 2 lack them (readers treat them as missing; their median_s is pooled).
+SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 RESULTS_DIR = Path("results")  # the default results root (--root): runs, baselines/ and peaks/
 RUN_FILES = ("results.csv", "samples.csv", "env.json")
 
@@ -29,6 +32,10 @@ RUN_FILES = ("results.csv", "samples.csv", "env.json")
 KEY_COLUMNS = ("workload", "device", "dtype", "variant")
 DEFAULT_VARIANT = "default"
 
+# The headline figures median_s, host_median_s and enqueue_median_s (and flops_per_s, bytes_per_s from median_s)
+# are the median over the row's worker processes of each process's median (a row of one process: its samples'
+# median); iqr_s, rel_iqr, mean_s, std_s, min_s, max_s and host_iqr_s are over all samples pooled
+# (bench.store.summary).
 RESULT_COLUMNS = [
     "workload", "device", "dtype", "status", "reason", "input_shape", "output_shape", "params", "flops", "bytes",
     "median_s", "iqr_s", "mean_s", "std_s", "min_s", "max_s", "n_samples", "calls_per_sample", "rel_iqr", "noisy",
@@ -62,6 +69,11 @@ RESULT_COLUMNS = [
     # the calls of the model's forward the row stands for (count; 1 for the model and hand-written rows), their
     # module paths (";"-joined) and the module's class name
     "inputs", "kind", "model", "count", "paths", "module_type",
+    # the interval of median_s at 95% (bench.stats.headline_interval: order statistics of the process medians from
+    # 6 processes on, Student's t on their logs with 2 to 5; empty with one process), and whether the processes
+    # disagree beyond what the layer explains (the largest process median at least 3x the smallest,
+    # bench.store.summary.MACHINE_FACTOR; the reason in note): the machine decided the row, the gate does not judge it
+    "median_low_s", "median_high_s", "machine_decided",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics
@@ -77,9 +89,9 @@ NUMERIC_COLUMNS = frozenset({
     "compile_s", "graphs",
     "peak_memory_bytes", "planned_peak_bytes",
     "cpu_mhz", "sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "throttled_share",
-    "time_s", "share", "count",
+    "time_s", "share", "count", "median_low_s", "median_high_s",
 })
-BOOL_COLUMNS = frozenset({"noisy", "launch_bound", "tensor_cores", "tf32"})
+BOOL_COLUMNS = frozenset({"noisy", "launch_bound", "tensor_cores", "tf32", "machine_decided"})
 # kernels.csv (--profile): one row per kernel (CUDA) or operator (CPU) of one call of a row
 KERNEL_COLUMNS = ["workload", "device", "dtype", "variant", "kernel", "calls", "time_s", "share"]
 # What a reader needs at least (files of older versions lack the later columns; variant defaults to "default").

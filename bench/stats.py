@@ -145,3 +145,104 @@ def ratio_interval(base, cand, *, confidence: float) -> tuple[float, float, floa
     if k < 0:
         return ratio, 0.0, float("inf")
     return ratio, float(np.exp(d[k])), float(np.exp(d[m * n - 1 - k]))
+
+
+# ------------------------------------------- the median of a few values (process medians) and its interval
+def binomial_cdf(k: int, n: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2), exact (math.comb; n is a few dozen processes or pairs at most)."""
+    return sum(math.comb(n, i) for i in range(0, max(k, -1) + 1)) / 2**n
+
+
+def _order_index(n: int, confidence: float) -> int:
+    """j, the largest such that P(Binomial(n, 1/2) < j) <= (1 - confidence) / 2 (0: no interval exists)."""
+    tail, j = (1 - confidence) / 2, 0
+    while j + 1 <= n and binomial_cdf(j, n) <= tail:  # P(X <= j) = P(X < j + 1)
+        j += 1
+    return j
+
+
+@cache
+def min_for_interval(confidence: float) -> int:
+    """The fewest values whose order statistics give a two-sided interval of the median at `confidence`
+    (6 at 95%: the minimum and maximum of 6 values miss the median with probability 2 / 2**6 = 3.1%)."""
+    n = 1
+    while _order_index(n, confidence) == 0:
+        n += 1
+    return n
+
+
+def median_interval(values, *, confidence: float) -> tuple[float, float, float]:
+    """The median of values and its distribution-free interval: order statistics x_(j), x_(n+1-j) with j the
+    largest such that P(Binomial(n, 1/2) < j) <= (1 - confidence) / 2; (median, 0, inf) when n is too small for
+    one (fewer than min_for_interval(confidence)), (nan, 0, inf) for no values."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return float("nan"), 0.0, float("inf")
+    j = _order_index(n, confidence)
+    median = float(np.median(x))
+    if j == 0:
+        return median, 0.0, float("inf")
+    return median, float(x[j - 1]), float(x[n - j])
+
+
+def _t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for Student's t with an integer df >= 1 (the closed-form series of Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan2(t, math.sqrt(df))
+    s, c = math.sin(theta), math.cos(theta)
+    if df % 2:  # odd
+        total, term = 0.0, c
+        for k in range(1, (df - 1) // 2 + 1):
+            total += term
+            term *= c * c * (2 * k) / (2 * k + 1)
+        a = (2 / math.pi) * (theta + (s * total if df > 1 else 0.0))
+    else:
+        total, term = 0.0, 1.0
+        for k in range(0, (df - 2) // 2 + 1):
+            total += term
+            term *= c * c * (2 * k + 1) / (2 * k + 2)
+        a = s * total
+    return 0.5 + a / 2
+
+
+@cache
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t with integer df >= 1 (bisection on _t_cdf; scipy is not a dependency)."""
+    lo, hi = -1e6, 1e6
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def headline_interval(values, *, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The median of process medians and its interval at `confidence`, the one results.csv reports and `run`
+    stops on: the distribution-free order-statistic interval (median_interval) from min_for_interval values on;
+    with fewer (2 to 5 at 95%), Student's t interval of the mean of the logs, exponentiated, which is an interval
+    of the median when the log process medians are normal (symmetric: their mean is their median). That model
+    holds for processes that differ by small independent causes (layout, frequency); a row split between fast and
+    slow processes breaks it, but then the logs' spread makes the interval wide, never narrow. (median, nan, nan)
+    for a single value or a value <= 0, (nan, nan, nan) for none."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    median = float(np.median(x))
+    if (x <= 0).any():  # no logs of a zero time (a fake clock): the median alone
+        return median, float("nan"), float("nan")
+    if n >= min_for_interval(confidence):
+        return median_interval(x, confidence=confidence)
+    if n < 2:
+        return median, float("nan"), float("nan")
+    logs = np.log(x)
+    half = t_quantile(1 - (1 - confidence) / 2, n - 1) * float(np.std(logs, ddof=1)) / math.sqrt(n)
+    centre = float(np.mean(logs))
+    return median, min(median, math.exp(centre - half)), max(median, math.exp(centre + half))
+
+
+def relative_half_width(median: float, low: float, high: float) -> float:
+    """The larger side of an interval relative to its median (inf where there is no interval)."""
+    if not (median > 0) or not (np.isfinite(low) and np.isfinite(high)):
+        return float("inf")
+    return max(median - low, high - median) / median

@@ -17,6 +17,9 @@ os.environ["BENCH_PROCESSES"] = "0"
 # Runs keep no history (the default store is results/history.sqlite under the working directory, which is the
 # repository for some tests); tests/test_history.py names its stores or clears this.
 os.environ["BENCH_STORE"] = "none"
+# A fixed reading of the cores other processes keep busy: no half-second look at /proc/stat per run, and the same
+# thread count whoever else is using this machine (tests/test_headline.py tests the choice itself).
+os.environ["BENCH_BUSY_CORES"] = "0"
 
 
 def pytest_collection_modifyitems(config, items):

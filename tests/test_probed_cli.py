@@ -164,8 +164,10 @@ def test_a_config_that_loads_quickly_keeps_a_mistake_to_one_line(write_config, t
 
 
 def test_the_estimate_says_what_it_knows_and_never_at_least_0_s():
-    text = estimate(SimpleNamespace(least_s=0.04, processes=7), load_s=60.0)
+    text = estimate(SimpleNamespace(least_s=0.04, processes=7, min_processes=7), load_s=60.0)
     assert "at least 0 s" not in text and "40" in text
     assert "7 worker starts" in text and "not known" in text and "60" in text
+    # rows that reach their precision stop at the minimum: that many starts at least
+    assert "3 worker starts" in estimate(SimpleNamespace(least_s=1.0, processes=7, min_processes=3), load_s=1.0)
     assert "worker" not in estimate(SimpleNamespace(least_s=12.0, processes=0), load_s=0.1)
     assert "0 s" not in estimate(SimpleNamespace(least_s=0.0, processes=0), load_s=0.1)

@@ -18,6 +18,7 @@ from bench.measure.record import Progress, Record
 from bench.measure.runner import CUDA_POLICY, devices_for, run_suite
 from bench.measure.sampling import Policy
 from bench.measure.workers.counter import count_instructions
+from bench.measure.workers.enough import DEFAULT_MIN_PROCESSES, DEFAULT_PRECISION, check_stopping, row_label
 from bench.measure.workers.protocol import Job, Side
 from bench.measure.workers.schedule import check_count, run_in_workers
 from bench.report.plots import save_plots
@@ -84,6 +85,24 @@ def default_processes() -> int:
     return int(text)
 
 
+BUSY_ENV = "BENCH_BUSY_CORES"  # a fixed reading of the cores other processes keep busy (the test suite sets 0)
+
+
+def busy_reading() -> float | None:
+    """$BENCH_BUSY_CORES when set (a number >= 0), else the cores this machine's other processes keep busy,
+    watched for half a second (bench.measure.env.busy_cores)."""
+    text = os.environ.get(BUSY_ENV, "").strip()
+    if not text:
+        return envmod.busy_cores()
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise BenchError(Problem(where="environment", field=BUSY_ENV, expected="a number >= 0", found=repr(text)))
+    return value
+
+
 def check_processes(processes: object) -> int:
     return strict_int(processes, where="run", field="processes", expected="an integer >= 0 (0: in this process)")
 
@@ -128,6 +147,11 @@ class Prepared:
     side: Side = field(default_factory=Side)
     metric: str = "time"  # or "instructions": also count each CPU row's instructions under callgrind
     retries: int = 0  # how often a row whose worker crashed or hung is measured again (bench.measure.workers.schedule)
+    # processes a row gets at least, and the between-process precision that stops it from there on (bench.measure.
+    # workers.enough); `processes` is the most
+    min_processes: int = DEFAULT_MIN_PROCESSES
+    precision: float = DEFAULT_PRECISION
+    threads_note: str = ""  # why `threads` is not what was asked for or torch's default (a busy machine), or ""
 
     @property
     def rows(self) -> int:
@@ -137,7 +161,7 @@ class Prepared:
     def least_s(self) -> float:
         """Seconds the run takes at least: warm-up plus sampling budget per row that is timed, in each process."""
         per = {d: (self.cuda_policy if d == "cuda" else self.policy) for d in self.devices}
-        return (len(self.plans) * len(self.variants) * max(self.processes, 1)
+        return (len(self.plans) * len(self.variants) * max(min(self.min_processes, self.processes), 1)
                 * sum(p.warmup_s + p.budget_s for p in per.values()))
 
     @property
@@ -151,16 +175,22 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
             min_samples: int = Policy.min_samples, target_rel_iqr: float = Policy.target_rel_iqr,
             threads: int | None = None, variants: str | Sequence[Variant | str] = (), filter: str = "",
             argv: Sequence[str] = (), processes: int | None = None, metric: str = "time",
-            shard: str | Shard | None = None, cache: str = "warm", profile: bool = False, retries: int = 0) -> Prepared:
+            shard: str | Shard | None = None, cache: str = "warm", profile: bool = False, retries: int = 0,
+            min_processes: int = DEFAULT_MIN_PROCESSES, precision: float = DEFAULT_PRECISION) -> Prepared:
     """Check the suite and settle everything about a run before anything is timed or written. processes: worker
     processes per row (None: $BENCH_PROCESSES or 7; 0: in this process); budget_s is the row's, split over them.
     shard: "K/N", the K-th of N disjoint slices of the suite balanced by planned cost (bench.suite.shard).
     cache: "warm" (back-to-back calls on one input) or "cold" (each call on the next of copies of the input
     spanning twice the last-level cache). profile: after each row's timing, profile a few calls (torch.profiler):
     kernels.csv, a trace per row under profiles/, the top kernels in results.csv (bench.measure.kernels).
-    retries: how often a row whose worker process crashed or hung is measured again (0: its status stands)."""
+    retries: how often a row whose worker process crashed or hung is measured again (0: its status stands).
+    min_processes, precision: each row gets min_processes processes (at most `processes`), then more only while
+    its between-process interval is wider than precision (bench.measure.workers.enough). threads None: torch's,
+    or the cores other processes leave on a busy machine (bench.measure.env.choose_threads; threads_note says)."""
     processes = default_processes() if processes is None else check_processes(processes)
     check_count("run", "retries", retries, minimum=0)
+    if processes:
+        check_stopping(processes=processes, min_processes=min_processes, precision=precision)
     check_metric(metric, processes)
     chosen_suite = _suite(suite)  # each config module is imported once
     plans = check(chosen_suite, filter=filter)
@@ -182,19 +212,22 @@ def prepare(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.b
     all_variants = tuple(dict.fromkeys(chosen + chosen_suite.variants))
     if threads is not None:
         strict_int(threads, where="run", field="threads", minimum=1, expected="an integer >= 1, or None")
-    count = threads or torch.get_num_threads()
+    count, threads_note = envmod.choose_threads(cores=os.cpu_count() or 1, requested=threads,
+                                                default=torch.get_num_threads(),
+                                                busy_cores=busy_reading() if "cpu" in devices else None)
     # What was measured and how, whatever the caller (CLI or Python): rounds pool only when these agree.
     settings = dict(workloads=[p.name for p in plans], devices=devices, variants=[v.name for v in all_variants],
                     budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s, min_samples=min_samples,
                     target_rel_iqr=target_rel_iqr, threads=threads, processes=processes, metric=metric,
-                    cache=cache, profile=bool(profile))
+                    cache=cache, profile=bool(profile), min_processes=min_processes, precision=precision)
     # which slice of which suite: `bench merge` joins the slices of one suite only
     sliced = dict(index=shard.index, count=shard.count, suite=suite_names) if shard is not None else None
-    env = replace(RunEnv.of(envmod.capture(devices=devices, argv=["bench", *argv], threads=count)), cache=cache,
+    machine = envmod.capture(devices=devices, argv=["bench", *argv], threads=count)
+    env = replace(RunEnv.of({**machine, "threads_note": threads_note} if threads_note else machine), cache=cache,
                   settings=settings, shard=sliced)
     return Prepared(plans=tuple(plans), devices=tuple(devices), variants=all_variants, policy=policy,
                     cuda_policy=cuda_policy, threads=count, env=env, processes=processes, side=side, metric=metric,
-                    retries=retries)
+                    retries=retries, min_processes=min_processes, precision=precision, threads_note=threads_note)
 
 
 def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "",
@@ -252,9 +285,14 @@ def execute(prepared: Prepared, *, out: str | Path | None = None, label: str = "
 def _in_workers(prepared: Prepared, recorder: RunRecorder, seed: int, record: Callable[[Record], None],
                 on_progress: Callable[[Progress], None] | None) -> None:
     """The prepared run measured in worker processes (bench.measure.workers), their cost kept in the recorder."""
+    stops: dict[str, str] = {}
     cost = run_in_workers([prepared.side], prepared.job, processes=prepared.processes, rng=random.Random(seed),
-                          on_record=lambda _side, r: record(r), on_progress=on_progress, retries=prepared.retries)
-    recorder.set_worker_cost(cost[prepared.side.name].as_dict())
+                          on_record=lambda _side, r: record(r), on_progress=on_progress, retries=prepared.retries,
+                          min_processes=prepared.min_processes, precision=prepared.precision,
+                          on_stop=lambda _side, row, why: stops.__setitem__(row_label(row), why))
+    # why each row's processes ended: its interval within the target, or the maximum reached
+    recorder.set_worker_cost({**cost[prepared.side.name].as_dict(), "min_processes": prepared.min_processes,
+                              "max_processes": prepared.processes, "precision": prepared.precision, "rows": stops})
     if prepared.metric == "instructions":
         count_instructions(prepared.side, prepared.job, on_record=lambda _side, r: record(r))
 
@@ -288,7 +326,8 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
         variants: str | Sequence[Variant | str] = (), filter: str = "", out: str | Path | None = None,
         label: str = "", on_progress: Callable[[Progress], None] | None = None, processes: int | None = None,
         seed: int | None = None, metric: str = "time", shard: str | None = None, store: str | Path | None = None,
-        cache: str = "warm", profile: bool = False, retries: int = 0) -> Run:
+        cache: str = "warm", profile: bool = False, retries: int = 0,
+        min_processes: int = DEFAULT_MIN_PROCESSES, precision: float = DEFAULT_PRECISION) -> Run:
     """Check and time a suite; return the Run (`.frame`: results.csv's columns, one row per workload x
     device x variant). suite: a config name ("smoke"), a .py path, a list of them, or a list of bench.Workload.
     device: "all", "cpu" or "cuda". budget_s, warmup_s, timeout_s: seconds per row. threads: CPU threads
@@ -300,11 +339,12 @@ def run(suite: SuiteSpec, *, device: str = "all", budget_s: float = Policy.budge
     the K-th of N slices of the suite (join them with bench.merge). store: with `out`, the history store the run's
     rows are added to (a path or SQLAlchemy URL; None: $BENCH_STORE, else results/history.sqlite; "none": not
     kept). cache: "warm" or "cold"; profile: record the kernels each row ran; retries: how often a row whose worker
-    crashed or hung is measured again (see prepare)."""
+    crashed or hung is measured again; min_processes, precision: processes per row at least, and the
+    between-process precision that stops adding them (see prepare)."""
     prepared = prepare(suite, device=device, budget_s=budget_s, warmup_s=warmup_s, timeout_s=timeout_s,
                        min_samples=min_samples, target_rel_iqr=target_rel_iqr, threads=threads, variants=variants,
                        filter=filter, processes=processes, metric=metric, shard=shard, cache=cache,
-                       profile=profile, retries=retries)
+                       profile=profile, retries=retries, min_processes=min_processes, precision=precision)
     opened = open_for(store) if out is not None else None  # a bad store fails before anything is timed
     done = execute(prepared, out=out, label=label, on_progress=on_progress, seed=seed)
     if opened is not None:

@@ -32,7 +32,8 @@ def register(sub) -> None:
     p.add_argument("--statistic", choices=list(STATISTICS), default="fastest",
                    help="the per-run value the change points follow: the fastest worker process's median (steady "
                    "when processes land in different speed modes), the mean of the process medians without the "
-                   "fastest and slowest, or the median of all samples")
+                   "fastest and slowest, or median_s (the median of the process medians; of all samples in runs "
+                   "written before results.csv version 3)")
     p.add_argument("--relative", action=argparse.BooleanOptionalAction, default=True,
                    help="judge each row relative to the other rows of its run (runs of at least "
                    f"{MIN_SUITE_ROWS} rows), so that a run on a busy machine is not a change; moves of the whole "

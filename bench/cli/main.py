@@ -169,7 +169,8 @@ def prepare_options(args) -> dict:
     return dict(device=args.device, budget_s=args.budget_s, warmup_s=args.warmup_s, timeout_s=args.timeout_s,
                 min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr, threads=args.threads,
                 variants=args.variants, filter=args.filter, argv=tuple(args.argv), processes=args.processes,
-                metric=args.metric, cache=args.cache, profile=args.profile, retries=args.retries)
+                metric=args.metric, cache=args.cache, profile=args.profile, retries=args.retries,
+                min_processes=args.min_processes, precision=args.precision)
 
 
 def cmd_fleet(args) -> int:

@@ -36,6 +36,7 @@ from bench.cli.common import (
 from bench.errors import BenchError, Problem
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
+from bench.measure.workers.enough import DEFAULT_MIN_PROCESSES, DEFAULT_PRECISION
 from bench.report.plots import save_plots
 from bench.schema import FAILED, OK
 from bench.stats import summarize
@@ -85,6 +86,7 @@ def register(sub) -> None:
                    "names such as bfloat16+channels_last+cudnn_benchmark, float32+no-tf32, backward, cuda_graph, "
                    "threads=1; the default variant always runs")
     add_processes(p)
+    add_stopping(p)
     add_retries(p)
     add_metric(p)
     p.add_argument("--profile", action="store_true",
@@ -136,6 +138,19 @@ def add_fleet_options(p) -> None:
                    "merge command, and return")
     p.add_argument("--allow-missing", action="store_true", help="with --shards: merge the shards that finished "
                    "when some failed, into a run marked incomplete")
+
+
+def add_stopping(p) -> None:
+    """--min-processes and --precision: how many processes `run` gives a row at least, and when it stops adding
+    them (bench.measure.workers.enough)."""
+    p.add_argument("--min-processes", type=number(minimum=1, integer=True), default=DEFAULT_MIN_PROCESSES,
+                   help="worker processes every row gets; from there on a row gets more (up to --processes) only "
+                   f"while its between-process interval is wider than --precision (default: {DEFAULT_MIN_PROCESSES}; "
+                   "runs a gate compares against need the gate's minimum, 7)")
+    p.add_argument("--precision", type=number(), default=DEFAULT_PRECISION,
+                   help="stop adding processes to a row once the 95%% interval of its median of process medians is "
+                   "within this fraction of it on either side (default: %(default)s, i.e. 2%%; 0: every row gets "
+                   "--processes)")
 
 
 def add_metric(p) -> None:
@@ -196,9 +211,12 @@ def summary(frame: pd.DataFrame) -> str:
             flags.append(f"few samples ({r['stop_reason']})")
         if ok and r["launch_bound"]:
             flags.append("launch-bound")
+        if ok and r.get("machine_decided") is True:
+            flags.append("MACHINE-DECIDED (process medians disagree; not a measurement of the layer)")
         rows.append({
             "workload": r["workload"], "variant": r["variant"], "device": r["device"], "dtype": r["dtype"],
-            "median": fmt_s(r["median_s"]), "IQR": "-" if pd.isna(r["rel_iqr"]) else f"{100 * r['rel_iqr']:.1f}%",
+            "median": fmt_s(r["median_s"]), "95% CI": _interval(r),
+            "IQR": "-" if pd.isna(r["rel_iqr"]) else f"{100 * r['rel_iqr']:.1f}%",
             "host/call": fmt_s(r["host_median_s"]), "FLOP/s": fmt_si(r["flops_per_s"]),
             "n": "-" if pd.isna(r["n_samples"]) else int(r["n_samples"]),
             "procs": "-" if pd.isna(r.get("n_processes")) else int(r["n_processes"]),
@@ -206,6 +224,14 @@ def summary(frame: pd.DataFrame) -> str:
             "flags": "; ".join(flags)[:90],
         })
     return pd.DataFrame(rows).to_string(index=False) if rows else "(no rows)"
+
+
+def _interval(r) -> str:
+    """The interval of a row's median of process medians, as +-% of it (the larger side); "-" without one."""
+    low, high, median = r.get("median_low_s"), r.get("median_high_s"), r["median_s"]
+    if any(v is None or pd.isna(v) for v in (low, high, median)) or not median > 0:
+        return "-"
+    return f"+-{100 * max(median - low, high - median) / median:.1f}%"
 
 
 def estimate(prepared, *, load_s: float) -> str:
@@ -218,7 +244,8 @@ def estimate(prepared, *, load_s: float) -> str:
     else:
         text = "no warm-up or sampling budget (each row takes its minimum samples)"
     if prepared.processes:
-        text += (f", plus at least {prepared.processes} worker starts, not known until the first has started (each "
+        least = min(prepared.min_processes, prepared.processes)
+        text += (f", plus at least {least} worker starts, not known until the first has started (each "
                  f"imports torch and the configs: loading and planning them took {load_s:.1f} s here)")
     return text
 
@@ -237,7 +264,8 @@ def _prepare(args):
                            timeout_s=args.timeout_s, min_samples=args.min_samples, target_rel_iqr=args.target_rel_iqr,
                            threads=args.threads, variants=args.variants, filter=args.filter, argv=args.argv,
                            processes=args.processes, metric=args.metric, shard=args.shard, cache=args.cache,
-                           profile=args.profile, retries=args.retries)
+                           profile=args.profile, retries=args.retries, min_processes=args.min_processes,
+                           precision=args.precision)
     finally:
         note.cancel()
     return prepared, time.perf_counter() - loading
@@ -252,14 +280,15 @@ def cmd_run(args) -> int:
     store = open_for(args.store, root=args.root)  # a store that cannot be opened fails before anything is timed
     if args.device == "all" and "cuda" not in prepared.devices:
         err("note: no CUDA device here; timing on the CPU only.")
-    load, cores = prepared.env.get("load_avg_1m"), prepared.env.get("cpu_count") or 1
 
     def start(run_dir) -> None:
-        if load is not None and load > 0.75 * cores:  # said once the run folder exists: a bad --out is one line
-            err(f"note: this machine is busy (load average {load:.1f} on {cores} cores): CPU times may be inflated "
-                "and noisy; --threads 1 suffers least from a busy neighbour.")
+        if prepared.threads_note:  # said once the run folder exists: a bad --out is one line
+            err(f"note: {prepared.threads_note}")
         times = f" x {len(prepared.variants)} variants" if len(prepared.variants) > 1 else ""
-        procs = (f", each in {prepared.processes} worker processes" if prepared.processes
+        least = min(prepared.min_processes, prepared.processes)
+        procs = (f", each in {prepared.processes} worker processes" if least == prepared.processes
+                 else f", each in {least} to {prepared.processes} worker processes (more while its "
+                 f"between-process interval is wider than +-{prepared.precision:.1%})" if prepared.processes
                  else ", in this process (--processes 0)")
         err(f"{len(prepared.plans)} workloads x {len(prepared.devices)} device(s){times} = "
             f"{prepared.rows} rows{procs}; "
@@ -299,15 +328,11 @@ def cmd_run(args) -> int:
                 "later")
             return EXIT_USAGE
         err(f"history: {added} rows added to {store.where}")
-    workers = run.env.get("workers")
-    if workers:
-        print(f"\n{workers['started']} worker processes: {workers['start_s_median']:.1f} s each to start (median; "
-              f"{workers['import_s_median']:.1f} s importing torch and bench, {workers['config_s_median']:.1f} s the "
-              f"configs), {workers['start_s_total']:.0f} s in all, against {workers['measuring_s']:.0f} s measuring. "
-              "between: the spread of the per-process medians (IQR / median).")
+    _after_table(run)
     written = [p.name for p in sorted(run.source.glob("*.png"))]
-    print(f"\nTimes are per call; median is device time (CUDA events on a GPU, the host clock on the CPU), "
-          f"host/call is what the caller waits.\nWrote {run.source}/results.csv, samples.csv, env.json"
+    print(f"\nTimes are per call; median is the median over worker processes of each one's median device time "
+          f"(CUDA events on a GPU, the host clock on the CPU), with its 95% interval; host/call is what the caller "
+          f"waits.\nWrote {run.source}/results.csv, samples.csv, env.json"
           + "".join(f", {name}" for name in written))
     if args.report:
         rep = make_report([run], out=run.source, root=args.root, probe_peaks=args.probe_peaks,
@@ -320,6 +345,25 @@ def cmd_run(args) -> int:
         err(f"{len(failed)} of {len(run.results)} rows did not run: see the status and reason columns.")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _after_table(run) -> None:
+    """Under the console table: what the worker processes cost, how many rows stopped at their precision, and a
+    note when rows were machine-decided."""
+    workers = run.env.get("workers")
+    if workers:
+        print(f"\n{workers['started']} worker processes: {workers['start_s_median']:.1f} s each to start (median; "
+              f"{workers['import_s_median']:.1f} s importing torch and bench, {workers['config_s_median']:.1f} s the "
+              f"configs), {workers['start_s_total']:.0f} s in all, against {workers['measuring_s']:.0f} s measuring. "
+              "between: the spread of the per-process medians (IQR / median).")
+        stops = workers.get("rows") or {}
+        early = sum(str(why).startswith("precise") for why in stops.values())
+        if stops and workers.get("max_processes"):
+            print(f"{early} of {len(stops)} rows reached +-{workers['precision']:.1%} before "
+                  f"{workers['max_processes']} processes (env.json workers.rows says why each stopped).")
+    if "machine_decided" in run.results.columns and (run.results["machine_decided"] == True).any():  # noqa: E712 - a column of True, False and None
+        err("note: rows marked MACHINE-DECIDED had worker processes that disagree by 3x or more: the machine, not "
+            "the layer, set their time (see their note); the gate does not judge them.")
 
 
 # ---------------------------------------------------------------- plot

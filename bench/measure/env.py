@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import platform
 import socket
@@ -130,6 +131,61 @@ def speed_probe() -> dict:
     finally:
         torch.set_num_threads(threads)
     return dict(python_s=median_of(lambda: sum(range(300_000))), matmul_s=matmul_s)
+
+
+# ---------------------------------------------------------------- the thread count a busy machine can give
+BUSY_SAMPLE_S = 0.5  # how long busy_cores watches /proc/stat
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat's first line; None where there is none (not Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 4:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def busy_cores(seconds: float = BUSY_SAMPLE_S) -> float | None:
+    """How many cores' worth the machine's processes kept busy over `seconds` (this process sleeps meanwhile, so
+    it is the others'); the 1-minute load average where /proc/stat is missing; None where neither is known."""
+    import time
+
+    before = _cpu_times()
+    if before is None:
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    time.sleep(seconds)
+    after = _cpu_times()
+    if after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
+
+
+def choose_threads(*, cores: int, busy_cores: float | None, requested: int | None, default: int) -> tuple[int, str]:
+    """The CPU threads a run uses, and why when it is not what was asked for or torch's default (else "").
+
+    A parallel region waits for its slowest thread; on a machine whose other processes keep cores busy, a thread
+    descheduled for a time slice stalls every call, and a row reads milliseconds for microseconds of work in every
+    process alike, which no between-process statistic can see. So, with threads not given, a run uses the cores
+    the others leave (at least 1): a core counts as taken when the others keep it more than half busy. Threads
+    given (--threads) are kept, with a warning when they exceed the cores left."""
+    if busy_cores is None:
+        return requested or default, ""
+    free = max(1, cores - math.floor(busy_cores + 0.5))
+    busy = f"other processes keep {busy_cores:.1f} of {cores} cores busy"
+    if requested is not None:
+        if requested <= free:
+            return requested, ""
+        return requested, (f"{busy}: --threads {requested} kept, but a thread descheduled for another process "
+                           "stalls every call (times may read far above the layer's)")
+    if default <= free:
+        return default, ""
+    return free, f"{busy}: {free} thread{'s' if free > 1 else ''} instead of {default} (--threads sets it)"
 
 
 def capture(*, devices: list[str], argv: list[str], threads: int) -> dict:

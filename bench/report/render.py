@@ -59,11 +59,24 @@ def suite_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
             fmt_si(r["bytes_per_s"], "B/s"), f"{r['flops'] / r['bytes']:.3g}" if r["bytes"] else "-",
             _roof(r), _pct(r["pct_of_roof"]), verdict_text(r["verdict"], r["pct_of_roof"]),
             f"{fmt_si(r.get('peak_memory_bytes'), 'B')} ({fmt_si(r.get('planned_peak_bytes'), 'B')})",
-            _sci(r.get("max_rel_diff")), "" if ok else str(r["reason"])[:160]]))
+            _sci(r.get("max_rel_diff")), str(r["reason"])[:160] if not ok else _machine_note(r)]))
         rows.append([cells[h] for h in keep])
         classes.append("bad" if not ok else " ".join(
-            c for c, on in (("launch-bound", r["verdict"] == "launch-bound"), ("noisy", bool(r["noisy"]))) if on))
+            c for c, on in (("launch-bound", r["verdict"] == "launch-bound"), ("noisy", bool(r["noisy"])),
+                            ("machine-decided", machine_decided(r))) if on))
     return keep, rows, classes
+
+
+def machine_decided(r: pd.Series) -> bool:
+    """Whether the row's worker processes disagreed beyond what the layer explains (results.csv machine_decided;
+    runs from before the column: never)."""
+    return r.get("machine_decided") is True or r.get("machine_decided") == True  # noqa: E712 - numpy's bool too
+
+
+def _machine_note(r: pd.Series) -> str:
+    """The suite table's note of an ok row: the reason it is machine-decided, else nothing."""
+    note = r.get("note")
+    return str(note)[str(note).find("machine-decided"):][:160] if machine_decided(r) and isinstance(note, str) else ""
 
 
 def _roof(r: pd.Series) -> str:
@@ -129,13 +142,17 @@ def best_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 
 
 def callout_rows(report: Report, kind: str) -> list[list[str]]:
-    """Rows that are launch-bound, noisy, failed, or not applicable (grouped by reason)."""
+    """Rows that are machine-decided, launch-bound, noisy, failed, or not applicable (grouped by reason)."""
     f = report.frame
     ok = f[f["status"] == OK]
     if kind == "launch-bound":
         sel = ok[ok["verdict"] == "launch-bound"]
         return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]),
                  fmt_s(r["host_median_s"]), fmt_s(r["enqueue_median_s"])] for _, r in sel.iterrows()]
+    if kind == "machine-decided":
+        sel = ok[[machine_decided(r) for _, r in ok.iterrows()]] if len(ok) else ok
+        return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]), _machine_note(r)]
+                for _, r in sel.iterrows()]
     if kind == "noisy":
         sel = ok[ok["noisy"].astype(bool)]
         return [[r["machine"], r["device"], r["workload"], r["variant"], fmt_s(r["median_s"]), _pct(100 * r["rel_iqr"]),
@@ -149,6 +166,11 @@ def callout_rows(report: Report, kind: str) -> list[list[str]]:
 
 
 CALLOUTS = {
+    "machine-decided": ("Rows the machine decided", "Their worker processes' medians differ by 3x or more: other "
+                        "processes, not the layer, set their time (threads waiting for a descheduled thread, a core "
+                        "taken). Their median is not a measurement of the layer; the gate does not judge them. "
+                        "Measure again on a quiet machine, or with fewer threads.",
+                        ["machine", "device", "workload", "variant", "median/call", "why"]),
     "launch-bound": ("Launch-bound rows", "Time per call is launch or dispatch overhead, not arithmetic: a FLOP/s "
                      "figure means little here. On CUDA, compare the cuda_graph variant.",
                      ["machine", "device", "workload", "variant", "median/call", "host/call", "enqueue/call"]),

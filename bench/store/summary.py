@@ -6,6 +6,12 @@ them, a row reports how many processes measured it, the spread within them (the 
 IQR) and between them (the relative IQR of the per-process medians): on a shared machine a process can run slower
 than another for its whole life, so the process, not the sample, is the unit of noise, and the gate's statistics
 work on per-process medians (bench.gate.rule; docs/gate.md).
+
+The headline figures (median_s, host_median_s, enqueue_median_s and what derives from them) are the median of
+the per-process medians, with the interval of bench.stats.headline_interval (median_low_s, median_high_s): a
+process that took more samples does not weigh more, and the gate reasons on the same per-process medians. The
+spread figures (iqr_s, rel_iqr, mean_s, std_s, min_s, max_s, n_samples) stay those of all samples pooled: they
+describe the samples. A row measured by one process has the median of its samples, the same statistic.
 """
 from __future__ import annotations
 
@@ -15,8 +21,18 @@ import numpy as np
 import pandas as pd
 
 from bench.schema import KEY_COLUMNS, OK, RowKey, is_launch_bound
-from bench.stats import NOISY_REL_IQR, summarize
+from bench.stats import NOISY_REL_IQR, headline_interval, summarize
 from bench.store.run_record import with_process
+from bench.units import fmt_s
+
+# A row whose largest process median is at least MACHINE_FACTOR times its smallest was decided by the machine,
+# not the layer (results.csv machine_decided). The same code in fresh processes differs by its memory layout and
+# the CPU's frequency: tens of percent at most, even for rows of microseconds. A factor of 3 means one process
+# spent most of every sample waiting (for the CPU, or for a descheduled thread of its own parallel region): the
+# scheduler, not the layer, set that process's time, and a median over a handful of such processes falls on
+# whichever side more of them landed. The row's data is kept (status ok); the console and the report mark it
+# and the gate does not judge it.
+MACHINE_FACTOR = 3.0
 
 
 def concat_processes(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -64,22 +80,43 @@ def row_summary(row: Mapping, samples: pd.DataFrame | None) -> dict:
         return {}
     g = with_process(samples)
     s = summarize(g["device_s"].tolist())
-    values = dict(median_s=s.median_s, iqr_s=s.iqr_s, mean_s=s.mean_s, std_s=s.std_s, min_s=s.min_s,
+    medians = process_medians(g)
+    median_s, low, high = headline_interval(medians.to_numpy(), confidence=HEADLINE_CONFIDENCE)
+    values = dict(median_s=median_s, iqr_s=s.iqr_s, mean_s=s.mean_s, std_s=s.std_s, min_s=s.min_s,
                   max_s=s.max_s, n_samples=s.n_samples, rel_iqr=s.rel_iqr, noisy=bool(s.rel_iqr > NOISY_REL_IQR),
-                  **process_spread(g))
+                  median_low_s=low, median_high_s=high, **process_spread(g), **machine_decided(row, medians))
     for column, name in (("host_s", "host"), ("enqueue_s", "enqueue")):
         if column in g.columns and g[column].notna().all():
-            part = summarize(g[column].tolist())
-            values[f"{name}_median_s"] = part.median_s
+            values[f"{name}_median_s"] = float(g.groupby("process", sort=True)[column].median().median())
             if name == "host":
-                values["host_iqr_s"] = part.iqr_s
+                values["host_iqr_s"] = summarize(g[column].tolist()).iqr_s
     if "enqueue_median_s" in values:
-        values["launch_bound"] = is_launch_bound(device=str(row["device"]), median_s=s.median_s,
+        values["launch_bound"] = is_launch_bound(device=str(row["device"]), median_s=median_s,
                                                  enqueue_median_s=values["enqueue_median_s"])
     for column, total in (("flops_per_s", "flops"), ("bytes_per_s", "bytes")):
         if total in row and pd.notna(row.get(total)):
-            values[column] = float(row[total]) / s.median_s
+            values[column] = float(row[total]) / median_s
     return values
+
+
+HEADLINE_CONFIDENCE = 0.95  # of median_low_s and median_high_s
+
+
+def machine_decided(row: Mapping, medians: pd.Series) -> dict:
+    """machine_decided (MACHINE_FACTOR between the largest and smallest process median) and the row's note: the
+    workload's own note, then the reason when the row is flagged (a reason from an earlier summary replaced)."""
+    m = medians[medians > 0]
+    flagged = len(m) >= 2 and m.max() >= MACHINE_FACTOR * m.min()
+    given = row.get("note")
+    given = "" if given is None or given != given else str(given)
+    own = given.split(MACHINE_NOTE)[0].removesuffix("; ")
+    reason = (f"{MACHINE_NOTE} process medians from {fmt_s(float(m.min()))} to {fmt_s(float(m.max()))} "
+              f"({m.max() / m.min():.0f}x)") if flagged else ""
+    note = "; ".join(x for x in (own, reason) if x)
+    return dict(machine_decided=bool(flagged), **({} if note == given else dict(note=note or None)))
+
+
+MACHINE_NOTE = "machine-decided:"
 
 
 def with_summaries(results: pd.DataFrame, summaries: list[dict]) -> pd.DataFrame:

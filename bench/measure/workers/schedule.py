@@ -9,6 +9,9 @@ fresh worker that measures all of that side's rows in a random order. Pairs (run
 both sides get a worker, alive together, and for each row (in a random order) the two alternate short blocks, in
 a random order each time, so both sides meet the same moments of a noisy machine.
 
+In `run`, from `min_processes` trials on, a row whose between-process interval is within the target gets no more
+trials (bench.measure.workers.enough): up to `processes` trials, each with the rows still undecided.
+
 The crew both share: a worker stays warm across rows (one interpreter start and torch import per trial or pair),
 except that `compile` and `cudnn_benchmark` rows get a worker of their own, so that no dynamo or cuDNN cache
 leaks between rows, and that a worker whose row failed is replaced (a failed CUDA call can poison its context). A
@@ -26,6 +29,7 @@ from bench.errors import strict_int
 from bench.measure.record import Progress, Record
 from bench.measure.sampling import Policy
 from bench.measure.workers.cost import Estimate, WorkerCost
+from bench.measure.workers.enough import OnStop, Tally, check_stopping
 from bench.measure.workers.process import LOST, Worker
 from bench.measure.workers.protocol import Job, Row, Side
 from bench.measure.workers.rows import FAILED, applies, isolated, rows_for
@@ -133,13 +137,20 @@ class Crew:
 
 def run_in_workers(sides: Sequence[Side], job: Job, *, processes: int, rng: random.Random, on_record: OnRecord,
                    on_progress: Callable[[Progress], None] | None = None, spawn: Spawn = Worker,
-                   retries: int = 0) -> dict[str, WorkerCost]:
-    """`run`'s schedule: every row of every side in `processes` trials, as the module says. on_record(side name,
-    record) sees each record as soon as it exists. Returns the workers' cost per side. A side whose first worker
-    cannot start or load its suite raises BenchError before anything is measured; Ctrl-C kills the live workers
-    and propagates. retries: how often a row whose worker crashed or hung is measured again (0: never)."""
+                   retries: int = 0, min_processes: int | None = None, precision: float = 0.0,
+                   on_stop: OnStop | None = None) -> dict[str, WorkerCost]:
+    """`run`'s schedule: every row of every side in up to `processes` trials, as the module says. on_record(side
+    name, record) sees each record as soon as it exists. Returns the workers' cost per side. A side whose first
+    worker cannot start or load its suite raises BenchError before anything is measured; Ctrl-C kills the live
+    workers and propagates. retries: how often a row whose worker crashed or hung is measured again (0: never).
+    min_processes and precision (bench.measure.workers.enough): after `min_processes` trials (None: `processes`),
+    a row whose between-process interval is within `precision` gets no more processes; on_stop(side name, row,
+    why) hears once per timed row why its processes ended."""
     check_count("run", "processes", processes)
     check_count("run", "retries", retries, minimum=0)
+    least = processes if min_processes is None else min(check_count("run", "min_processes", min_processes), processes)
+    check_stopping(processes=processes, min_processes=least, precision=precision)
+    tally = Tally(min_processes=least, precision=precision, processes=processes)
     crew = Crew(job, spawn=spawn, on_record=on_record, on_progress=on_progress, retries=retries)
     try:
         lanes = [crew.open(side, 0) for side in sides]
@@ -148,21 +159,40 @@ def run_in_workers(sides: Sequence[Side], job: Job, *, processes: int, rng: rand
         crew.estimate.starts = processes * sum(1 + sum(map(isolated, timed[id(lane)])) for lane in lanes)
         for trial in range(processes):
             for lane in rng.sample(lanes, len(lanes)):
-                rows = [r for r in lane.rows if trial == 0 or lane.applies(r)]  # not-applicable rows: once
-                for row in rng.sample(rows, len(rows)):
+                rows = [r for r in lane.rows if (trial == 0 or lane.applies(r)) and tally.active(lane.side.name, r)]
+                for row in rng.sample(rows, len(rows)):  # not-applicable rows: once
                     if crew.given_up(lane, row):
                         crew.estimate.dropped()
                         continue
                     own = isolated(row) and lane.applies(row)
                     crew.fresh_for(lane, lane.next_number, own=own)
                     policy = job.policy_for(row.device)
-                    crew.measure(lane, row, guess_s=policy.warmup_s + policy.budget_s)
+                    tally.add(lane.side.name, row, crew.measure(lane, row, guess_s=policy.warmup_s + policy.budget_s))
                     if own:
                         crew.stop(lane)
                 crew.stop(lane)
+            if not _settle(crew, tally, lanes, timed, done=trial + 1):
+                break
+        for lane in lanes:
+            for row in timed[id(lane)] if on_stop else ():
+                on_stop(lane.side.name, row, tally.reason(lane.side.name, row))
         return {lane.side.name: lane.cost for lane in lanes}
     finally:
         crew.kill_all()
+
+
+def _settle(crew: Crew, tally: Tally, lanes: list[Lane], timed: dict[int, list[Row]], *, done: int) -> bool:
+    """After `done` trials: the rows whose interval is now within the target stop (their trials left leave the
+    estimate, as do the worker starts no row needs any more). Whether any timed row is left to measure."""
+    left = max(0, tally.processes - done)
+    starts = 0
+    for lane in lanes:
+        for _row in tally.settle(lane.side.name, timed[id(lane)], done=done):
+            crew.estimate.dropped(left)
+        active = [r for r in timed[id(lane)] if tally.active(lane.side.name, r)]
+        starts += left * (1 + sum(map(isolated, active))) if active else 0
+    crew.estimate.starts = len(crew.estimate.start_s) + starts
+    return left > 0 and starts > 0
 
 
 def block_policy(policy: Policy, blocks: int, *, first: bool) -> Policy:

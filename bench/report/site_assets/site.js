@@ -301,7 +301,7 @@
     var runs = window.LB_RUNS || {id: [], time: [], commit: [], branch: [], label: [], link: []};
     var highlight = params().get('change'), view = params().get('view') || (data.relative ? 'judged' : 'raw');
     box.appendChild(el('h2', {}, ['Trend']));
-    box.appendChild(el('p', {'class': 'note'}, ['Each run\'s ' + data.column + ' (line), its median of all samples (dotted) and ' +
+    box.appendChild(el('p', {'class': 'note'}, ['Each run\'s ' + data.column + ' (line), its median_s (dotted: the median of its worker processes\' medians) and ' +
       'the spread between worker processes (band: the interquartile range of the process medians around the median); ' +
       'dashed lines: levels and change points, shaded where a change may have started, grey: moves of the whole suite. ' +
       'Hover for the commit and label.']));
