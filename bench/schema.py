@@ -62,6 +62,10 @@ RESULT_COLUMNS = [
     # the calls of the model's forward the row stands for (count; 1 for the model and hand-written rows), their
     # module paths (";"-joined) and the module's class name
     "inputs", "kind", "model", "count", "paths", "module_type",
+    # what defines the row, as a short digest (bench.suite.plan.Plan.fingerprint): the module's structure, its
+    # parameters' and buffers' shapes and dtypes, every input's dtype and shape, the variant; the gate reports a row
+    # whose definition changed under the same name as `changed`, never judged
+    "definition",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics

@@ -8,6 +8,8 @@ submodule record the tensors each one returns, for the memory a forward needs at
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
 import sys
 import warnings
 from collections import Counter
@@ -62,6 +64,12 @@ class Plan:
     is_view: bool
     intermediate_bytes: int = 0
     shape_notes: tuple[str, ...] = ()
+    definition: str = ""  # what defines the workload as text (_definition): the module, its tensors, its inputs
+
+    def fingerprint(self, variant: str, dtype: str) -> str:
+        """A row's definition as 16 hex digits (results.csv `definition`): the workload's definition with the
+        variant and dtype the row ran under. Two rows of one name with other digests are different layers."""
+        return hashlib.sha256(f"{self.definition}\n{variant}\n{dtype}".encode()).hexdigest()[:16]
 
     @property
     def bytes_moved(self) -> int:
@@ -170,7 +178,16 @@ def plan_one(workload: Workload, source: str) -> Plan:
         is_view=len(outs) == 1 and any(_aliases(first, t) for t in tensors),
         intermediate_bytes=sum(t.numel() * t.element_size() for t in produced.values()),
         shape_notes=tuple(notes),
+        definition=_definition(module, workload),
     )
+
+
+def _definition(module: nn.Module, workload: Workload) -> str:
+    """The workload's definition as text: the module as torch prints it (layer types and settings, memory addresses
+    a custom repr may show left out), every parameter's and buffer's name, shape and dtype, and every input's."""
+    tensors = [f"{name}:{t.dtype}{list(t.shape)}" for name, t in (*module.named_parameters(),
+                                                                  *module.named_buffers())]
+    return "\n".join([re.sub(r"0x[0-9a-fA-F]+", "0x", repr(module)), *tensors, workload.inputs_text])
 
 
 def _build_on_meta(workload: Workload, problem) -> nn.Module:
