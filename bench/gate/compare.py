@@ -40,7 +40,8 @@ class Verdict:
     samples); threshold: the fraction this row was judged against; n_baseline, n_candidate: the processes on each
     side (the rule's unit); detectable_ratio: the smallest ratio this comparison could have called slower at the
     row's noise (inf: none); cause: why the row is unsure (FEW, MACHINE, EMPTY, NOISE or STATUS; "" for the other
-    verdicts); count_ratio: instructions per call candidate / baseline where both sides have counts (nan elsewhere).
+    verdicts); count_ratio: instructions per call candidate / baseline where both sides have counts and the metric
+    reads them (nan elsewhere).
     """
 
     workload: str
@@ -343,7 +344,7 @@ def _judge_row(k: RowKey, rows: tuple, samples: tuple, limit: tuple[float, str],
         threshold=threshold, threshold_source=source, n_baseline=len(ub), n_candidate=len(uc),
         figures=figures, detectable_ratio=smallest,
         cause=_cause(verdict, cause, min(len(ub), len(uc)), rule=rule, metric=metric, is_paired=is_paired),
-        count_ratio=counts[1] / counts[0] if counted else float("nan"))
+        count_ratio=counts[1] / counts[0] if counted and metric != "time" else float("nan"))
 
 
 def _notes(base: Run, cand: Run, names: tuple[str, str], *, allow_missing: bool, broken: list, blocking: list) -> list:
