@@ -4,6 +4,7 @@ said first in gate.md and last on the console."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_compare import run_frames, samples, write_run
 from torch import nn
@@ -88,8 +89,30 @@ def test_a_changed_row_exits_0_and_is_listed_first(tmp_path, capsys):
     assert out[-1].startswith("PASS: no row slower (0 slower, 2 changed")
     assert any(line.startswith("changed: a / cpu / float32: definition changed: params 2,080 -> 4,160") for line in out)
     text = (cand / "gate.md").read_text()
+    assert text.startswith("### ✅ No row slower (2 row(s) changed their definition: not judged)")
     assert text.index("Rows to look at") < text.index("| row |")
     assert "🔶 changed" in text
+
+
+def test_a_config_that_changed_under_the_same_name_is_changed_through_run_and_compare(write_config, tmp_path,
+                                                                                      capsys):
+    """Real runs: results.csv carries the digest, and a Linear(8, 4) that became Linear(8, 8) is changed."""
+    folders = []
+    for out, width in (("a", 4), ("b", 8), ("c", 4)):
+        cfg = write_config(f"""
+            from torch import nn
+            from bench import Workload
+            WORKLOADS = [Workload(name="tiny", module=lambda: nn.Linear(8, {width}), input_shape=(2, 8))]
+        """, name=f"cfg_{out}.py")
+        assert main(["run", str(cfg), "--out", str(tmp_path / out), "--device", "cpu", "--budget-s", "0.05",
+                     "--warmup-s", "0.01", "--min-samples", "3"]) == 0
+        folders += list((tmp_path / out).iterdir())
+    digests = [pd.read_csv(f / "results.csv", dtype={"definition": str})["definition"][0] for f in folders]
+    assert digests[0] == digests[2] != digests[1] and len(digests[0]) == 16
+    capsys.readouterr()
+    assert main(["compare", str(folders[0]), str(folders[1])]) == 0
+    assert "definition changed: output [2, 4] -> [2, 8]; params 36 -> 72" in capsys.readouterr().out
+    assert main(["compare", str(folders[0]), str(folders[2])]) == 2  # the same layer, one process a side
 
 
 # ---------------------------------------------------------------- rows the machine decided

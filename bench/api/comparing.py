@@ -37,7 +37,8 @@ def compare(baseline: str | Path | Run, candidate: str | Path | Run, *, threshol
             allow_env_mismatch: bool = False, allow_missing: bool = False,
             allow_incomplete: bool = False, allow_failed: bool = False) -> pd.DataFrame:
     """The verdicts of `comparison` as a DataFrame: one row per row both runs have (workload, device, dtype,
-    variant, verdict in slower/unsure/same/faster, reason, medians, ratio and its 99% interval, p_value, ...)."""
+    variant, verdict in slower/changed/unsure/same/faster, reason, medians, ratio and its 99% interval, p_value,
+    detectable_ratio, cause (why a row is unsure), count_ratio, ...)."""
     return comparison(baseline, candidate, threshold=threshold, allow_env_mismatch=allow_env_mismatch,
                       allow_missing=allow_missing, allow_incomplete=allow_incomplete,
                       allow_failed=allow_failed).frame

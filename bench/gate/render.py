@@ -159,10 +159,13 @@ def markdown(cmp: Comparison) -> str:
     slower = cmp.slower
     head = (f"### ❌ {len(slower)} row(s) slower" if slower else
             f"### ⚠️ {len(cmp.unjudged)} row(s) not judged: not a pass" if cmp.unjudged else "### ✅ No row slower")
+    if cmp.changed and not slower:
+        head += f" ({len(cmp.changed)} row(s) changed their definition: not judged)"
     out = [head, "", f"Baseline {md_text(cmp.baseline)}, candidate {md_text(cmp.candidate)}: {counts(cmp)}.", ""]
     look = attention(cmp, markdown=True)
     if look:
-        out += ["**Rows to look at** (could detect: the smallest slowdown this job could have called slower)", ""]
+        out += ["**Rows to look at**" + (" (could detect: the smallest slowdown this job could have called slower)"
+                                         if any(v.verdict == "unsure" for v in cmp.verdicts) else ""), ""]
         out += [f"- {line}" for line in look] + [""]
     if cmp.verdicts:
         out += [_md_table(table(cmp, marks=True)), ""]
