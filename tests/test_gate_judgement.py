@@ -69,6 +69,8 @@ def test_old_folders_without_the_column_compare_the_columns_they_have():
     assert definition_change(row, dict(row, inputs="float32[3,8]")) == "inputs float32[2,8] -> float32[3,8]"
     assert definition_change({"input_shape": "[2, 8]"}, {"input_shape": "[3, 8]"}) == "input [2, 8] -> [3, 8]"
     assert definition_change(row, {}) == ""  # nothing to tell them apart by
+    assert definition_change(row, dict(row, params=np.int64(36), flops=np.float32(128))) == ""  # numpy scalars
+    assert definition_change(row, dict(row, params=float("nan"), inputs=None)) == ""  # missing on a side
     digests = dict(row, definition="aaaa"), dict(row, definition="bbbb")
     assert "the layers or their settings differ" in definition_change(*digests)
     # another torch may print the module otherwise and count FLOPs otherwise: only shapes and parameters count

@@ -10,8 +10,7 @@ the digest and FLOPs are not compared, only the shapes and parameter counts.
 """
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import pandas as pd
 
 # The columns that describe a row, with the name a reason gives them. input_shape is read only where `inputs`
@@ -23,9 +22,9 @@ DESCRIBING = (("inputs", "inputs"), ("input_shape", "input"), ("output_shape", "
 def _value(row: dict, column: str):
     """A cell as a comparable value: a number (float), a stripped string, or None where the row has none."""
     v = row.get(column)
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+    if v is None or (not isinstance(v, str) and bool(pd.isna(v))):
         return None
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
         return float(v)
     text = str(v).strip()
     return text or None
