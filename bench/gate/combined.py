@@ -14,7 +14,10 @@ The time rule and the count rule are bench.gate.rule's (decide / decide_paired a
 """
 from __future__ import annotations
 
-from bench.gate.rule import Figures
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the annotations only: this module imports nothing of bench at run time
+    from bench.gate.rule import Figures
 
 NOT_SEEN = "counts cannot see cache or layout changes"
 
