@@ -250,6 +250,8 @@ def test_a_layout_slowdown_counts_cannot_see_is_slower_by_time(tmp_path, capsys)
     assert main(["compare", str(base), str(cand)]) == 1
     out = capsys.readouterr().out
     assert "instructions +0.00%: the counts did not move" in out
+    header, row = out.splitlines()[:2]  # the time change and the count change side by side
+    assert header.split()[5:8] == ["[99%", "interval]", "instructions"] and "+0.00%" in row.split("]")[1].split()[0]
     assert "time and instructions: counts slower or time slower is slower" in (cand / "gate.md").read_text()
 
 

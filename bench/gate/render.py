@@ -86,8 +86,9 @@ def _p(f: Figures) -> str:
 
 
 def table(cmp: Comparison, *, marks: bool = False) -> pd.DataFrame:
-    """One row per verdict: the row, both medians, the change with its interval, the threshold used."""
-    return pd.DataFrame([{
+    """One row per verdict: the row, both medians, the change with its interval, the threshold used; with
+    instruction counts combined (--metric auto), the change in instructions beside the change in time."""
+    frame = pd.DataFrame([{
         "row": v.label, "verdict": MARK[v.verdict] if marks else v.verdict,
         "baseline": fmt_s(v.baseline_median_s), "candidate": fmt_s(v.candidate_median_s),
         "change [99% interval]": _change(v.figures), "p": _p(v.figures),
@@ -96,6 +97,10 @@ def table(cmp: Comparison, *, marks: bool = False) -> pd.DataFrame:
         "processes": f"{v.n_baseline}/{v.n_candidate}", "why": v.reason,
     } for v in cmp.verdicts], columns=["row", "verdict", "baseline", "candidate", "change [99% interval]", "p",
                                        "threshold", "detectable", "processes", "why"])
+    if cmp.counted and cmp.metric != "instructions":
+        frame.insert(5, "instructions", [f"{v.count_ratio - 1:+.2%}" if v.count_ratio == v.count_ratio else "-"
+                                         for v in cmp.verdicts])
+    return frame
 
 
 def counts(cmp: Comparison) -> str:
