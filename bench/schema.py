@@ -71,9 +71,13 @@ RESULT_COLUMNS = [
     "inputs", "kind", "model", "count", "paths", "module_type",
     # the interval of median_s at 95% (bench.stats.headline_interval: order statistics of the process medians from
     # 6 processes on, Student's t on their logs with 2 to 5; empty with one process), and whether the processes
-    # disagree beyond what the layer explains (the largest process median at least 3x the smallest,
-    # bench.store.summary.MACHINE_FACTOR; the reason in note): the machine decided the row, the gate does not judge it
+    # disagree beyond what the layer explains (bench.stats.machine_decided; the reason in note): the machine decided
+    # the row, the gate does not judge it
     "median_low_s", "median_high_s", "machine_decided",
+    # what defines the row, as a short digest (bench.suite.plan.Plan.fingerprint): the module's structure, its
+    # parameters' and buffers' shapes and dtypes, every input's dtype and shape, the variant; the gate reports a row
+    # whose definition changed under the same name as `changed`, never judged
+    "definition",
 ]
 # process: the worker process that took the sample, unique within a run (rounds pooled are renumbered), the unit
 # of the gate's statistics

@@ -9,6 +9,11 @@ from statistics import NormalDist
 import numpy as np
 
 NOISY_REL_IQR = 0.1  # torch.utils.benchmark warns at the same relative IQR
+# A row's processes further apart than this (see machine_decided) measured the machine, not the layer. The same code
+# in fresh processes differs by its memory layout and the CPU's frequency: tens of percent at most, even for rows of
+# microseconds. Three times means those processes spent most of every sample waiting (for the CPU, or for a
+# descheduled thread of their own parallel region): the scheduler set their time, not the layer.
+MACHINE_DECIDED_FACTOR = 3.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +60,20 @@ def rel_iqr(samples_s: list[float]) -> float:
         return float("inf")
     q25, q50, q75 = np.quantile(np.asarray(samples_s, dtype=float), [0.25, 0.5, 0.75])
     return float((q75 - q25) / q50) if q50 > 0 else float("inf")
+
+
+def machine_decided(process_medians_s, *, factor: float = MACHINE_DECIDED_FACTOR) -> bool:
+    """Whether a row's worker processes disagree beyond reason: the second slowest process median is at least
+    `factor` times the second fastest (with 2 processes: the slower at least `factor` times the faster). One
+    process off for its whole life is noise the gate's rank statistics absorb; two or more an order of magnitude
+    apart (some processes in microseconds, others in milliseconds: threads waiting for descheduled threads on a
+    busy machine) mean the machine decided the row, not the layer. One rule for results.csv and the gate."""
+    x = np.sort(np.asarray(process_medians_s, dtype=float))
+    x = x[np.isfinite(x) & (x > 0)]
+    if len(x) < 2:
+        return False
+    low, high = (x[0], x[-1]) if len(x) < 4 else (x[1], x[-2])
+    return bool(high >= factor * low)
 
 
 # ------------------------------------------- comparing two sets of samples (used by bench.gate.compare)

@@ -45,11 +45,13 @@ def repo(tmp_path) -> Path:
 
 def test_ab_measures_both_sides_in_pairs_and_cleans_its_worktree(repo):
     """Two pairs of real workers from HEAD's tree (under --base-python) and the working tree: two paired runs,
-    ab.json, exit 0."""
+    ab.json; too few pairs to judge the row: exit 2, not a pass."""
     done = _bench(["ab", "cfg.py", "--base-ref", "HEAD", "--base-python", sys.executable, "--device", "cpu",
                    "--processes", "2", "--blocks", "2",
                    "--budget-s", "0.02", "--warmup-s", "0", "--min-samples", "3", "--out", "out"], repo)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("NOT A VERDICT: 1 row(s) could not be judged (1 too few processes)")
+    assert "more pairs (--processes 8 or more)" in done.stderr
     (folder,) = (repo / "out").iterdir()
     job = json.loads((folder / "ab.json").read_text())
     assert job["base_ref"] == "HEAD" and len(job["base_commit"]) == 40 and job["base_python"] == sys.executable
@@ -107,13 +109,16 @@ def test_instruction_counts_are_judged_without_a_test():
 
 
 def test_compare_metric_instructions_reads_the_counts(tmp_path):
-    """compare(metric="instructions") judges results.csv's instructions, not the (noisy) times."""
+    """compare(metric="instructions") judges results.csv's instructions, not the (noisy) times; the default (auto)
+    both combined, where counts slower is slower; metric="time" the times alone."""
     results, smp, env = run_frames({"a": samples(1e-3)})
     base = bench.Run(results=results.assign(instructions=1000.0), samples=smp, env=env)
     cand = bench.Run(results=results.assign(instructions=1200.0), samples=smp, env=env)
     (v,) = bench.comparison(base, cand, metric="instructions").verdicts
     assert v.verdict == "slower" and v.ratio == pytest.approx(1.2)
-    (v,) = bench.comparison(base, cand).verdicts  # the same times: not slower
+    (v,) = bench.comparison(base, cand).verdicts
+    assert v.verdict == "slower" and v.count_ratio == pytest.approx(1.2) and v.ratio == pytest.approx(1.0)
+    (v,) = bench.comparison(base, cand, metric="time").verdicts  # the same times: not slower
     assert v.verdict != "slower"
 
 

@@ -100,7 +100,8 @@ def test_baseline_promote_and_where(runs, tmp_path, capsys):
 
 
 def test_end_to_end_run_calibrate_compare(tmp_path, capsys):
-    """Real (tiny) measurements in this process: too few processes to decide, so every row is unsure and exit 0."""
+    """Real (tiny) measurements in this process: too few processes to decide, so every row is unsure, and a job that
+    cannot judge its rows is not a pass: exit 2, with one line saying how many rows, why and what would resolve it."""
     store = tmp_path / "store"
     assert main(["calibrate", "smoke", "--repeats", "2", "--root", str(store), *TINY[:-2], "--min-samples", "3"]) == 0
     (folder,) = list((store / "baselines").iterdir())
@@ -108,9 +109,11 @@ def test_end_to_end_run_calibrate_compare(tmp_path, capsys):
     assert main(["run", "smoke", "--out", str(tmp_path / "runs"), *TINY]) in (0, 1)
     (cand,) = list((tmp_path / "runs").iterdir())
     capsys.readouterr()
-    assert main(["compare", str(folder), str(cand)]) == 0
-    out = capsys.readouterr().out
+    assert main(["compare", str(folder), str(cand)]) == 2
+    out, err = capsys.readouterr()
     assert "unsure" in out and "too few processes" in out
+    (last,) = err.strip().splitlines()
+    assert last.startswith("NOT A VERDICT: ") and "too few processes" in last and "--processes 7" in last
 
 
 def test_workload_threshold_from_the_config_reaches_the_verdict(write_config, tmp_path, capsys):
@@ -123,7 +126,7 @@ def test_workload_threshold_from_the_config_reaches_the_verdict(write_config, tm
         assert main(["run", str(cfg), "--out", str(tmp_path / out), *TINY[:-1], "8"]) == 0
     (a,), (b,) = (list((tmp_path / out).iterdir()) for out in ("a", "b"))
     capsys.readouterr()
-    assert main(["compare", str(a), str(b)]) == 0
+    assert main(["compare", str(a), str(b)]) == 2  # one process a side (BENCH_PROCESSES=0): not judged
     assert "50% (workload)" in capsys.readouterr().out
 
 
@@ -170,7 +173,7 @@ def test_real_not_applicable_rows_through_run_baseline_compare(write_config, tmp
     assert "not-applicable" in set(pd.read_csv(run / "results.csv")["status"])
     capsys.readouterr()
     assert main(["baseline", str(run), "--root", str(tmp_path / "store")]) == 0
-    assert main(["compare", str(run), str(run)]) == 0
+    assert main(["compare", str(run), str(run)]) == 2  # one process a side (BENCH_PROCESSES=0): not judged
     out = capsys.readouterr().out
     assert "1 row(s) not applicable on both sides" in out and "0 slower, 1 unsure" in out
 

@@ -22,9 +22,10 @@ from bench.measure.workers.enough import Tally
 from bench.measure.workers.protocol import Job, Ready, Row, Side, strip
 from bench.measure.workers.schedule import run_in_workers
 from bench.schema import RESULT_COLUMNS
+from bench.stats import MACHINE_DECIDED_FACTOR as MACHINE_FACTOR
 from bench.stats import headline_interval, median_interval, min_for_interval, relative_half_width, t_quantile
 from bench.store.frames import to_frame
-from bench.store.summary import MACHINE_FACTOR, row_summary
+from bench.store.summary import row_summary
 from bench.suite.plan import plan_one
 from bench.suite.variants import Variant
 from bench.suite.workload import Workload

@@ -15,7 +15,7 @@ from bench.store.runs import load
 def comparison(baseline: str | Path | Run, candidate: str | Path | Run, *, threshold: float = 0.10,
                allow_env_mismatch: bool = False, allow_missing: bool = False,
                allow_incomplete: bool = False, allow_failed: bool = False, stored_baseline: bool = False,
-               metric: str = "time") -> Comparison:
+               metric: str = "auto") -> Comparison:
     """Compare two runs (paths as `load` takes them, or Run objects) with the gate's rule. A baseline folder
     from the store may hold noise.csv (from `bench calibrate`): its per-row noise then widens thresholds.
 
@@ -23,7 +23,8 @@ def comparison(baseline: str | Path | Run, candidate: str | Path | Run, *, thres
     baseline has unless allow_missing, environments that differ unless allow_env_mismatch (see compare_runs).
     stored_baseline: the baseline was measured at another time; a machine that differs as a whole is then reported
     (Comparison.machine_differs) instead of failing rows. Runs of one `bench ab` job are judged paired. metric:
-    "instructions" judges the instruction counts of runs made with metric="instructions" instead of times."""
+    "instructions" judges the instruction counts of runs made with metric="instructions" instead of times, "time" the
+    times alone, "auto" (the default) both combined where a row has counts on both sides (bench.gate.combined)."""
     base = baseline if isinstance(baseline, Run) else load(baseline)
     cand = candidate if isinstance(candidate, Run) else load(candidate)
     noise = load_noise(base.source) if base.source is not None else {}
@@ -36,7 +37,8 @@ def compare(baseline: str | Path | Run, candidate: str | Path | Run, *, threshol
             allow_env_mismatch: bool = False, allow_missing: bool = False,
             allow_incomplete: bool = False, allow_failed: bool = False) -> pd.DataFrame:
     """The verdicts of `comparison` as a DataFrame: one row per row both runs have (workload, device, dtype,
-    variant, verdict in slower/unsure/same/faster, reason, medians, ratio and its 99% interval, p_value, ...)."""
+    variant, verdict in slower/changed/unsure/same/faster, reason, medians, ratio and its 99% interval, p_value,
+    detectable_ratio, cause (why a row is unsure), count_ratio, ...)."""
     return comparison(baseline, candidate, threshold=threshold, allow_env_mismatch=allow_env_mismatch,
                       allow_missing=allow_missing, allow_incomplete=allow_incomplete,
                       allow_failed=allow_failed).frame

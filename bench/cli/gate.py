@@ -1,6 +1,8 @@
 """The regression gate's commands: compare, baseline, calibrate, export.
 
-compare exits 0 when no row is slower, 1 when some row is, 2 for bad input (one line, no traceback).
+compare (and ab) exit 0 when no row is slower, 1 when some row is, 2 for bad input (one line, no traceback) and when
+no row is slower but some row could not be judged (too few processes, the machine decided it, no data on a side):
+a comparison that cannot judge does not read as a pass.
 """
 from __future__ import annotations
 
@@ -11,11 +13,22 @@ from pathlib import Path
 
 from bench.api.ab import DEFAULT_BLOCKS, DEFAULT_LOOKS, DEFAULT_PAIRS, ab
 from bench.api.comparing import comparison, load
-from bench.cli.common import EXIT_FAILED, EXIT_OK, add_retries, add_root, command, err, number, percent, read_run
+from bench.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_retries,
+    add_root,
+    command,
+    err,
+    number,
+    percent,
+    read_run,
+)
 from bench.errors import BenchError, Problem, WriteError
 from bench.gate.baseline import promote, store_dir
 from bench.gate.calibrate import DEFAULT_REPEATS
-from bench.gate.render import console, markdown, ratio_figure, save_figure
+from bench.gate.render import attention, console, markdown, ratio_figure, save_figure, verdict_line
 from bench.measure.sampling import Policy
 from bench.store.export import to_pytest_benchmark
 from bench.store.files import writable_folder, write_output
@@ -29,10 +42,11 @@ def register(sub) -> None:
 
 
 def _add_compare(sub) -> None:
-    p = command(sub, "compare", help="compare two runs: exit 0 nothing slower, 1 something slower, 2 bad input")
+    p = command(sub, "compare", help="compare two runs: exit 0 nothing slower, 1 something slower, 2 bad input or "
+                "rows it could not judge (too few processes, the machine decided them)")
     p.add_argument("baseline", help=f"{RUN_HELP}; e.g. results/baselines/<machine>")
     p.add_argument("candidate", help=RUN_HELP)
-    add_judging(p)
+    add_judging(p, metrics=("auto", "time", "instructions"))
     p.add_argument("--allow-env-mismatch", action="store_true",
                    help="compare even when device, torch version or precision settings differ (the report says so)")
     p.add_argument("--allow-missing", action="store_true",
@@ -86,7 +100,7 @@ def _add_ab(sub) -> None:
     p.add_argument("--variants", default="", help="variants to run too, as `run --variants`")
     p.add_argument("--seed", type=number(integer=True), default=None, help="the random order (default: new, recorded)")
     add_retries(p)
-    add_judging(p)
+    add_judging(p, metrics=("time", "instructions"))
     p.set_defaults(func=cmd_ab)
 
 
@@ -133,12 +147,18 @@ def _add_export(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def add_judging(p) -> None:
+def add_judging(p, *, metrics: tuple[str, ...]) -> None:
     p.add_argument("--threshold", type=percent, default=0.10,
                    help="slowdown to catch, for rows whose workload sets none (10%% or 0.1)")
-    p.add_argument("--metric", choices=["time", "instructions"], default="time",
-                   help="judge per-call times, or instructions per call (runs made with --metric instructions: "
-                   "callgrind counts, for CPU rows where wall time is too noisy)")
+    if "auto" in metrics:
+        p.add_argument("--metric", choices=metrics, default="auto",
+                       help="auto: per-call times, combined with instructions per call where both runs counted them "
+                       "(--metric instructions: counts slower or time slower is slower, counts same and time unsure "
+                       "is same); time: times alone; instructions: counts alone")
+    else:
+        p.add_argument("--metric", choices=metrics, default="time",
+                       help="time: measure per-call times; instructions: also count CPU rows' instructions per call "
+                       "with callgrind, and judge both combined (as compare --metric auto)")
     p.add_argument("--markdown", metavar="FILE", default="", help="also write the Markdown report to FILE")
 
 
@@ -196,13 +216,14 @@ def cmd_ab(args) -> int:
                 f"each to start (median), {workers['measuring_s']:.0f} s measuring")
     # another --base-python runs another torch: that difference is the point, shown but not refused
     cmp = comparison(result.baseline, result.candidate, threshold=args.threshold,
-                     allow_env_mismatch=bool(args.base_python), metric=args.metric)
+                     allow_env_mismatch=bool(args.base_python), metric="auto")
     return judged(cmp, result.folder, args.markdown)
 
 
 def judged(cmp, folder: Path, markdown_file: str) -> int:
-    """Print the verdicts, write gate.md and gate.png into folder (and the Markdown to markdown_file); the exit
-    status: 1 when a row is slower, else 0."""
+    """Print the verdicts, write gate.md and gate.png into folder (and the Markdown to markdown_file), then the rows
+    to look at and the verdict in one line; the exit status: 1 when a row is slower, else 2 when a row could not be
+    judged, else 0 (and 0 when the machine differs from a stored baseline's)."""
     print(console(cmp))
     report = markdown(cmp)
     written = [write_output(folder / "gate.md", report, option="--out (gate.md)")]
@@ -216,9 +237,15 @@ def judged(cmp, folder: Path, markdown_file: str) -> int:
             raise WriteError(Problem(where=str(folder / "gate.png"), field="--out (gate.png)",
                                      expected="a writable file path", found=exc.strerror or str(exc))) from None
     print("Wrote " + ", ".join(str(p) for p in written))
+    for line in attention(cmp):
+        print(line)
     if cmp.machine_differs:
         err(f"MACHINE DIFFERS: {cmp.machine_differs}. Not a verdict on the code: exit 0.")
         return EXIT_OK
+    if not cmp.slower and cmp.unjudged:  # not a pass, not a slowdown either: the job could not judge
+        err(verdict_line(cmp))
+        return EXIT_USAGE
+    print(verdict_line(cmp))
     return EXIT_FAILED if cmp.slower else EXIT_OK
 
 

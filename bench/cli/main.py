@@ -1,7 +1,8 @@
 """Command line: the only package that prints. `main(argv) -> exit status`, testable in-process.
 
 Exit statuses: 0 success; 1 some rows failed (run) or something got slower (compare); 2 a user error
-(bad config, file or argument), one line each, no traceback; 3 an internal error (a bug in bench: the
+(bad config, file or argument), one line each, no traceback, or (compare, ab) rows the gate could not judge and
+none slower, one line; 3 an internal error (a bug in bench: the
 traceback is printed; or a worker process killed by a signal while starting, one line); 4 a file could not
 be written (disk full, read-only), one line; 130 interrupted, by Ctrl-C (SIGINT) or SIGTERM alike, at any moment
 (a run keeps the rows finished, marked incomplete), one line; 141 standard output closed by its reader (as shell

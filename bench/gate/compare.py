@@ -1,6 +1,9 @@
 """Compare two runs row by row: a Verdict per row both runs have (bench.gate.rule decides, on the rows'
 per-process medians), rows added or removed, and the environment settings that differ. Rows are matched on
-their identity (bench.schema.RowKey).
+their identity (bench.schema.RowKey); a row whose definition changed under its name is `changed`, not judged
+(bench.gate.identity), and a row whose processes the machine decided (bench.stats.machine_decided, or results.csv
+`machine_decided`) is `unsure`, not judged. An `unsure` row says why (Verdict.cause): the causes in CANNOT_JUDGE
+mean this job could not judge the row, which the CLI does not let pass (exit 2).
 """
 from __future__ import annotations
 
@@ -10,11 +13,23 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, Problem
+from bench.gate.combined import decide_combined
+from bench.gate.identity import definition_change
+from bench.gate.machine import machine_differs, machine_reason
 from bench.gate.rule import Figures, Rule, decide, decide_count, decide_paired, detectable, detectable_paired
 from bench.measure.env import EnvDiff, env_differences
 from bench.schema import FAILED, KEY_COLUMNS, NOT_APPLICABLE, OK, RowKey
 from bench.store.folder import Run, check_run
 from bench.store.summary import process_medians
+
+# What a comparison judges (compare --metric): per-call times, instructions per call, or "auto": both combined where
+# a row has counts on both sides (bench.gate.combined), times elsewhere.
+METRICS = ("auto", "time", "instructions")
+# Why a row is unsure (Verdict.cause): too few processes (pairs) on a side; the machine, not the layer, decided it;
+# no samples (or counts) on a side; an interval too wide (noise); a row not ok on a side (--allow-failed, or failed in
+# the baseline). The first three: this job could not judge the row.
+FEW, MACHINE, EMPTY, NOISE, STATUS = "too few processes", "machine decided", "no data", "noise", "status"
+CANNOT_JUDGE = frozenset({FEW, MACHINE, EMPTY})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,7 +39,10 @@ class Verdict:
     with its interval at the rule's confidence and the test's p-value; the medians are per-call seconds (of all
     samples); threshold: the fraction this row was judged against; n_baseline, n_candidate: the processes on each
     side (the rule's unit); detectable_ratio: the smallest ratio this comparison could have called slower at the
-    row's noise (inf: none)."""
+    row's noise (inf: none); cause: why the row is unsure (FEW, MACHINE, EMPTY, NOISE or STATUS; "" for the other
+    verdicts); count_ratio: instructions per call candidate / baseline where both sides have counts and the metric
+    reads them (nan elsewhere).
+    """
 
     workload: str
     device: str
@@ -40,6 +58,13 @@ class Verdict:
     n_baseline: int
     n_candidate: int
     detectable_ratio: float = float("inf")
+    cause: str = ""
+    count_ratio: float = float("nan")
+
+    @property
+    def judged(self) -> bool:
+        """False for a row this job could not judge (unsure for a cause in CANNOT_JUDGE)."""
+        return not (self.verdict == "unsure" and self.cause in CANNOT_JUDGE)
 
     @property
     def key(self) -> RowKey:
@@ -94,11 +119,26 @@ class Comparison:
     # with a stored baseline: why the machine itself seems to differ (the whole suite moved together, or the speed
     # probes disagree), else "". Then no verdict is about the code, and the gate does not fail on them.
     machine_differs: str = ""
-    metric: str = "time"  # what the verdicts judge: per-call times, or instructions per call
+    metric: str = "auto"  # what the verdicts judge (METRICS)
 
     @property
     def slower(self) -> tuple[Verdict, ...]:
         return tuple(v for v in self.verdicts if v.verdict == "slower")
+
+    @property
+    def changed(self) -> tuple[Verdict, ...]:
+        """The rows whose definition changed under their name: not judged."""
+        return tuple(v for v in self.verdicts if v.verdict == "changed")
+
+    @property
+    def unjudged(self) -> tuple[Verdict, ...]:
+        """The rows this job could not judge (too few processes, the machine decided, no data on a side)."""
+        return tuple(v for v in self.verdicts if not v.judged)
+
+    @property
+    def counted(self) -> bool:
+        """Whether instruction counts entered any verdict."""
+        return any(v.count_ratio == v.count_ratio for v in self.verdicts)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -140,32 +180,6 @@ def _threshold(row_b: dict, row_c: dict, *, rule: Rule, noise: float) -> tuple[f
     return (widened, "noise") if widened > base else (base, source)
 
 
-PROBE_LIMIT = 1.3  # speed probes further apart than this ratio: another machine, or the same one much busier
-SUITE_SHARE = 0.8  # that share of rows moved the same way by more than half the threshold: the machine moved
-
-
-def machine_differs(verdicts: list[Verdict], base_env, cand_env, *, threshold: float) -> str:
-    """Why a stored baseline seems to come from a machine that is faster or slower as a whole, or "": the env.json
-    speed probes (bench.measure.env.speed_probe) disagree by more than PROBE_LIMIT, or at least 3 rows were judged
-    and SUITE_SHARE of them moved together in one direction by more than half the threshold."""
-    reasons = []
-    pb, pc = base_env.get("speed_probe"), cand_env.get("speed_probe")
-    if isinstance(pb, dict) and isinstance(pc, dict):
-        for name in ("python_s", "matmul_s"):
-            a, b = pb.get(name), pc.get(name)
-            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0:
-                if max(a / b, b / a) > PROBE_LIMIT:
-                    reasons.append(f"speed probe {name.removesuffix('_s')} {b / a - 1:+.0%}")
-    ratios = np.array([v.ratio for v in verdicts if np.isfinite(v.ratio)])
-    line = 1 + threshold / 2
-    if len(ratios) >= 3:
-        for share, direction in (((ratios >= line).mean(), "slower"), ((ratios <= 1 / line).mean(), "faster")):
-            if share >= SUITE_SHARE:
-                reasons.append(f"{share:.0%} of {len(ratios)} rows {direction} together (median change "
-                               f"{np.median(ratios) - 1:+.0%})")
-    return "; ".join(reasons)
-
-
 def _status(row: dict) -> str:
     """A row's status, with its reason when it has one and did not run: "not-applicable (TF32 is a CUDA setting)"."""
     reason = row.get("reason")
@@ -199,7 +213,7 @@ def _check_inputs(base: Run, cand: Run, names: tuple[str, str], rb: dict, rc: di
 def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatch: bool = False,
                  noise: dict[tuple[str, ...], float] | None = None, allow_missing: bool = False,
                  allow_incomplete: bool = False, allow_failed: bool = False,
-                 stored_baseline: bool = False, metric: str = "time") -> Comparison:
+                 stored_baseline: bool = False, metric: str = "auto") -> Comparison:
     """Compare two runs. noise maps an identity (workload, device, dtype[, variant]) to its calibrated
     relative noise. A row not-applicable in both runs (a variant that cannot run on that device) gets no
     verdict: it is listed in `not_applicable`; not-applicable on one side only, it is `unsure` with both
@@ -212,8 +226,12 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     an out-of-memory: unless allow_failed, then it is `unsure`), no row in common, or blocking environment
     differences (unless allow_env_mismatch). Rows only in the candidate are listed as added, never an error.
     stored_baseline: the baseline was measured another time (a stored baseline): check whether the machine as a
-    whole differs (machine_differs), which then keeps the gate from failing. metric "instructions": judge each row
-    on its instructions per call (results.csv, --metric instructions) with decide_count instead of its times."""
+    whole differs (machine_differs), which then keeps the gate from failing. metric (METRICS): "instructions" judges
+    each row on its instructions per call (results.csv, --metric instructions) with decide_count instead of its
+    times; "time" its times alone; "auto" both, combined, where a row has counts on both sides (bench.gate.combined),
+    its times elsewhere."""
+    if metric not in METRICS:
+        raise BenchError(Problem(where="compare", field="--metric", expected=" or ".join(METRICS), found=repr(metric)))
     names = (str(base.source or "baseline"), str(cand.source or "candidate"))
     for name, run in zip(names, (base, cand)):
         check_run(run, name)
@@ -239,6 +257,7 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     looks = tuple((cand.env.get("ab") or {}).get("looks") or ()) if is_paired else ()
     if looks and not rule.looks:  # judged at the looks the job stopped its rows at, with their error rates
         rule = replace(rule, looks=looks)
+    same_torch = base.env.get("torch") == cand.env.get("torch")
     noise = noise or {}
     verdicts, not_applicable = [], []
     for k in common:
@@ -247,11 +266,13 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
             continue
         threshold = _threshold(rb[k], rc[k], rule=rule, noise=noise.get(k.astuple(), noise.get(k.astuple()[:3], 0.0)))
         verdicts.append(_judge_row(k, (rb[k], rc[k]), (sb.get(k), sc.get(k)), threshold, names=names, rule=rule,
-                                   metric=metric, is_paired=is_paired))
+                                   metric=metric, is_paired=is_paired, same_torch=same_torch))
     notes = _notes(base, cand, names, allow_missing=allow_missing and any(k not in rc for k in rb), broken=broken,
                    blocking=blocking)
-    differs = (machine_differs(verdicts, base.env, cand.env, threshold=rule.threshold)
-               if stored_baseline and metric == "time" else "")
+    judged = [v for v in verdicts if v.verdict != "changed" and v.cause != MACHINE]
+    by_time = metric == "time" or (metric == "auto" and not any(v.count_ratio == v.count_ratio for v in verdicts))
+    differs = (machine_differs(judged, base.env, cand.env, threshold=rule.threshold) if stored_baseline and by_time
+               else "")
     if differs:
         notes.append(f"MACHINE DIFFERS from the stored baseline's ({differs}): these verdicts are about the machine, "
                      "not the code, and do not fail the gate; re-create the baseline on this machine type, or gate "
@@ -263,36 +284,70 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
         not_applicable=tuple(not_applicable), paired=is_paired, machine_differs=differs, metric=metric)
 
 
+def _count(row: dict) -> float:
+    """A results row's instructions per call (nan without a count)."""
+    return float(pd.to_numeric(row.get("instructions"), errors="coerce"))
+
+
+def _by_time(ub: pd.Series, uc: pd.Series, *, threshold: float, rule: Rule, is_paired: bool) -> tuple:
+    """(verdict, reason, figures, detectable ratio) from the two sides' per-process medians (paired: the
+    processes of one number on both sides, as ratios)."""
+    if is_paired:
+        ratios = (uc / ub).to_numpy(dtype=float)
+        return (*decide_paired(ratios, threshold=threshold, rule=rule),
+                detectable_paired(ratios, threshold=threshold, rule=rule))
+    return (*decide(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule),
+            detectable(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule))
+
+
+def _cause(verdict: str, given: str, n: int, *, rule: Rule, metric: str, is_paired: bool) -> str:
+    """Why an unsure row is unsure (Verdict.cause): the cause already known, else from the processes (pairs) the
+    row had on its smaller side; "" for a row not unsure."""
+    if verdict != "unsure" or given:
+        return given if verdict == "unsure" else ""
+    if metric == "instructions" or n == 0:
+        return EMPTY
+    return FEW if n < (rule.min_pairs if is_paired else rule.min_processes) else NOISE
+
+
 def _judge_row(k: RowKey, rows: tuple, samples: tuple, limit: tuple[float, str], *, names: tuple[str, str],
-               rule: Rule, metric: str, is_paired: bool) -> Verdict:
+               rule: Rule, metric: str, is_paired: bool, same_torch: bool = True) -> Verdict:
     """One row's verdict from its two results rows, its two (all samples, per-process medians) pairs and its
     threshold with where that came from."""
     (row_b, row_c), (threshold, source) = rows, limit
     empty = (np.array([]), pd.Series(dtype=float))
     (xb, ub), (xc, uc) = (s if s is not None else empty for s in samples)
-    smallest = float("inf")
+    if is_paired:
+        both = ub.index.intersection(uc.index)
+        ub, uc = ub[both], uc[both]
+    counts = (_count(row_b), _count(row_c))
+    counted = all(np.isfinite(c) and c > 0 for c in counts)
+    smallest, cause = float("inf"), ""
     if row_b["status"] != OK or row_c["status"] != OK:
         verdict, reason = "unsure", f"status {_status(row_b)} in {names[0]}, {_status(row_c)} in {names[1]}"
-        figures = Figures.unknown()
+        figures, cause = Figures.unknown(), STATUS
     elif metric == "instructions":
-        count = lambda row: float(pd.to_numeric(row.get("instructions"), errors="coerce"))  # noqa: E731 - a one-line helper for the two sides
-        verdict, reason, figures = decide_count(count(row_b), count(row_c), threshold=threshold)
+        verdict, reason, figures = decide_count(*counts, threshold=threshold)
         smallest = 1 + threshold / 2 if verdict != "unsure" else float("inf")
-    elif is_paired:
-        both = ub.index.intersection(uc.index)
-        ratios = (uc[both] / ub[both]).to_numpy(dtype=float)
-        ub, uc = ub[both], uc[both]
-        verdict, reason, figures = decide_paired(ratios, threshold=threshold, rule=rule)
-        smallest = detectable_paired(ratios, threshold=threshold, rule=rule)
     else:
-        verdict, reason, figures = decide(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule)
-        smallest = detectable(ub.to_numpy(), uc.to_numpy(), threshold=threshold, rule=rule)
+        verdict, reason, figures, smallest = _by_time(ub, uc, threshold=threshold, rule=rule, is_paired=is_paired)
+        if metric == "auto" and counted:
+            verdict, reason = decide_combined((verdict, reason, figures), decide_count(*counts, threshold=threshold))
+            smallest = min(smallest, 1 + threshold / 2)  # in instructions; a cache or layout cost: time's alone
+    changed = definition_change(row_b, row_c, same_torch=same_torch) if cause != STATUS else ""
+    decided = machine_reason((row_b, row_c), (ub, uc)) if cause != STATUS and metric != "instructions" else ""
+    if changed:
+        verdict, reason, smallest = "changed", f"definition changed: {changed}; not judged", float("inf")
+    elif decided:
+        verdict, reason, cause = "unsure", decided, MACHINE
     return Verdict(
         workload=k.workload, device=k.device, dtype=k.dtype, variant=k.variant, verdict=verdict, reason=reason,
         baseline_median_s=float(np.median(xb)) if len(xb) else float("nan"),
         candidate_median_s=float(np.median(xc)) if len(xc) else float("nan"),
         threshold=threshold, threshold_source=source, n_baseline=len(ub), n_candidate=len(uc),
-        figures=figures, detectable_ratio=smallest)
+        figures=figures, detectable_ratio=smallest,
+        cause=_cause(verdict, cause, min(len(ub), len(uc)), rule=rule, metric=metric, is_paired=is_paired),
+        count_ratio=counts[1] / counts[0] if counted and metric != "time" else float("nan"))
 
 
 def _notes(base: Run, cand: Run, names: tuple[str, str], *, allow_missing: bool, broken: list, blocking: list) -> list:

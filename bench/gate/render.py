@@ -13,14 +13,14 @@ import matplotlib.pyplot as plt  # below matplotlib.use("Agg")
 import pandas as pd  # below matplotlib.use("Agg")
 from matplotlib.ticker import FuncFormatter  # below matplotlib.use("Agg")
 
-from bench.gate.compare import Comparison  # below matplotlib.use("Agg")
+from bench.gate.compare import EMPTY, FEW, MACHINE, STATUS, Comparison, Verdict  # below matplotlib.use("Agg")
 from bench.gate.rule import VERDICTS, Figures  # below matplotlib.use("Agg")
 from bench.store.cells import md_text, mpl_text  # below matplotlib.use("Agg")
 from bench.store.files import write_atomic  # below matplotlib.use("Agg")
 from bench.units import fmt_s  # below matplotlib.use("Agg")
 
-MARK = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same", "unsure": "⚪ unsure"}
-COLORS = {"slower": "#d62728", "faster": "#2ca02c", "same": "#7f7f7f", "unsure": "#ff7f0e"}
+MARK = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same", "unsure": "⚪ unsure", "changed": "🔶 changed"}
+COLORS = {"slower": "#d62728", "faster": "#2ca02c", "same": "#7f7f7f", "unsure": "#ff7f0e", "changed": "#9467bd"}
 
 
 def _change(f: Figures) -> str:
@@ -30,26 +30,82 @@ def _change(f: Figures) -> str:
     return f"{f.ratio - 1:+.1%} [{f.ratio_low - 1:+.1%}, {f.ratio_high - 1:+.1%}]"
 
 
+def _detectable(v: Verdict) -> str:
+    return "-" if v.detectable_ratio == float("inf") else f"{v.detectable_ratio - 1:+.1%}"
+
+
+def resolution(v: Verdict, cmp: Comparison) -> str:
+    """What would resolve an unsure row, by its cause: more processes (pairs) for too few, a quieter runner for a row
+    the machine decided, instruction counts for a CPU row without them whose noise hides the threshold."""
+    unit, least = ("pairs", cmp.rule.min_pairs) if cmp.paired else ("processes", cmp.rule.min_processes)
+    if v.cause == FEW:
+        return f"more {unit} (--processes {least} or more)"
+    if v.cause == MACHINE:
+        return "a quieter runner"
+    if v.cause == EMPTY:
+        return ("instruction counts on both sides (--metric instructions)" if cmp.metric == "instructions"
+                else "samples on both sides (run the row on both)")
+    if v.cause == STATUS:
+        return "a row that runs on both sides"
+    more = f"more {unit} (--processes {2 * max(v.n_baseline, v.n_candidate, least)})"
+    if v.device == "cpu" and v.count_ratio != v.count_ratio and v.detectable_ratio > 1 + v.threshold:
+        return f"instruction counts (valgrind; CI_METRIC=instructions), or {more}"
+    return f"{more} or a quieter runner"
+
+
+def attention(cmp: Comparison, *, markdown: bool = False) -> list[str]:
+    """The rows to look at, one line each: `changed` rows, then the rows this job could not judge, then the rows
+    unsure by noise, each with the smallest change it could have detected and what would resolve it."""
+    text = md_text if markdown else str
+    out = [f"changed: {text(v.label)}: {text(v.reason)}" for v in cmp.changed]
+    unsure = [v for v in cmp.verdicts if v.verdict == "unsure"]
+    for v in sorted(unsure, key=lambda v: v.judged):  # the rows not judged first
+        could = _detectable(v)
+        could = "nothing" if could == "-" else f"{could} and more"
+        head = "NOT JUDGED" if not v.judged else "unsure"
+        out.append(f"{head}: {text(v.label)} ({text(v.cause)}): could detect {could}; would resolve: "
+                   f"{text(resolution(v, cmp))}")
+    return out
+
+
+def verdict_line(cmp: Comparison) -> str:
+    """The verdict in one plain line, as the exit status says it."""
+    if cmp.slower:
+        return f"SLOWER: {len(cmp.slower)} row(s) slower ({', '.join(v.label for v in cmp.slower[:3])}): exit 1"
+    if cmp.unjudged:
+        causes = pd.Series([v.cause for v in cmp.unjudged]).value_counts()
+        why = ", ".join(f"{n} {cause}" for cause, n in causes.items())
+        fixes = sorted({resolution(v, cmp) for v in cmp.unjudged})
+        return (f"NOT A VERDICT: {len(cmp.unjudged)} row(s) could not be judged ({why}); would resolve: "
+                f"{'; '.join(fixes)}: exit 2")
+    return f"PASS: no row slower ({counts(cmp)}): exit 0"
+
+
 def _p(f: Figures) -> str:
     return "-" if f.p_value != f.p_value else f"{f.p_value:.2g}"
 
 
 def table(cmp: Comparison, *, marks: bool = False) -> pd.DataFrame:
-    """One row per verdict: the row, both medians, the change with its interval, the threshold used."""
-    return pd.DataFrame([{
+    """One row per verdict: the row, both medians, the change with its interval, the threshold used; with
+    instruction counts combined (--metric auto), the change in instructions beside the change in time."""
+    frame = pd.DataFrame([{
         "row": v.label, "verdict": MARK[v.verdict] if marks else v.verdict,
         "baseline": fmt_s(v.baseline_median_s), "candidate": fmt_s(v.candidate_median_s),
         "change [99% interval]": _change(v.figures), "p": _p(v.figures),
         "threshold": f"{v.threshold:.0%} ({v.threshold_source})",
-        "detectable": "-" if v.detectable_ratio == float("inf") else f"{v.detectable_ratio - 1:+.1%}",
+        "detectable": _detectable(v),
         "processes": f"{v.n_baseline}/{v.n_candidate}", "why": v.reason,
     } for v in cmp.verdicts], columns=["row", "verdict", "baseline", "candidate", "change [99% interval]", "p",
                                        "threshold", "detectable", "processes", "why"])
+    if cmp.counted and cmp.metric != "instructions":
+        frame.insert(5, "instructions", [f"{v.count_ratio - 1:+.2%}" if v.count_ratio == v.count_ratio else "-"
+                                         for v in cmp.verdicts])
+    return frame
 
 
 def counts(cmp: Comparison) -> str:
     tally = pd.Series([v.verdict for v in cmp.verdicts], dtype="object").value_counts()
-    text = ", ".join(f"{int(tally.get(k, 0))} {k}" for k in VERDICTS)
+    text = ", ".join(f"{int(tally.get(k, 0))} {k}" for k in VERDICTS if k != "changed" or tally.get(k, 0))
     if cmp.not_applicable:
         text += f"; {len(cmp.not_applicable)} row(s) not applicable on both sides"
     return text
@@ -83,6 +139,9 @@ def rule_line(cmp: Comparison) -> str:
     if cmp.metric == "instructions":
         return ("instructions per call, counted by callgrind: slower when the count grew by at least half the "
                 "threshold; the times shown are not judged")
+    if cmp.counted:
+        return ("time and instructions: counts slower or time slower is slower; counts same and time unsure is same "
+                "(counts cannot see cache or layout changes); rows without counts by time alone")
     if cmp.paired:
         return (f"paired processes: slower when the median of the pairs' ratios is >= 1 + threshold/2, its 99% "
                 f"interval above 1 and the sign test p < {cmp.rule.paired_alpha:g}; detectable: the smallest slowdown "
@@ -103,8 +162,16 @@ def _md_table(frame: pd.DataFrame) -> str:
 def markdown(cmp: Comparison) -> str:
     """A Markdown report fit for a pull-request comment (pandas' to_markdown needs tabulate: written here)."""
     slower = cmp.slower
-    head = (f"### ❌ {len(slower)} row(s) slower" if slower else "### ✅ No row slower")
+    head = (f"### ❌ {len(slower)} row(s) slower" if slower else
+            f"### ⚠️ {len(cmp.unjudged)} row(s) not judged: not a pass" if cmp.unjudged else "### ✅ No row slower")
+    if cmp.changed and not slower:
+        head += f" ({len(cmp.changed)} row(s) changed their definition: not judged)"
     out = [head, "", f"Baseline {md_text(cmp.baseline)}, candidate {md_text(cmp.candidate)}: {counts(cmp)}.", ""]
+    look = attention(cmp, markdown=True)
+    if look:
+        out += ["**Rows to look at**" + (" (could detect: the smallest slowdown this job could have called slower)"
+                                         if any(v.verdict == "unsure" for v in cmp.verdicts) else ""), ""]
+        out += [f"- {line}" for line in look] + [""]
     if cmp.verdicts:
         out += [_md_table(table(cmp, marks=True)), ""]
     if cmp.added or cmp.removed or cmp.not_applicable:
@@ -122,7 +189,7 @@ def markdown(cmp: Comparison) -> str:
     else:
         out += ["Environments match.", ""]
     out += [f"- {md_text(n)}" for n in cmp.notes]
-    if cmp.metric == "instructions":
+    if cmp.metric == "instructions" or cmp.counted:
         out += ["", f"<sub>Rule: {rule_line(cmp)}.</sub>"]
         return "\n".join(out).rstrip() + "\n"
     if cmp.paired:

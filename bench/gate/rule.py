@@ -24,7 +24,9 @@ import numpy as np
 from bench.errors import BenchError, Problem, finite_number, fraction, strict_int
 from bench.stats import mann_whitney_p, ratio_interval
 
-VERDICTS = ("slower", "unsure", "same", "faster")  # in the order reports list them
+# in the order reports list them; "changed": a row whose definition changed under its name (bench.gate.identity),
+# never judged
+VERDICTS = ("slower", "changed", "unsure", "same", "faster")
 
 
 @dataclass(frozen=True)

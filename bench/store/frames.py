@@ -27,7 +27,7 @@ def _row(r: Record) -> dict:
         source=p.source, note=w.note, threshold=w.threshold, variant=r.variant.name,
         max_rel_diff=r.max_rel_diff, math=r.math or None, cache=r.cache, math_from=r.math_from or None,
         arithmetic_intensity=flops / bytes_moved if bytes_moved else None,
-        inputs=w.inputs_text, **_origin(w),
+        inputs=w.inputs_text, definition=p.fingerprint(r.variant.name, r.key.dtype), **_origin(w),
     )
     row["pass"] = r.variant.pass_name  # "pass" is a keyword: not usable in update(...)
     m = r.measurement

@@ -22,17 +22,9 @@ import pandas as pd
 
 from bench.schema import KEY_COLUMNS, OK, RowKey, is_launch_bound
 from bench.stats import NOISY_REL_IQR, headline_interval, summarize
+from bench.stats import machine_decided as decided_by_machine
 from bench.store.run_record import with_process
 from bench.units import fmt_s
-
-# A row whose largest process median is at least MACHINE_FACTOR times its smallest was decided by the machine,
-# not the layer (results.csv machine_decided). The same code in fresh processes differs by its memory layout and
-# the CPU's frequency: tens of percent at most, even for rows of microseconds. A factor of 3 means one process
-# spent most of every sample waiting (for the CPU, or for a descheduled thread of its own parallel region): the
-# scheduler, not the layer, set that process's time, and a median over a handful of such processes falls on
-# whichever side more of them landed. The row's data is kept (status ok); the console and the report mark it
-# and the gate does not judge it.
-MACHINE_FACTOR = 3.0
 
 
 def concat_processes(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -103,10 +95,11 @@ HEADLINE_CONFIDENCE = 0.95  # of median_low_s and median_high_s
 
 
 def machine_decided(row: Mapping, medians: pd.Series) -> dict:
-    """machine_decided (MACHINE_FACTOR between the largest and smallest process median) and the row's note: the
-    workload's own note, then the reason when the row is flagged (a reason from an earlier summary replaced)."""
+    """machine_decided (bench.stats.machine_decided: the row's processes too far apart for the layer to explain;
+    the console and the report mark such a row, the gate does not judge it, its data is kept with status ok) and the
+    row's note: the workload's own note, then the reason when the row is flagged (an earlier summary's replaced)."""
     m = medians[medians > 0]
-    flagged = len(m) >= 2 and m.max() >= MACHINE_FACTOR * m.min()
+    flagged = decided_by_machine(m.to_numpy())
     given = row.get("note")
     given = "" if given is None or given != given else str(given)
     own = given.split(MACHINE_NOTE)[0].removesuffix("; ")

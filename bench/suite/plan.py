@@ -10,6 +10,7 @@ not import the planner.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import warnings
 from collections import Counter
@@ -130,7 +131,16 @@ def plan_one(workload: Workload, source: str) -> Plan:
         is_view=len(outs) == 1 and any(_aliases(first, t) for t in tensors),
         intermediate_bytes=sum(t.numel() * t.element_size() for t in produced.values()),
         shape_notes=tuple(notes),
+        definition=_definition(module, workload),
     )
+
+
+def _definition(module: nn.Module, workload: Workload) -> str:
+    """The workload's definition as text: the module as torch prints it (layer types and settings, memory addresses
+    a custom repr may show left out), every parameter's and buffer's name, shape and dtype, and every input's."""
+    tensors = [f"{name}:{t.dtype}{list(t.shape)}" for name, t in (*module.named_parameters(),
+                                                                  *module.named_buffers())]
+    return "\n".join([re.sub(r"0x[0-9a-fA-F]+", "0x", repr(module)), *tensors, workload.inputs_text])
 
 
 def _build_on_meta(workload: Workload, problem) -> nn.Module:

@@ -2,6 +2,7 @@
 known before it runs: bench.suite.plan makes it). Frozen data, nothing allocated."""
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -246,6 +247,12 @@ class Plan:
     is_view: bool
     intermediate_bytes: int = 0
     shape_notes: tuple[str, ...] = ()
+    definition: str = ""  # what defines the workload as text (bench.suite.plan): the module, its tensors, its inputs
+
+    def fingerprint(self, variant: str, dtype: str) -> str:
+        """A row's definition as 16 hex digits (results.csv `definition`): the workload's definition with the
+        variant and dtype the row ran under. Two rows of one name with other digests are different layers."""
+        return hashlib.sha256(f"{self.definition}\n{variant}\n{dtype}".encode()).hexdigest()[:16]
 
     @property
     def bytes_moved(self) -> int:
