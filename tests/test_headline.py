@@ -79,7 +79,7 @@ def test_median_s_is_the_median_of_process_medians_not_of_pooled_samples():
     assert row["median_low_s"] < row["median_s"] < row["median_high_s"]
     assert row["n_processes"] == 3 and row["n_samples"] == 60
     assert row["machine_decided"] is False or row["machine_decided"] == False  # noqa: E712 - a numpy bool too
-    assert list(RESULT_COLUMNS[-3:]) == ["median_low_s", "median_high_s", "machine_decided"]
+    assert list(RESULT_COLUMNS[-4:]) == ["median_low_s", "median_high_s", "machine_decided", "definition"]
 
 
 def test_a_single_process_keeps_its_samples_median():

@@ -310,6 +310,14 @@ def _cause(verdict: str, given: str, n: int, *, rule: Rule, metric: str, is_pair
     return FEW if n < (rule.min_pairs if is_paired else rule.min_processes) else NOISE
 
 
+def _headline(medians: pd.Series, samples: np.ndarray) -> float:
+    """A side's median per-call time as results.csv's median_s has it: the median of its process medians (of its
+    samples where there are no processes)."""
+    if len(medians):
+        return float(np.median(medians))
+    return float(np.median(samples)) if len(samples) else float("nan")
+
+
 def _judge_row(k: RowKey, rows: tuple, samples: tuple, limit: tuple[float, str], *, names: tuple[str, str],
                rule: Rule, metric: str, is_paired: bool, same_torch: bool = True) -> Verdict:
     """One row's verdict from its two results rows, its two (all samples, per-process medians) pairs and its
@@ -338,12 +346,14 @@ def _judge_row(k: RowKey, rows: tuple, samples: tuple, limit: tuple[float, str],
     decided = machine_reason((row_b, row_c), (ub, uc)) if cause != STATUS and metric != "instructions" else ""
     if changed:
         verdict, reason, smallest = "changed", f"definition changed: {changed}; not judged", float("inf")
+    elif decided and metric == "auto" and counted:  # time measured the machine; the counts still see the code
+        verdict, count_reason, figures = decide_count(*counts, threshold=threshold)
+        reason, smallest = f"{count_reason}; time not judged: {decided}", 1 + threshold / 2
     elif decided:
         verdict, reason, cause = "unsure", decided, MACHINE
     return Verdict(
         workload=k.workload, device=k.device, dtype=k.dtype, variant=k.variant, verdict=verdict, reason=reason,
-        baseline_median_s=float(np.median(xb)) if len(xb) else float("nan"),
-        candidate_median_s=float(np.median(xc)) if len(xc) else float("nan"),
+        baseline_median_s=_headline(ub, xb), candidate_median_s=_headline(uc, xc),
         threshold=threshold, threshold_source=source, n_baseline=len(ub), n_candidate=len(uc),
         figures=figures, detectable_ratio=smallest,
         cause=_cause(verdict, cause, min(len(ub), len(uc)), rule=rule, metric=metric, is_paired=is_paired),
