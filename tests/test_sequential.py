@@ -106,3 +106,23 @@ def test_a_row_decided_at_a_look_gets_no_more_pairs_and_an_open_one_gets_them_al
     assert [k.workload for k in open_rows] == ["b"]
     measured = {(entry["row"].workload, entry["process"]) for entry in fakes.log}
     assert max(p for w, p in measured if w == "a") == 9 and max(p for w, p in measured if w == "b") == 23
+
+
+def test_a_pair_whose_worker_cannot_start_kills_its_partner_and_says_why():
+    """The two workers of a pair start together; when one cannot start, the other is killed, and the one-line
+    error of the first is what the caller sees."""
+    from bench.errors import BenchError, Problem
+    from bench.measure.workers.schedule import run_pairs
+
+    fakes = Fakes(plans=PLANS[:1])
+
+    def spawn(side, job, number):
+        if side.name == "candidate" and number == 1:
+            raise BenchError(Problem(where="candidate worker", field="start", expected="a worker", found="boom"))
+        return fakes(side, job, number)
+
+    with pytest.raises(BenchError, match="boom"):
+        run_pairs(Side(name="baseline"), Side(name="candidate"), JOB, pairs=3, blocks=1, rng=random.Random(2),
+                  on_record=lambda *_: None, spawn=spawn)
+    assert all(w.killed or w.closed for w in fakes.started)
+    assert [w.number for w in fakes.started if w.side.name == "baseline"] == [0, 1]

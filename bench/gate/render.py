@@ -47,6 +47,8 @@ def resolution(v: Verdict, cmp: Comparison) -> str:
                 else "samples on both sides (run the row on both)")
     if v.cause == STATUS:
         return "a row that runs on both sides"
+    if v.ratio_high < 1 + v.threshold:  # the interval rules the slowdown out: only a speedup is left open
+        return f"nothing for a gate against slowdowns (a {v.threshold:.0%} slowdown is ruled out; a speedup is not)"
     more = f"more {unit} (--processes {2 * max(v.n_baseline, v.n_candidate, least)})"
     if v.device == "cpu" and v.count_ratio != v.count_ratio and v.detectable_ratio > 1 + v.threshold:
         return f"instruction counts (valgrind; CI_METRIC=instructions), or {more}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -83,11 +84,34 @@ class Crew:
 
     def start(self, lane: Lane, number: int) -> Worker:
         self.stop(lane)
-        worker = self.spawn(lane.side, self.job, number)
+        return self._took(lane, self.spawn(lane.side, self.job, number), number)
+
+    def _took(self, lane: Lane, worker: Worker, number: int) -> Worker:
         self.live.append(worker)
         lane.worker, lane.next_number, lane.cost = worker, number + 1, lane.cost.plus(worker)
         self.estimate.started(worker.start_s)
         return worker
+
+    def start_together(self, lanes: Sequence[Lane], number: int) -> None:
+        """A new worker for each lane, started at once (a pair's two interpreters import torch side by side, each on
+        a core of its own, while nothing is measured); when one cannot start, the others are killed and its error
+        raised."""
+        for lane in lanes:
+            self.stop(lane)
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="bench-start") as pool:
+            futures = [pool.submit(self.spawn, lane.side, self.job, number) for lane in lanes]
+        started, errors = [], []
+        for future in futures:
+            try:
+                started.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - the first is raised below, once the others are killed
+                errors.append(exc)
+        if errors:
+            for worker in started:
+                worker.kill()
+            raise errors[0]
+        for lane, worker in zip(lanes, started):
+            self._took(lane, worker, number)
 
     def stop(self, lane: Lane, *, kill: bool = False) -> None:
         """Close (or kill) the lane's worker, if any, and forget it."""
@@ -210,8 +234,9 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
               only: Callable[[Row], bool] | None = None, retries: int = 0) -> dict[str, WorkerCost]:
     """`bench ab`'s schedule: `pairs` pairs of workers, one per side, alive together, each row alternated in
     `blocks` blocks as the module says (duet benchmarking, alternated rather than simultaneous: the processes
-    never compete for a core). Each pair's workers start after the previous pair is done, never while a pair
-    measures: an interpreter importing torch beside a measuring one widens the spread of the pairs' ratios.
+    never compete for a core). Each pair's two workers start together after the previous pair is done, never
+    while a pair measures: an interpreter importing torch beside a measuring one widens the spread of the pairs'
+    ratios.
     Records carry the pair's number as their process on both sides: bench.gate pairs them. Rows only one side has
     are measured alone. versions(side name, {python, torch, cuda}) hears what each side's first worker runs.
     Extra pairs for some rows (bench.api.ab): first_pair numbers the pairs from there on, only(row) picks the rows
@@ -234,8 +259,7 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
         crew.estimate.starts = pairs * 2 * (1 + len(own))
         for pair in range(first_pair, first_pair + pairs):
             if pair != first_pair:
-                for lane in rng.sample(both, 2):
-                    crew.start(lane, pair)
+                crew.start_together(rng.sample(both, 2), pair)
             for row in rng.sample(union, len(union)):
                 _pair_row(crew, both, row, pair=pair, blocks=blocks, rng=rng, first=pair == first_pair)
             for lane in both:
