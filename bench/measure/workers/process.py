@@ -83,7 +83,8 @@ class Worker:
     a time; `close` or `kill` it. Its stdout and stderr (a layer's prints, faulthandler's report) go to a temporary
     file, read back only to explain a crash. start_s: seconds from spawn to ready."""
 
-    def __init__(self, side: Side, job: Job, number: int, *, start_limit_s: float = START_LIMIT_S) -> None:
+    def __init__(self, side: Side, job: Job, number: int, *, start_limit_s: float = START_LIMIT_S,
+                 wait: bool = True) -> None:
         self.side, self.job, self.number = side, job, number
         self.measured = 0  # rows measured so far
         self.log = tempfile.TemporaryFile()
@@ -103,8 +104,21 @@ class Worker:
         finally:
             child.close()
         self.conn = Connection(parent.detach())
-        self.ready: Ready = self._start(start_limit_s)
-        self.start_s = time.perf_counter() - started
+        self._started, self._limit_s = started, start_limit_s
+        if wait:
+            self.wait_ready()
+
+    @classmethod
+    def launch(cls, side: Side, job: Job, number: int) -> Worker:
+        """A worker started but not waited for: wait_ready() makes it ready. Two launched workers import torch at
+        once, each on a core, from the thread that launched them (the kernel kills a worker when the thread that
+        started it ends: main's PR_SET_PDEATHSIG)."""
+        return cls(side, job, number, wait=False)
+
+    def wait_ready(self) -> None:
+        """Hand the worker its side and job and wait until it has loaded and planned them (ready, start_s)."""
+        self.ready: Ready = self._start(self._limit_s)
+        self.start_s = time.perf_counter() - self._started
 
     def _start(self, limit_s: float) -> Ready:
         side = self.side

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -93,24 +92,28 @@ class Crew:
         return worker
 
     def start_together(self, lanes: Sequence[Lane], number: int) -> None:
-        """A new worker for each lane, started at once (a pair's two interpreters import torch side by side, each on
-        a core of its own, while nothing is measured); when one cannot start, the others are killed and its error
-        raised."""
+        """A new worker for each lane, all launched before any is waited for, so that a pair's two interpreters
+        import torch side by side, each on a core of its own, while nothing is measured; when one cannot start,
+        the others are killed and its error raised. A spawn without `launch` (the tests' fakes) starts them one by
+        one."""
         for lane in lanes:
             self.stop(lane)
-        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="bench-start") as pool:
-            futures = [pool.submit(self.spawn, lane.side, self.job, number) for lane in lanes]
-        started, errors = [], []
-        for future in futures:
-            try:
-                started.append(future.result())
-            except BaseException as exc:  # noqa: BLE001 - the first is raised below, once the others are killed
-                errors.append(exc)
-        if errors:
-            for worker in started:
+        launch = getattr(self.spawn, "launch", None)
+        if launch is None:
+            for lane in lanes:
+                self.start(lane, number)
+            return
+        launched: list[Worker] = []
+        try:
+            for lane in lanes:
+                launched.append(launch(lane.side, self.job, number))
+            for worker in launched:
+                worker.wait_ready()
+        except BaseException:
+            for worker in launched:
                 worker.kill()
-            raise errors[0]
-        for lane, worker in zip(lanes, started):
+            raise
+        for lane, worker in zip(lanes, launched):
             self._took(lane, worker, number)
 
     def stop(self, lane: Lane, *, kill: bool = False) -> None:
