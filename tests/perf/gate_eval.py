@@ -108,7 +108,7 @@ def judge(base_dir: Path, cand_dir: Path, *, stored: bool) -> list[dict]:
     return [dict(workload=v.workload, ours=v.verdict, ratio=v.ratio, low=v.ratio_low, high=v.ratio_high,
                  detectable=v.detectable_ratio, median_ratio=v.candidate_median_s / v.baseline_median_s,
                  pytest_benchmark=bool(check.fails(c[v.workload], b[v.workload])), paired=cmp.paired,
-                 pairs=min(v.n_baseline, v.n_candidate),
+                 pairs=min(v.n_baseline, v.n_candidate), cause=v.cause, count_ratio=v.count_ratio,
                  machine_differs=cmp.machine_differs) for v in cmp.verdicts]
 
 
@@ -207,6 +207,7 @@ def report(rows: list[dict]) -> str:
                           "ours slower": int((fc["ours"] == "slower").sum()),
                           "ours same": int((fc["ours"] == "same").sum()),
                           "ours unsure": int((fc["ours"] == "unsure").sum()),
+                          "rows counted": (int(fc["count_ratio"].notna().sum()) if "count_ratio" in fc else "-"),
                           # an injection job fails because of its injected row: only A/A jobs count here
                           "A/A jobs failed (exit 1)": (int(fc.groupby("job")["exit"].first().eq(1).sum())
                                                        if kind in ("aa", "loaded", "stored", "stored-earlier")
