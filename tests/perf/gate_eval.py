@@ -212,6 +212,7 @@ def report(rows: list[dict]) -> str:
                           "A/A jobs failed (exit 1)": (int(fc.groupby("job")["exit"].first().eq(1).sum())
                                                        if kind in ("aa", "loaded", "stored", "stored-earlier")
                                                        else "-"),
+                          "jobs exit 2 (not a verdict)": int(fc.groupby("job")["exit"].first().eq(2).sum()),
                           "pytest-benchmark fails": int(fc["pytest_benchmark"].sum()),
                           # rows still open at the first look, given more pairs
                           "rows past the first look": (int((fc["pairs"] > FIRST_LOOK).sum()) if "pairs" in fc
