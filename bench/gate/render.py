@@ -145,9 +145,12 @@ def rule_line(cmp: Comparison) -> str:
         return ("time and instructions: counts slower or time slower is slower; counts same and time unsure is same "
                 "(counts cannot see cache or layout changes); rows without counts by time alone")
     if cmp.paired:
-        return (f"paired processes: slower when the median of the pairs' ratios is >= 1 + threshold/2, its 99% "
-                f"interval above 1 and the sign test p < {cmp.rule.paired_alpha:g}; detectable: the smallest slowdown "
-                "these pairs could have shown")
+        looks = cmp.rule.looks
+        spent = (f" (judged at {', '.join(map(str, looks))} pairs, each look spending its share of both)"
+                 if len(looks) > 1 else "")
+        return (f"paired processes: slower when the median of the pairs' ratios is >= 1 + threshold/2, its "
+                f"{cmp.rule.confidence:.0%} interval above 1 and the sign test p < {cmp.rule.paired_alpha:g}{spent}; "
+                "detectable: the smallest slowdown these pairs could have shown")
     return (f"the unit is the worker process: slower when the change of the per-process medians is >= half the "
             f"threshold, its 99% interval above 1 and Mann-Whitney p < {cmp.rule.alpha:g}; detectable: the smallest "
             "slowdown these processes could have shown")
