@@ -35,7 +35,8 @@ class Gather(nn.Module):
 
     def __init__(self, rows: int) -> None:
         super().__init__()
-        index = torch.arange(rows) if ORDER == "in order" else torch.randperm(rows, generator=torch.Generator().manual_seed(0))
+        shuffled = torch.randperm(rows, generator=torch.Generator().manual_seed(0))
+        index = torch.arange(rows) if ORDER == "in order" else shuffled
         self.register_buffer("index", index)
 
     def forward(self, x):
