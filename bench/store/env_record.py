@@ -17,7 +17,7 @@ from bench.schema import SCHEMA_VERSION
 # 1: a free JSON object: the machine as bench.measure.env.capture saw it, the settings, schema_version and
 #    complete, and whatever the command that wrote it added (seed, workers, shard, ab, merged_from, label).
 # 2: the same keys, written by one record (RunEnv below) with env_version; the run's own course (seed, worker
-#    cost, rows extended by ab, versions the workers ran, completeness) is set through the recorder only.
+#    cost, the pairs each row of ab got, versions the workers ran, completeness) is set through the recorder only.
 ENV_SCHEMA_VERSION = 2
 
 # The machine part, written by bench.measure.env.capture (python, torch and cuda are replaced by the versions
