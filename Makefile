@@ -58,7 +58,7 @@ gpu-check:
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Regression gate (docs/gate.md): .ci/bench-gate exits 0 (no row slower), 1 (a row slower) or 2 (bad input); make
+# Regression gate (docs/gate.md): .ci/bench-gate exits 0 (no row slower), 1 (a row slower) or 2 (bad input, or rows not judged); make
 # turns any failure into its own 2, so the line below names the status. CI_BASE_REF (default origin/main when that
 # ref exists): `bench ab` of the smoke suite, that ref against the working tree, in one job; CI_BASE_REF= (empty):
 # one run compared with the stored baseline of this machine type, created on first use. CI_CONFIG: the suite
@@ -74,7 +74,7 @@ ci-bench: setup
 	@PY=$(PY) CI_DEVICE=$(CI_DEVICE) CI_BASE_REF="$(CI_BASE_REF)" CI_BENCH_ARGS="$(CI_BENCH_ARGS)" \
 		CI_BENCH_OUT=$(CI_BENCH_OUT) CI_CONFIG="$(CI_CONFIG)" CI_METRIC=$(CI_METRIC) bash .ci/bench-gate; status=$$?; \
 	case $$status in 0) ;; 1) echo "ci-bench: exit 1: a row is slower (see gate.md under $(CI_BENCH_OUT))";; \
-		*) echo "ci-bench: exit $$status: bad input, not a verdict";; esac; exit $$status
+		*) echo "ci-bench: exit $$status: bad input or rows not judged, not a verdict";; esac; exit $$status
 
 # Evidence for the gate, through the CLI in separate processes (docs/gate.md): A/A false alarms of `bench ab`, quiet
 # and with a core burned, injected slowdowns, runs against a stored baseline; ours vs pytest-benchmark. Long (about

@@ -106,7 +106,7 @@ class Api:
         while url:
             page, link = self.call("GET", url)
             for comment in page if isinstance(page, list) else []:
-                if marker in str(comment.get("body") or ""):
+                if str(comment.get("body") or "").lstrip().startswith(marker):  # ours, not a quote of it
                     return comment
             found = NEXT_PAGE.search(link)
             url = found.group(1) if found else ""

@@ -542,9 +542,9 @@ def test_open_after_picks_the_unsure_rows_a_slowdown_is_not_ruled_out_for():
 
     rng = np.random.default_rng(5)
     pairs, per = 16, 5
-    bias = np.exp(rng.normal(0.0, 0.3, pairs))  # each pair's lifelong bias, shared by its two processes
+    bias = np.exp(rng.normal(0.0, 0.1, pairs))  # each pair's lifelong bias, shared by its two processes
     i = np.arange(pairs * per)
-    spread = {"tight": 0.005, "wide": 0.4, "lower": 0.08}  # sigma of each pair's log ratio
+    spread = {"tight": 0.005, "wide": 0.3, "lower": 0.08}  # sigma of each pair's log ratio
     centre = {"tight": 1.0, "wide": 1.0, "lower": 0.95}
     base_rows, cand_rows = {}, {}
     for name in spread:
@@ -559,11 +559,12 @@ def test_open_after_picks_the_unsure_rows_a_slowdown_is_not_ruled_out_for():
         return Run(results=results, samples=samples, env=env)
 
     base, cand = side(base_rows, "baseline"), side(cand_rows, "candidate")
-    verdicts = {v.workload: v for v in compare_runs(base, cand, allow_failed=True).verdicts}
+    verdicts = {v.workload: v for v in compare_runs(base, cand, rule=Rule(threshold=0.05), allow_failed=True).verdicts}
     assert verdicts["tight"].verdict == "same"
-    assert verdicts["lower"].verdict == "unsure" and verdicts["lower"].ratio_high < 1.1  # a speedup not ruled out
-    assert verdicts["wide"].verdict == "unsure" and verdicts["wide"].ratio_high >= 1.1
-    assert [k.workload for k in open_after(base, cand, threshold=0.10, looks=())] == ["wide"]
+    assert verdicts["lower"].verdict == "unsure" and verdicts["lower"].ratio_high < 1.05  # a speedup not ruled out
+    assert verdicts["wide"].verdict == "unsure" and verdicts["wide"].ratio_high >= 1.05
+    assert verdicts["wide"].cause == "noise"  # processes apart, not so far apart that the machine decided
+    assert [k.workload for k in open_after(base, cand, threshold=0.05, looks=())] == ["wide"]
     assert open_after(base, cand, threshold=2.0, looks=()) == []  # at a 200% threshold the wide row is same
 
 

@@ -205,8 +205,9 @@ def _base_tree(base_ref: str | None) -> Iterator[tuple[Path | None, Path | None,
 
 def _looks(looks: Sequence[int], processes: int) -> tuple[int, ...]:
     """The looks below `processes`, then `processes` itself: the last look is always the most pairs."""
+    least = Rule().min_pairs  # fewer pairs can decide no row: a look there would spend its share for nothing
     for look in looks:
-        strict_int(look, where="ab", field="--looks", minimum=1)
+        strict_int(look, where="ab", field="--looks", minimum=least)
     return (*sorted({look for look in looks if look < processes}), processes)
 
 
@@ -237,12 +238,13 @@ def _measure(base: Side, cand: Side, job: Job, *, folder: Path, pairs: int, bloc
         costs, stopped, open_rows = _looked(base, cand, job, looks=looks, blocks=blocks, rng=rng, record=record,
                                             recorders=recorders, threshold=threshold, on_progress=on_progress,
                                             retries=retries)
-        if metric == "instructions" and open_rows:  # counts only where time left the row open
+        # counts only where time left the row open, and only CPU rows: callgrind counts CPU instructions
+        counted = [k for k in open_rows if k.device == "cpu"] if metric == "instructions" else []
+        if counted:
             for side in (base, cand):
-                count_instructions(side, job, on_record=record, only=lambda row: any(k.names(row) for k in open_rows))
+                count_instructions(side, job, on_record=record, only=lambda row: any(k.names(row) for k in counted))
         for side in (base, cand):
-            recorders[side.name].set_looks(pairs_per_row=stopped, counted=[k.label for k in open_rows]
-                                           if metric == "instructions" else [])
+            recorders[side.name].set_looks(pairs_per_row=stopped, counted=[k.label for k in counted])
             recorders[side.name].set_worker_cost(costs[side.name].as_dict())
         runs = {name: w.finish(complete=True) for name, w in recorders.items()}
     except BaseException as exc:  # KeyboardInterrupt, a write error: keep what was measured, marked incomplete
@@ -271,8 +273,8 @@ def _looked(base: Side, cand: Side, job: Job, *, looks: tuple[int, ...], blocks:
         costs = {name: costs[name].merged(more[name]) for name in costs} if costs else more
         done = look
         so_far = [recorders[side.name].so_far() for side in (base, cand)]
-        still = open_after(*so_far, threshold=threshold, looks=looks)
-        stopped.update({k.label: look for k in (open_rows if open_rows is not None else _keys(so_far[1]))
+        still = open_after(*so_far, threshold=threshold, looks=looks, look=look)
+        stopped.update({k.label: look for k in (open_rows if open_rows is not None else _keys(*so_far))
                         if k not in still})
         open_rows = still
         if not open_rows:
@@ -281,17 +283,20 @@ def _looked(base: Side, cand: Side, job: Job, *, looks: tuple[int, ...], blocks:
     return costs, stopped, list(open_rows or [])
 
 
-def _keys(run: Run) -> list[RowKey]:
-    return [RowKey.of(row) for row in run.results.to_dict("records")]
+def _keys(*runs: Run) -> list[RowKey]:
+    """Every row either run has, in order."""
+    return list(dict.fromkeys(RowKey.of(row) for run in runs for row in run.results.to_dict("records")))
 
 
-def open_after(base: Run, cand: Run, *, threshold: float, looks: tuple[int, ...]) -> list[RowKey]:
+def open_after(base: Run, cand: Run, *, threshold: float, looks: tuple[int, ...], look: int = 0) -> list[RowKey]:
     """The rows two runs of one job leave open at a look: `unsure` while the upper end of their ratio's interval
-    reaches 1 + their threshold, so that more pairs may yet make them slower or same. Judged as compare judges the
-    finished job (paired, the rows' own thresholds, the looks' share of the error rates); rows without a median on
-    both sides (failed) are left out."""
-    cmp = compare_runs(base, cand, rule=Rule(threshold=threshold, looks=looks), allow_env_mismatch=True,
-                       allow_missing=True, allow_incomplete=True, allow_failed=True)
+    reaches 1 + their threshold, so that more pairs may yet make them slower or same, and the rows the job could
+    not judge yet (too few pairs, or the machine decided them: more pairs, or their instruction counts, may). Judged
+    as compare judges the finished job (paired, the rows' own thresholds, this look's share of the error rates);
+    rows without a median on both sides (failed) are left out."""
+    rule = Rule(threshold=threshold, looks=looks).at_pairs(look) if look else Rule(threshold=threshold, looks=())
+    cmp = compare_runs(base, cand, rule=rule, allow_env_mismatch=True, allow_missing=True, allow_incomplete=True,
+                       allow_failed=True)
     return [v.key for v in cmp.verdicts
             if v.verdict == "unsure" and math.isfinite(v.baseline_median_s) and math.isfinite(v.candidate_median_s)
-            and not v.ratio_high < 1 + v.threshold]
+            and (not v.judged or not v.ratio_high < 1 + v.threshold)]

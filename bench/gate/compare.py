@@ -255,8 +255,9 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
     sb, sc = _samples_by_key(base), _samples_by_key(cand)
     is_paired = paired(base, cand)
     looks = tuple((cand.env.get("ab") or {}).get("looks") or ()) if is_paired else ()
-    if looks and not rule.looks:  # judged at the looks the job stopped its rows at, with their error rates
+    if looks and rule.looks is None:  # judged at the looks the job stopped its rows at, with their error rates
         rule = replace(rule, looks=looks)
+    at_look = dict((cand.env.get("ab") or {}).get("pairs_per_row") or {}) if rule.looks else {}
     same_torch = base.env.get("torch") == cand.env.get("torch")
     noise = noise or {}
     verdicts, not_applicable = [], []
@@ -265,8 +266,10 @@ def compare_runs(base: Run, cand: Run, *, rule: Rule = Rule(), allow_env_mismatc
             not_applicable.append(k.label)
             continue
         threshold = _threshold(rb[k], rc[k], rule=rule, noise=noise.get(k.astuple(), noise.get(k.astuple()[:3], 0.0)))
-        verdicts.append(_judge_row(k, (rb[k], rc[k]), (sb.get(k), sc.get(k)), threshold, names=names, rule=rule,
-                                   metric=metric, is_paired=is_paired, same_torch=same_torch))
+        look = at_look.get(k.label)  # the look the row was left alone at: its share of the error rates, once
+        row_rule = rule.at_pairs(look) if type(look) is int and look >= 1 else rule
+        verdicts.append(_judge_row(k, (rb[k], rc[k]), (sb.get(k), sc.get(k)), threshold, names=names,
+                                   rule=row_rule, metric=metric, is_paired=is_paired, same_torch=same_torch))
     notes = _notes(base, cand, names, allow_missing=allow_missing and any(k not in rc for k in rb), broken=broken,
                    blocking=blocking)
     judged = [v for v in verdicts if v.verdict != "changed" and v.cause != MACHINE]

@@ -16,13 +16,12 @@ threshold T is the slowdown the gate must catch. The rule:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from bench.errors import BenchError, Problem, finite_number, fraction, strict_int
-from bench.stats import mann_whitney_p, ratio_interval
+from bench.stats import binomial_cdf, mann_whitney_p, median_interval, ratio_interval
 
 # in the order reports list them; "changed": a row whose definition changed under its name (bench.gate.identity),
 # never judged
@@ -75,8 +74,9 @@ class Rule:
     # Sequential looks (`bench ab`): the pair counts at which a row still undecided is judged, and left alone once
     # decided. Each look spends a share of paired_alpha and of 1 - confidence (look_share): by the union bound, the
     # chance that an unchanged row is called slower at some look stays within paired_alpha, however the looks'
-    # results are correlated. () is one look, at whatever pairs the row has.
-    looks: tuple[int, ...] = ()
+    # results are correlated. () is one look, at whatever pairs the row has; None: the looks of the job that measured
+    # the runs (env.json ab.looks), one look where there were none.
+    looks: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("threshold", "launch_bound_threshold"):
@@ -87,9 +87,9 @@ class Rule:
         for name in ("min_processes", "min_pairs"):
             strict_int(getattr(self, name), where="compare", field=name, minimum=2)
         finite_number(self.noise_factor, where="compare", field="noise_factor")
-        for look in self.looks:
+        for look in self.looks or ():
             strict_int(look, where="compare", field="looks", minimum=1)
-        if list(self.looks) != sorted(set(self.looks)):
+        if list(self.looks or ()) != sorted(set(self.looks or ())):
             raise BenchError(Problem(where="compare", field="looks", expected="increasing pair counts",
                                      found=", ".join(map(str, self.looks))))
 
@@ -97,7 +97,7 @@ class Rule:
         """The share of the error rates look `index` spends: half for the last look, the other half split evenly over
         the earlier ones. The last look gets the most because the rows that reach it are the noisy ones, which need
         the most power; the early looks mostly stop rows that are plainly the same or plainly slower."""
-        count = len(self.looks)
+        count = len(self.looks or ())
         if count <= 1:
             return 1.0
         return 0.5 if index == count - 1 else 0.5 / (count - 1)
@@ -105,7 +105,7 @@ class Rule:
     def at_pairs(self, pairs: int) -> Rule:
         """The rule for a row judged with `pairs` pairs under the looks: paired_alpha and 1 - confidence scaled by
         the share of the first look at or above `pairs` (a row that lost pairs to a failure is judged at the look it
-        was measured for); without looks, this rule."""
+        was measured for: compare passes the look env.json ab.pairs_per_row names); without looks, this rule."""
         if not self.looks:
             return self
         index = next((i for i, look in enumerate(self.looks) if look >= pairs), len(self.looks) - 1)
@@ -148,11 +148,6 @@ def decide(base, cand, *, threshold: float, rule: Rule = Rule()) -> tuple[str, s
     return _judge(figures, threshold=threshold, alpha=rule.alpha, test="p")
 
 
-def _binomial_cdf(k: int, n: int) -> float:
-    """P(X <= k) for X ~ Binomial(n, 1/2), exact (math.comb; n is a few dozen pairs at most)."""
-    return sum(math.comb(n, i) for i in range(0, max(k, -1) + 1)) / 2**n
-
-
 def sign_test_p(ratios) -> float:
     """Two-sided exact sign test that the median ratio is 1; ratios equal to 1 are left out."""
     r = np.asarray(ratios, dtype=float)
@@ -160,24 +155,7 @@ def sign_test_p(ratios) -> float:
     n = above + below
     if n == 0:
         return 1.0
-    return min(1.0, 2 * _binomial_cdf(min(above, below), n))
-
-
-def median_interval(ratios, *, confidence: float) -> tuple[float, float, float]:
-    """The median ratio and its distribution-free interval (order statistics x_(j), x_(n+1-j) with j the largest
-    such that P(Binomial(n, 1/2) < j) <= (1 - confidence) / 2); (median, 0, inf) when n is too small for one."""
-    x = np.sort(np.asarray(ratios, dtype=float))
-    n = len(x)
-    if n == 0:
-        return float("nan"), 0.0, float("inf")
-    tail = (1 - confidence) / 2
-    j = 0
-    while j + 1 <= n and _binomial_cdf(j, n) <= tail:  # P(X <= j) = P(X < j + 1)
-        j += 1
-    median = float(np.median(x))
-    if j == 0:
-        return median, 0.0, float("inf")
-    return median, float(x[j - 1]), float(x[n - j])
+    return min(1.0, 2 * binomial_cdf(min(above, below), n))
 
 
 def decide_paired(ratios, *, threshold: float, rule: Rule = Rule()) -> tuple[str, str, Figures]:

@@ -46,8 +46,11 @@ def _origin(w) -> dict:
 
 
 def _failed(records: list[Record]) -> Record | None:
-    """The first record of a row that failed (a row that fails in any of its processes is failed; skipped too)."""
-    return next((r for r in records if r.status in FAILED), None)
+    """The first record of a row that failed (a row that fails in any of its processes is failed; skipped too). A
+    counting worker's failure (process < 0, --metric instructions) costs the row its count, not its times, when
+    timing processes measured it."""
+    timed = [r for r in records if r.process is None or r.process >= 0]
+    return next((r for r in (timed or records) if r.status in FAILED), None)
 
 
 def to_frame(records: list[Record]) -> pd.DataFrame:

@@ -32,7 +32,7 @@ class WorkerCost:
         return replace(self, measuring_s=self.measuring_s + seconds)
 
     def merged(self, other: WorkerCost) -> WorkerCost:
-        """Both costs as one (a job's extra pairs after its first ones)."""
+        """Both costs as one (the pairs of a job's later looks after its first ones)."""
         return WorkerCost(started=self.started + other.started, start_s=self.start_s + other.start_s,
                           import_s=self.import_s + other.import_s, config_s=self.config_s + other.config_s,
                           measuring_s=self.measuring_s + other.measuring_s)

@@ -22,7 +22,7 @@ from bench.measure.workers.rows import FAILED, rows_for
 def count_instructions(side: Side, job: Job, *, on_record: Callable[[str, Record], None],
                        spawn: Callable[[Side, Job, int], Worker] = Worker, layouts: int | None = None,
                        only: Callable[[Row], bool] | None = None) -> None:
-    """`--metric instructions`: workers under callgrind (bench.measure.instructions) measure every CPU row, for its
+    """`--metric instructions`: workers under callgrind (bench.measure.instructions) measure the CPU rows, for their
     instruction count only: their records carry no samples (times under valgrind mean nothing). One worker per
     memory layout (`layouts`, default instructions.LAYOUTS), each with its own environment padding, run at once
     (a count does not depend on the load); the records of layout i carry process -1 - i, and the row's count is

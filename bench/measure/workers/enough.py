@@ -26,11 +26,10 @@ if TYPE_CHECKING:  # annotations only: this module imports leaves alone, so it a
     from bench.measure.record import Record
     from bench.measure.workers.protocol import Row
 
-# The default target, relative half-width of the 95% interval of the median of process medians: 2%. The issue's
-# standard for the headline number is agreement with torch.utils.benchmark within 5%; two numbers each known to
-# +-2% agree within about 4% when they measure the same thing, and 2% is below half of the gate's 10% threshold,
-# so a row that stopped is precise enough for both. A tighter target (0.5%) sends nearly every CPU row to the
-# maximum on a shared machine; a looser one (5%) would let three processes 10% apart stop.
+# The default target, relative half-width of the 95% interval of the median of process medians: 2%. Two numbers
+# each known to +-2% agree within about 4% when they measure the same thing, and 2% is below half of the gate's 10%
+# threshold, so a row that stopped is precise enough for both. A tighter target sends rows on a shared machine to
+# the maximum for precision its processes cannot give; a looser one (5%) would let three processes 10% apart stop.
 DEFAULT_PRECISION = 0.02
 # The default minimum: 3, the fewest processes with a between-process interval at all (Student's t on the log
 # process medians with 2 degrees of freedom; 2 processes give df 1, whose t quantile of 12.7 makes any interval

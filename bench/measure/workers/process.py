@@ -105,6 +105,7 @@ class Worker:
             child.close()
         self.conn = Connection(parent.detach())
         self._started, self._limit_s = started, start_limit_s
+        self._send_init()  # the worker imports torch and plans its suite from here on
         if wait:
             self.wait_ready()
 
@@ -116,17 +117,19 @@ class Worker:
         return cls(side, job, number, wait=False)
 
     def wait_ready(self) -> None:
-        """Hand the worker its side and job and wait until it has loaded and planned them (ready, start_s)."""
+        """Wait until the worker has loaded and planned its side's suite (ready, start_s)."""
         self.ready: Ready = self._start(self._limit_s)
         self.start_s = time.perf_counter() - self._started
+
+    def _send_init(self) -> None:
+        try:
+            self.conn.send((INIT, self.side, self.job))
+        except OSError:  # the worker is gone already (a broken interpreter): _start's _receive says how it ended
+            pass
 
     def _start(self, limit_s: float) -> Ready:
         side = self.side
         try:
-            try:
-                self.conn.send((INIT, side, self.job))
-            except OSError:  # the worker is gone already (a broken interpreter): _receive says how it ended
-                pass
             message = self._receive(limit_s, doing="starting")
         except WorkerGone as gone:
             self.kill()

@@ -242,7 +242,7 @@ def run_pairs(base: Side, cand: Side, job: Job, *, pairs: int, blocks: int, rng:
     ratios.
     Records carry the pair's number as their process on both sides: bench.gate pairs them. Rows only one side has
     are measured alone. versions(side name, {python, torch, cuda}) hears what each side's first worker runs.
-    Extra pairs for some rows (bench.api.ab): first_pair numbers the pairs from there on, only(row) picks the rows
+    The pairs of a later look (bench.api.ab): first_pair numbers the pairs from there on, only(row) picks the rows
     they measure. retries: as run_in_workers, per side."""
     for name, value in (("processes", pairs), ("blocks", blocks)):
         check_count("ab", name, value)
