@@ -346,7 +346,9 @@ def _judge_row(k: RowKey, rows: tuple, samples: tuple, limit: tuple[float, str],
             verdict, reason = decide_combined((verdict, reason, figures), decide_count(*counts, threshold=threshold))
             smallest = min(smallest, 1 + threshold / 2)  # in instructions; a cache or layout cost: time's alone
     changed = definition_change(row_b, row_c, same_torch=same_torch) if cause != STATUS else ""
-    decided = machine_reason((row_b, row_c), (ub, uc)) if cause != STATUS and metric != "instructions" else ""
+    few = min(len(ub), len(uc)) < (rule.min_pairs if is_paired else rule.min_processes)  # too few says it first
+    decided = (machine_reason((row_b, row_c), (ub, uc))
+               if cause != STATUS and metric != "instructions" and not few else "")
     if changed:
         verdict, reason, smallest = "changed", f"definition changed: {changed}; not judged", float("inf")
     elif decided and metric == "auto" and counted:  # time measured the machine; the counts still see the code
