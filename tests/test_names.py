@@ -167,7 +167,7 @@ def test_report_markdown_escapes_hostile_names(hostile_report):
     figure_files = {c: f"report-{i + 1}-x.png" for i, c in enumerate(hostile_report.figures)}
     md = render_md(hostile_report, figure_files=figure_files)
     _assert_no_injection(md, ["# layerbench report", "## Environment", "## Suite", "## Roofline and latency",
-                              "## Best variants", "## Launch-bound rows", "## Noisy rows", "## Rows that did not run",
+                              "## Best variants", "## Rows the machine decided", "## Launch-bound rows", "## Noisy rows", "## Rows that did not run",
                               "## Variants that do not apply"])
     # every table line has as many cells as its header: no name split a table
     lines = md.splitlines()
@@ -188,7 +188,7 @@ def test_report_markdown_renders_every_name_as_text(hostile_report):
     assert not types & {"link_open", "html_inline", "html_block", "code_inline", "em_open", "strong_open", "s_open"}
     assert [t.attrGet("src") for t in tokens if t.type == "image"] == list(figure_files.values())
     assert {t.markup for t in tokens if t.type == "heading_open"} == {"#", "##"}
-    assert len([t for t in tokens if t.type == "heading_open"]) == 1 + 4 + 4  # title, 4 sections, 4 call-outs
+    assert len([t for t in tokens if t.type == "heading_open"]) == 1 + 4 + 5  # title, 4 sections, 5 call-outs
     text = "".join(t.content for t in tokens if t.type == "text")
     for name in HOSTILE:
         assert _shown(name) in text

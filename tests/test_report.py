@@ -144,8 +144,8 @@ def written(runs):
 def test_the_page_has_every_section_and_embeds_its_images(written):
     report, page, _ = written
     clocks = ["clocks"] if report.frame["cpu_mhz"].notna().any() else []  # the CPU frequency, where Linux shows it
-    assert page.sections == ["environment", "suite", "roofline", "best-variants", *clocks, "launch-bound", "noisy",
-                             "failed", "not-applicable"]
+    assert page.sections == ["environment", "suite", "roofline", "best-variants", *clocks, "machine-decided",
+                             "launch-bound", "noisy", "failed", "not-applicable"]
     # a roofline per machine and device, the CPU's variant speed-ups (the GPU run has none), the latency
     assert [c.split(":")[0] for c in report.figures] == ["Roofline", "Variants", "Roofline", "Latency per workload and "
                                                          "device (default variant)", "Peak memory"]
