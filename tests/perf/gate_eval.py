@@ -221,7 +221,17 @@ def report(rows: list[dict]) -> str:
                               f"{fc['detectable'].replace(float('inf'), float('nan')).median() - 1:+.1%}",
                           "measured change (median)": f"{fc['median_ratio'].median() - 1:+.1%}",
                           "minutes per job": round(fc.groupby("job")["seconds"].first().mean() / 60, 1)})
-    lines = [pd.DataFrame(table).to_string(index=False)]
+    lines = [pd.DataFrame(table).to_string(index=False), "", "per row (rows the job slowed, and A/A rows):"]
+    per_row = []
+    for (kind, case, workload), fr in f.groupby(["kind", "case", "workload"], sort=False):
+        per_row.append({"jobs": kind, "case": case, "row": workload, "n": len(fr),
+                        "slower": int((fr["ours"] == "slower").sum()), "same": int((fr["ours"] == "same").sum()),
+                        "unsure": int((fr["ours"] == "unsure").sum()),
+                        "median detectable":
+                            f"{fr['detectable'].replace(float('inf'), float('nan')).median() - 1:+.1%}",
+                        "median pairs": fr["pairs"].median() if "pairs" in fr else "-",
+                        "counted": int(fr["count_ratio"].notna().sum()) if "count_ratio" in fr else "-"})
+    lines.append(pd.DataFrame(per_row).to_string(index=False))
     differs = f[f["kind"].str.startswith("stored")].groupby("job")["machine_differs"].first()
     if len(differs):
         lines.append(f"stored baseline: 'machine differs' in {int((differs != '').sum())} of {len(differs)} jobs")
