@@ -167,7 +167,8 @@ def test_report_markdown_escapes_hostile_names(hostile_report):
     figure_files = {c: f"report-{i + 1}-x.png" for i, c in enumerate(hostile_report.figures)}
     md = render_md(hostile_report, figure_files=figure_files)
     _assert_no_injection(md, ["# layerbench report", "## Environment", "## Suite", "## Roofline and latency",
-                              "## Best variants", "## Rows the machine decided", "## Launch-bound rows", "## Noisy rows", "## Rows that did not run",
+                              "## Best variants", "## Rows the machine decided", "## Launch-bound rows",
+                              "## Noisy rows", "## Rows that did not run",
                               "## Variants that do not apply"])
     # every table line has as many cells as its header: no name split a table
     lines = md.splitlines()
