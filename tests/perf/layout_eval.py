@@ -1,11 +1,12 @@
 """A slowdown that costs cache misses, not instructions: what time and instruction counts each say, and what the
 gate's combined rule decides.
 
-The workload gathers the 2**20 columns of a 32 MB table (`index_select` along dim 1, so that the accuracy check's
-first rows of the input are whole rows) in an order fixed by its config: in order (the baseline) or shuffled (the
-candidate). The kernel, the number of elements and the code path are the same,
-so the instructions per call barely move; the shuffled gather misses the caches and the TLB on most reads, so the
-time per call grows. In a throwaway git repository the config is committed in order, then edited to shuffled:
+The workload gathers the 2**16 columns of a 2 MB table, larger than a core's L2 cache (`index_select` along
+dim 1, so that the accuracy check's first rows of the input are whole rows), in an order fixed by its config: in
+order (the baseline) or shuffled (the candidate). The kernel, the number of elements and the code path are the
+same, so the instructions per call barely move; the shuffled gather misses the L2 cache on most reads, so the time
+per call grows (small enough that callgrind counts it in seconds). In a throwaway git repository the config is
+committed in order, then edited to shuffled:
 
 1. `layerbench ab layout.py --base-ref HEAD --metric instructions --device cpu --threads 1`: the gate as CI runs it
    (the rows time decides are not counted);
@@ -44,7 +45,7 @@ class Gather(nn.Module):
         return x.index_select(1, self.index)
 
 
-WORKLOADS = [Workload(name="gather", module=lambda: Gather(1 << 20), input_shape=(8, 1 << 20))]
+WORKLOADS = [Workload(name="gather", module=lambda: Gather(1 << 16), input_shape=(8, 1 << 16))]
 """
 
 
